@@ -1,0 +1,194 @@
+"""`close-sync`: run, status and demo.
+
+User errors (bad key, bad config, unreachable API, unknown resource) print one line on stderr and
+exit with code 2, without a traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+
+import dlt
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+
+from close_source import close_source
+from close_source.catalog import CATALOG, unknown_tables
+from close_source.errors import CloseSyncError, ConfigError
+from close_source.sync import (
+    DATASET_NAME,
+    PIPELINE_NAME,
+    make_pipeline,
+    run_sync,
+    table_counts,
+)
+
+USER_ERROR = 2
+DEMO_PIPELINE = "close_crm_demo"
+DEMO_QUERY = """\
+SELECT l.display_name AS lead, count(c.id) AS calls, max(c.date_created) AS last_call
+FROM close.leads AS l JOIN close.calls AS c ON c.lead_id = l.id
+GROUP BY 1 ORDER BY calls DESC, lead LIMIT 5"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return int(args.command(args) or 0)
+    except Exception as exc:  # noqa: BLE001 - mapped to one line when it is the user's to fix
+        message = user_error_message(exc)
+        if message is None:
+            raise
+        print(f"close-sync: {message}", file=sys.stderr)
+        return USER_ERROR
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one-line message for a user error anywhere in the exception chain, else None."""
+    for cause in _chain(exc):
+        if isinstance(cause, CloseSyncError):
+            return str(cause)
+        if isinstance(cause, ConfigFieldMissingException):
+            fields = ", ".join(cause.fields)
+            if "api_key" in cause.fields:
+                return ("No Close API key: set SOURCES__CLOSE__API_KEY or `api_key` under "
+                        "[sources.close] in .dlt/secrets.toml")
+            return f"missing configuration: {fields} (see README, Configuration)"
+    return None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack += [current.__cause__, current.__context__, getattr(current, "exception", None)]
+
+
+# ---- commands -------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    resources = _resource_list(args.resources)
+    pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name)
+    source = close_source()
+    if resources:
+        source = source.with_resources(*resources)
+    started = time.monotonic()
+    run_sync(pipeline, source, full_refresh=args.full_refresh)
+    _print_summary(pipeline, time.monotonic() - started)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name, progress=False)
+    trace = pipeline.last_trace
+    if trace is None and not pipeline.default_schema_name:
+        print(f"No sync has run yet for pipeline {args.pipeline_name!r} "
+              f"(working dir {pipeline.working_dir}).")
+        return 0
+    if trace is not None:
+        failed = any(step.step_exception for step in trace.steps)
+        print(f"Last run: {trace.started_at} -> {trace.finished_at} "
+              f"({'failed' if failed else 'succeeded'})")
+    _print_counts(table_counts(pipeline), pipeline.dataset_name)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from close_source.fake import FakeClose, generate_org
+
+    print(f"Starting a fake Close organisation ({args.leads} leads) on loopback...")
+    with FakeClose(generate_org(seed=args.seed, leads=args.leads)) as fake:
+        pipeline = make_pipeline(None, DATASET_NAME, DEMO_PIPELINE)
+        source = close_source(api_key=fake.api_key, base_url=fake.base_url)
+        started = time.monotonic()
+        run_sync(pipeline, source, full_refresh=True)
+        _print_summary(pipeline, time.monotonic() - started)
+    database = pipeline.destination_client().config.credentials.database  # type: ignore[attr-defined]
+    print(f"\nExample query ({database}):\n{DEMO_QUERY}\n")
+    with pipeline.sql_client() as client:
+        for row in client.execute_sql(DEMO_QUERY):
+            print("  ", " | ".join(str(value) for value in row))
+    print(f"\nExplore it yourself:  python -c \"import duckdb; "
+          f"print(duckdb.connect('{database}').sql('SELECT * FROM close.leads LIMIT 5'))\"")
+    return 0
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def _resource_list(raw: str | None) -> list[str]:
+    names = [name.strip() for name in (raw or "").split(",") if name.strip()]
+    if unknown := unknown_tables(names):
+        known = ", ".join(entry.table for entry in CATALOG)
+        raise ConfigError(f"unknown resource(s): {', '.join(unknown)}; known: {known}")
+    return names
+
+
+def _print_summary(pipeline: dlt.Pipeline, seconds: float) -> None:
+    trace = pipeline.last_trace
+    loaded = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
+    rows = sum(count for table, count in loaded.items() if not table.startswith("_dlt"))
+    print(f"Synced {rows} rows in {seconds:.1f}s into dataset {pipeline.dataset_name!r} "
+          f"({pipeline.destination.destination_name}).")
+    _print_counts(table_counts(pipeline), pipeline.dataset_name)
+
+
+def _print_counts(counts: dict[str, int], dataset: str) -> None:
+    width = max((len(name) for name in counts), default=10)
+    print(f"\n{'table':<{width}}  rows   ({dataset})")
+    for name, count in counts.items():
+        print(f"{name:<{width}}  {count}")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+    )
+    level = logging.DEBUG if verbose else logging.INFO
+    for name in ("close_source", "close_sync"):
+        logging.getLogger(name).setLevel(level)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="close-sync", description="Copy a Close CRM organisation into a SQL warehouse.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--destination", default=None,
+                         help="duckdb (default), postgres, bigquery or any dlt destination")
+        sub.add_argument("--dataset", default=DATASET_NAME, help="dataset/schema name")
+        sub.add_argument("--pipeline-name", default=PIPELINE_NAME, help=argparse.SUPPRESS)
+
+    run = commands.add_parser("run", help="sync Close into the destination")
+    common(run)
+    run.add_argument("--resources", help="comma-separated tables to sync (default: all)")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="drop the selected tables and load them again from scratch")
+    run.set_defaults(command=cmd_run)
+
+    status = commands.add_parser("status", help="last run and per-table row counts")
+    common(status)
+    status.set_defaults(command=cmd_status)
+
+    demo = commands.add_parser("demo", help="sync a fake Close organisation into DuckDB")
+    demo.add_argument("--leads", type=int, default=200, help="size of the fake organisation")
+    demo.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
+    demo.set_defaults(command=cmd_demo)
+    return parser
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""The HTTP client for Close: auth, retries, rate limits, error mapping.
+
+Retries follow Close's documented rules [003:147-189]: on 429 wait `error.rate_reset` (else the
+`retry-after` / `x-rate-limit-reset` / `ratelimit: ... reset=` headers) before retrying that
+endpoint group; when a response says `remaining` is 0, hold the group until its reset instead of
+running into a 429. 5xx, timeouts and dropped connections are retried with exponential backoff and
+jitter (tenacity), a bounded number of times. Rate limits are per endpoint group, so one
+`_RateGate` per (method, path template) lets independent endpoints proceed concurrently.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    wait_exponential_jitter,
+)
+
+from close_source.errors import AccessDenied, ApiError, AuthError, ConfigError, UnreachableError
+
+DEFAULT_BASE_URL = "https://api.close.com/api/v1/"
+KEY_HINT = "set SOURCES__CLOSE__API_KEY or `api_key` under [sources.close] in .dlt/secrets.toml"
+
+log = logging.getLogger(__name__)
+
+_ID_IN_PATH = re.compile(r"/[a-z]+_[A-Za-z0-9]{6,}(?=/|$)")
+_RATELIMIT_RESET = re.compile(r"reset=\s*([0-9.]+)")
+_RATELIMIT_REMAINING = re.compile(r"remaining=\s*([0-9.]+)")
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt; `delay` is the server-imposed wait, if any."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+class _RateGate:
+    """Holds back requests of one endpoint group until Close's rate window resets."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open_at = 0.0
+
+    def wait(self) -> None:
+        delay = self._open_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._open_at = max(self._open_at, time.monotonic() + seconds)
+
+
+def validate_base_url(base_url: str) -> str:
+    """https anywhere; plain http only on loopback, so a key never crosses a network in clear."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    secure = parts.scheme == "https" and bool(host)
+    if not (secure or (parts.scheme == "http" and _is_loopback(host))):
+        raise ConfigError(
+            f"base_url {base_url!r} is not allowed: use https (plain http only for loopback "
+            "hosts); set SOURCES__CLOSE__BASE_URL or `base_url` under [sources.close]"
+        )
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _endpoint_group(method: str, path: str) -> str:
+    return f"{method} {_ID_IN_PATH.sub('/{id}', '/' + path.strip('/'))}"
+
+
+def _float(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def rate_limit_wait(response: httpx.Response) -> float:
+    """Seconds to wait after a 429: the body's `rate_reset` first, as the docs prefer."""
+    try:
+        error = orjson.loads(response.content).get("error")
+        if isinstance(error, dict) and _float(str(error.get("rate_reset"))) is not None:
+            return float(error["rate_reset"])
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    for header in ("retry-after", "x-rate-limit-reset"):
+        seconds = _float(response.headers.get(header))
+        if seconds is not None:
+            return seconds
+    match = _RATELIMIT_RESET.search(response.headers.get("ratelimit", ""))
+    return float(match.group(1)) if match else 1.0
+
+
+def exhausted_window(response: httpx.Response) -> float | None:
+    """Seconds until reset when the headers say no request is left in this window."""
+    remaining = _float(response.headers.get("x-rate-limit-remaining"))
+    reset = _float(response.headers.get("x-rate-limit-reset"))
+    combined = response.headers.get("ratelimit", "")
+    if remaining is None and (match := _RATELIMIT_REMAINING.search(combined)):
+        remaining = float(match.group(1))
+    if reset is None and (match := _RATELIMIT_RESET.search(combined)):
+        reset = float(match.group(1))
+    if remaining is not None and remaining <= 0 and reset:
+        return reset
+    return None
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text[:300]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        error = error.get("message")
+    if error:
+        return str(error)
+    return str(body)[:300]
+
+
+class CloseClient:
+    """A thread-safe Close API client; one per sync run."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 60.0,
+        max_attempts: int = 8,
+        max_rate_limited: int = 50,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        max_connections: int = 16,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise ConfigError(f"No Close API key: {KEY_HINT}")
+        self.base_url = validate_base_url(base_url)
+        self.max_attempts = max_attempts
+        self.max_rate_limited = max_rate_limited
+        self._backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
+        self._gates: dict[str, _RateGate] = {}
+        self._gates_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self.requests_sent = 0
+        self.retries = 0
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=httpx.BasicAuth(api_key.strip(), ""),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections),
+            headers={"user-agent": "close-dlt/0.1", "accept": "application/json"},
+        )
+
+    def __enter__(self) -> CloseClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, json: Any = None) -> Any:
+        return self.request("POST", path, json=json)
+
+    def request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Send one logical request, retrying what is retryable; return the decoded JSON."""
+        gate = self._gate(method, path)
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Retryable),
+            wait=self._wait,
+            stop=self._stop,
+            before_sleep=lambda state: self._log_retry(method, path, state),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    gate.wait()
+                    return self._send(method, path, params, json, gate)
+        except _Retryable as exc:
+            raise UnreachableError(
+                f"Close API {method} {path} kept failing ({exc.reason}) after "
+                f"{self.max_attempts} attempts; check {self.base_url} and try again later"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _gate(self, method: str, path: str) -> _RateGate:
+        key = _endpoint_group(method, path)
+        with self._gates_lock:
+            return self._gates.setdefault(key, _RateGate())
+
+    def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
+              gate: _RateGate) -> Any:
+        with self._stats_lock:
+            self.requests_sent += 1
+        try:
+            response = self._http.request(method, path, params=params, json=json)
+        except httpx.TimeoutException:
+            raise _Retryable("timeout") from None
+        except httpx.TransportError as exc:
+            raise _Retryable(f"connection error: {type(exc).__name__}") from None
+
+        status = response.status_code
+        if status == 429:
+            delay = rate_limit_wait(response)
+            gate.hold(delay)
+            raise _Retryable("rate limited (429)", delay=delay)
+        if status >= 500:
+            raise _Retryable(f"server error {status}")
+        if status in (401, 403) and (status == 401 or path.strip("/") == "me"):
+            raise AuthError(
+                f"Close rejected the API key ({status}: {_error_message(response)}); {KEY_HINT}"
+            )
+        if status in (403, 404):
+            raise AccessDenied(status, method, path, _error_message(response))
+        if status >= 400:
+            raise ApiError(status, method, path, _error_message(response))
+
+        if (hold := exhausted_window(response)) is not None:
+            gate.hold(hold)
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise _Retryable("incomplete or invalid JSON body") from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.delay is not None:
+            return 0.0  # the gate already holds this endpoint group for `delay`
+        return self._backoff(state)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        rate_limited = getattr(state, "close_rate_limited", 0)
+        if isinstance(exc, _Retryable) and exc.delay is not None:
+            rate_limited += 1
+            state.close_rate_limited = rate_limited  # type: ignore[attr-defined]
+            return rate_limited >= self.max_rate_limited
+        return state.attempt_number - rate_limited >= self.max_attempts
+
+    def _log_retry(self, method: str, path: str, state: RetryCallState) -> None:
+        with self._stats_lock:
+            self.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        reason = exc.reason if isinstance(exc, _Retryable) else repr(exc)
+        wait = exc.delay if isinstance(exc, _Retryable) and exc.delay else state.upcoming_sleep
+        log.info("retrying %s %s in %.2fs: %s", method, path, math.fabs(wait or 0.0), reason)

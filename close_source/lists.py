@@ -1,0 +1,342 @@
+"""The list-endpoint read path: every catalog strategy, as pages (lists) of raw API objects.
+
+Pages are yielded whole, never object by object: dlt hands each `next()` of a parallelized
+resource to a worker thread, so the unit of work must be a page.
+
+The `_skip` cap (400 "... max_skip = 250000 ...") is never run into: `pages` stops before a
+request would pass `max_skip` and raises `SkipCapReached`; `windows` and `keyset` catch it and
+read the rest another way, skipping the ids they already yielded.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from close_source.catalog import BY_TABLE, Entry
+from close_source.client import CloseClient
+from close_source.errors import AccessDenied, ApiError, CloseSyncError
+from close_source.timestamps import to_utc
+
+log = logging.getLogger(__name__)
+
+Page = list[dict[str, Any]]
+
+SEARCH_PATH = "data/search/"
+SEARCH_PAGE_SIZE = 200
+ONE_MICROSECOND = timedelta(microseconds=1)
+_MAX_SKIP_IN_ERROR = re.compile(r"max_skip\s*=\s*(\d+)")
+_NUMBER = re.compile(r"\d+")
+
+
+class SkipCapReached(Exception):
+    """Paging further would pass Close's `_skip` cap."""
+
+
+@dataclass
+class ReadContext:
+    """What every read needs: the client, the `_skip` cap, and the `/me/` answer."""
+
+    client: CloseClient
+    max_skip: int
+    me: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def organization_id(self) -> str:
+        organizations = self.me.get("organizations") or []
+        if organizations:
+            return str(organizations[0]["id"])
+        if self.me.get("organization_id"):
+            return str(self.me["organization_id"])
+        raise CloseSyncError("GET /me/ named no organization for this API key")
+
+
+def read_entry(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
+    """Every object of one catalog entry, as pages."""
+    reader = _READERS[entry.read]
+    yield from reader(ctx, entry)
+
+
+# ---- paging ---------------------------------------------------------------------------------
+
+
+def iter_pages(
+    client: CloseClient,
+    path: str,
+    params: Mapping[str, Any],
+    page_size: int,
+    max_skip: int,
+    on_first_page: Callable[[Mapping[str, Any]], None] | None = None,
+) -> Iterator[Page]:
+    """`_skip`/`_limit` paging; adapts `_limit` to the endpoint's cap when Close reports one."""
+    skip, limit = 0, page_size
+    while True:
+        try:
+            body = client.get(path, {**params, "_skip": skip, "_limit": limit})
+        except ApiError as exc:
+            if exc.status == 400 and (smaller := _smaller_limit(exc.api_message, limit)):
+                log.info("%s accepts at most _limit=%d; adapting", path, smaller)
+                limit = smaller
+                continue
+            if exc.status == 400 and (cap := _max_skip(exc.api_message)) is not None:
+                raise SkipCapReached(cap) from None
+            raise
+        if skip == 0 and on_first_page is not None:
+            on_first_page(body)
+        data = body.get("data") or []
+        if data:
+            yield data
+        if not body.get("has_more") or not data:
+            return
+        skip += len(data)
+        if skip + limit > max_skip:
+            raise SkipCapReached(max_skip)
+
+
+def _smaller_limit(message: str, limit: int) -> int | None:
+    if "_limit" not in message:
+        return None
+    candidates = [int(n) for n in _NUMBER.findall(message) if 0 < int(n) < limit]
+    return max(candidates) if candidates else (limit // 2 or None)
+
+
+def _max_skip(message: str) -> int | None:
+    match = _MAX_SKIP_IN_ERROR.search(message)
+    return int(match.group(1)) if match else None
+
+
+def _tagged(pages: Iterator[Page], tag: Mapping[str, str]) -> Iterator[Page]:
+    if not tag:
+        yield from pages
+        return
+    for page in pages:
+        yield [{**obj, **tag} for obj in page]
+
+
+def read_pages(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
+    for variant in entry.request_variants():
+        params = _with_fields(variant.params, entry.fields)
+        try:
+            pages = iter_pages(ctx.client, variant.path, params, entry.page_size, ctx.max_skip)
+            yield from _tagged(pages, variant.tag)
+        except SkipCapReached:
+            raise CloseSyncError(
+                f"{variant.path} holds more objects than Close lets us page through "
+                f"(max_skip = {ctx.max_skip}) and offers no filter to split it"
+            ) from None
+
+
+def _with_fields(params: Mapping[str, str], fields: tuple[str, ...]) -> dict[str, str]:
+    return {**params, "_fields": ",".join(fields)} if fields else dict(params)
+
+
+# ---- date windows ---------------------------------------------------------------------------
+
+
+def read_windows(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
+    """Adaptive `date_created` windows: a window that would pass the cap is split in two."""
+    yield from _read_window(ctx, entry, None, None, frozenset())
+
+
+def _read_window(ctx: ReadContext, entry: Entry, lo: datetime | None, hi: datetime | None,
+                 already: frozenset[str]) -> Iterator[Page]:
+    params = {**entry.params, **_window_params(entry, lo, hi)}
+    yielded: set[str] = set()
+    dates: list[datetime] = []
+    try:
+        for page in iter_pages(ctx.client, entry.path, params, entry.page_size, ctx.max_skip):
+            fresh = []
+            for obj in page:
+                if (created := to_utc(obj.get(entry.date_field))) is not None:
+                    dates.append(created)
+                if obj["id"] not in already:
+                    yielded.add(obj["id"])
+                    fresh.append(obj)
+            if fresh:
+                yield fresh
+    except SkipCapReached:
+        split = _split_point(dates, lo, hi)
+        if split is None:
+            raise CloseSyncError(
+                f"{entry.path}: more than {ctx.max_skip} objects share one {entry.date_field} "
+                f"in [{lo}, {hi}); Close's _skip cap makes them unreadable by date windows"
+            ) from None
+        log.info("%s: window [%s, %s) passes the _skip cap; splitting at %s",
+                 entry.table, lo or "start", hi or "end", split.isoformat())
+        seen = already | yielded
+        yield from _read_window(ctx, entry, lo, split, seen)
+        yield from _read_window(ctx, entry, split, hi, seen)
+
+
+def _window_params(entry: Entry, lo: datetime | None, hi: datetime | None) -> dict[str, str]:
+    """Bounds for the half-open window [lo, hi) with the operators the endpoint documents."""
+    low_op, high_op = entry.date_ops
+    params: dict[str, str] = {}
+    if lo is not None:
+        # `__gt` only: one microsecond below lo keeps lo itself (Close stores microseconds)
+        bound = lo - ONE_MICROSECOND if low_op == "gt" else lo
+        params[f"{entry.date_field}__{low_op}"] = bound.isoformat()
+    if hi is not None:
+        params[f"{entry.date_field}__{high_op}"] = hi.isoformat()
+    return params
+
+
+def _split_point(dates: list[datetime], lo: datetime | None,
+                 hi: datetime | None) -> datetime | None:
+    """The median date seen, moved off the minimum so both halves shrink."""
+    if not dates:
+        return None
+    dates.sort()
+    split = dates[len(dates) // 2]
+    if split == dates[0]:
+        split = dates[0] + ONE_MICROSECOND
+    if (lo is not None and split <= lo) or (hi is not None and split >= hi):
+        return None
+    return split
+
+
+# ---- keyset walk (leads, contacts) ----------------------------------------------------------
+
+
+def read_keyset(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
+    """Offset pages while below the cap, then a keyset walk over /data/search/ for the rest."""
+    params = _with_fields(entry.params, entry.fields)
+    paged: set[str] = set()
+
+    def check_total(body: Mapping[str, Any]) -> None:
+        total = body.get("total_results")
+        if isinstance(total, int) and total > ctx.max_skip:
+            raise SkipCapReached(ctx.max_skip)
+
+    try:
+        pages = iter_pages(ctx.client, entry.path, params, entry.page_size, ctx.max_skip,
+                           on_first_page=check_total)
+        for page in pages:
+            paged.update(obj["id"] for obj in page)
+            yield page
+        return
+    except SkipCapReached:
+        log.info("%s: more objects than the _skip cap allows; reading by a keyset walk over "
+                 "POST /%s", entry.table, SEARCH_PATH)
+    yield from search_walk(ctx.client, entry, paged)
+
+
+def search_walk(client: CloseClient, entry: Entry, already: set[str]) -> Iterator[Page]:
+    """Walk /data/search/ by ascending date_created, restarting where each walk stopped.
+
+    A walk ends after ~10,000 results or when its cursor expires; the next one starts at the
+    last date seen (inclusive). Only ids at that boundary date can come back, so only they are
+    remembered, besides `already`.
+    """
+    object_type = entry.search_object_type
+    assert object_type is not None
+    since: datetime | None = None
+    at_since: set[str] = set()
+    while True:
+        started_at, fresh_in_walk = since, 0
+        cursor: str | None = None
+        body = _search_body(entry, object_type, since)
+        while True:
+            try:
+                answer = client.post(SEARCH_PATH, {**body, "cursor": cursor})
+            except ApiError as exc:
+                if exc.status == 400 and "cursor" in exc.api_message.lower():
+                    break  # expired: restart from the last date seen
+                raise
+            fresh = []
+            for obj in answer.get("data") or []:
+                obj_id = obj["id"]
+                created = to_utc(obj.get("date_created"))
+                if created is not None and (since is None or created > since):
+                    since, at_since = created, set()
+                if obj_id in already or obj_id in at_since:
+                    continue
+                if created == since:
+                    at_since.add(obj_id)
+                fresh.append(obj)
+            if fresh:
+                fresh_in_walk += len(fresh)
+                yield fresh
+            cursor = answer.get("cursor") or answer.get("cursor_next")
+            if not cursor:
+                break
+        if since == started_at and fresh_in_walk == 0:
+            return
+
+
+def _search_body(entry: Entry, object_type: str, since: datetime | None) -> dict[str, Any]:
+    queries: list[dict[str, Any]] = [{"type": "object_type", "object_type": object_type}]
+    date_field = {"type": "regular_field", "object_type": object_type,
+                  "field_name": "date_created"}
+    if since is not None:
+        queries.append({
+            "type": "field_condition",
+            "field": date_field,
+            "condition": {"type": "moment_range",
+                          "on_or_after": {"type": "fixed_utc", "value": since.isoformat()}},
+        })
+    return {
+        "query": {"type": "and", "queries": queries},
+        "sort": [{"direction": "asc", "field": date_field}],
+        "_limit": SEARCH_PAGE_SIZE,
+        "_fields": {object_type: list(entry.search_fields or entry.fields)},
+    }
+
+
+# ---- single objects and derived collections -------------------------------------------------
+
+
+def _organization(ctx: ReadContext) -> dict[str, Any]:
+    return ctx.client.get(f"organization/{ctx.organization_id}/")
+
+
+def read_organization(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
+    yield [_organization(ctx)]
+
+
+def read_memberships(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
+    organization = _organization(ctx)
+    page = [{**m, "is_active": True} for m in organization.get("memberships") or []]
+    page += [{**m, "is_active": False} for m in organization.get("inactive_memberships") or []]
+    if page:
+        yield page
+
+
+def read_details(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
+    for page in read_pages(ctx, entry):
+        details = []
+        for obj in page:
+            try:
+                details.append(ctx.client.get(f"{entry.path}{obj['id']}/", entry.detail_params))
+            except AccessDenied:
+                log.info("%s %s disappeared while reading; skipped", entry.table, obj["id"])
+        if details:
+            yield details
+
+
+def read_per_parent(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
+    assert entry.parent is not None and entry.parent_param is not None
+    parent = BY_TABLE[entry.parent]
+    for parent_page in read_pages(ctx, parent):
+        for obj in parent_page:
+            params = {**entry.params, entry.parent_param: obj["id"]}
+            try:
+                yield from iter_pages(ctx.client, entry.path, params, entry.page_size,
+                                      ctx.max_skip)
+            except AccessDenied:
+                log.info("%s of %s %s not readable; skipped", entry.table, parent.table, obj["id"])
+
+
+_READERS: dict[str, Callable[[ReadContext, Entry], Iterator[Page]]] = {
+    "pages": read_pages,
+    "windows": read_windows,
+    "keyset": read_keyset,
+    "organization": read_organization,
+    "memberships": read_memberships,
+    "detail": read_details,
+    "per_parent": read_per_parent,
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Set-up and entry points for a fresh checkout; needs only Python 3.11+.
+
+    python3 dev.py demo   # install into .venv, then sync a fake Close org into DuckDB
+    python3 dev.py test   # install into .venv (with test extras), then ruff + pytest
+
+Extra arguments are passed on: `python3 dev.py test -k paging`, `python3 dev.py demo --leads 500`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+EXTRAS = "test,postgres"
+
+
+def ensure_venv() -> None:
+    """Create .venv and (re)install the package when pyproject.toml changed."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs on any python3
+        sys.exit(f"close-dlt needs Python 3.11 or newer (this is {sys.version.split()[0]})")
+    if not (BIN / "python").exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = VENV / ".close-dlt-installed"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + EXTRAS.encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print("installing close-dlt and its dependencies into .venv ...", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "install", "-e", f".[{EXTRAS}]"], check=True, cwd=ROOT)
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("demo", "test"):
+        print(__doc__)
+        return 2
+    ensure_venv()
+    command, rest = argv[0], argv[1:]
+    if command == "demo":
+        return subprocess.call([str(BIN / "close-sync"), "demo", *rest])
+    lint = subprocess.call([str(BIN / "ruff"), "check", "."], cwd=ROOT)
+    tests = subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
+    return tests or lint
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
