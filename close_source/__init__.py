@@ -31,6 +31,7 @@ def close_source(
     base_url: str = DEFAULT_BASE_URL,
     max_skip: int = 250_000,
     timeout: float = 60.0,
+    max_attempts: int = 8,
 ) -> list[DltResource]:
     """Every Close object type as a resource, merged on its primary key.
 
@@ -38,7 +39,7 @@ def close_source(
     API. Resources are parallelized: Close rate-limits per endpoint group, so independent
     endpoints are read at the same time (dlt's `[extract] workers` bounds how many).
     """
-    client = CloseClient(api_key, base_url, timeout=timeout)
+    client = CloseClient(api_key, base_url, timeout=timeout, max_attempts=max_attempts)
     ctx = ReadContext(client=client, max_skip=max_skip, me=client.get("me/"))
     return [_resource(ctx, entry) for entry in CATALOG]
 

@@ -19,6 +19,8 @@ Read strategies (`Entry.read`):
   [003:3712, 003:3974].
 - ``memberships``: no list endpoint exists; they come from the organisation's `memberships` and
   `inactive_memberships` [003:3652-3709, 003:3979-3985].
+- ``users``: `GET /user/` lists the organisation's current users; deactivated users, still named
+  by historical rows, are fetched by id from the organisation's `inactive_memberships`.
 - ``detail``: the list endpoint cannot return some fields; each object is fetched by id with
   `detail_params` (groups and their members [003:5013-5022]).
 - ``per_parent``: the endpoint requires a filter; it is read once per object of another entry
@@ -31,8 +33,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-ReadStrategy = Literal["pages", "windows", "keyset", "organization", "memberships", "detail",
-                       "per_parent"]
+ReadStrategy = Literal["pages", "windows", "keyset", "organization", "memberships", "users",
+                       "detail", "per_parent"]
 
 # Timestamps every Close object carries; entries add their own.
 AUDIT_TIMESTAMPS = ("date_created", "date_updated")
@@ -163,7 +165,8 @@ CATALOG: tuple[Entry, ...] = (
               "activity.custom_activity", "Custom activity instances [003:9198-9247].",
               custom_field_type="activity"),
     # ---- organisation ----------------------------------------------------------------------
-    Entry("users", "user/", "Users of the organisation [003:3816-3871]."),
+    Entry("users", "user/", "Users, deactivated ones included [003:3816-3871, 003:4076].",
+          read="users"),
     Entry(
         "organization", "organization/", "The organisation itself [003:3974-4082].",
         read="organization",
@@ -207,7 +210,11 @@ CATALOG: tuple[Entry, ...] = (
                   Variant("email_template/", {"is_archived": "true"})),
         event_object_types=("email_template",),
     ),
-    Entry("sms_templates", "sms_template/", "SMS templates (TOC-only in the docs)."),
+    Entry(
+        "sms_templates", "sms_template/", "SMS templates, archived too (TOC-only in the docs).",
+        variants=(Variant("sms_template/", {"is_archived": "false"}),
+                  Variant("sms_template/", {"is_archived": "true"})),
+    ),
     Entry("sequences", "sequence/", "Sequences and their steps [003:6497-6588].",
           child_lists=("steps",), event_object_types=("sequence",)),
     Entry(

@@ -306,16 +306,32 @@ def read_memberships(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
         yield page
 
 
+def read_users(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
+    listed: set[str] = set()
+    for page in read_pages(ctx, entry):
+        listed.update(user["id"] for user in page)
+        yield page
+    inactive = _organization(ctx).get("inactive_memberships") or []
+    missing = dict.fromkeys(m["user_id"] for m in inactive if m.get("user_id") not in listed)
+    yield from _by_id(ctx, entry, list(missing))
+
+
+def _by_id(ctx: ReadContext, entry: Entry, object_ids: list[str],
+           params: Mapping[str, str] | None = None) -> Iterator[Page]:
+    """Objects fetched one by one; one that vanished meanwhile (404) is skipped."""
+    found = []
+    for object_id in object_ids:
+        try:
+            found.append(ctx.client.get(f"{entry.path}{object_id}/", params))
+        except AccessDenied:
+            log.info("%s %s disappeared while reading; skipped", entry.table, object_id)
+    if found:
+        yield found
+
+
 def read_details(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
     for page in read_pages(ctx, entry):
-        details = []
-        for obj in page:
-            try:
-                details.append(ctx.client.get(f"{entry.path}{obj['id']}/", entry.detail_params))
-            except AccessDenied:
-                log.info("%s %s disappeared while reading; skipped", entry.table, obj["id"])
-        if details:
-            yield details
+        yield from _by_id(ctx, entry, [obj["id"] for obj in page], entry.detail_params)
 
 
 def read_per_parent(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
@@ -337,6 +353,7 @@ _READERS: dict[str, Callable[[ReadContext, Entry], Iterator[Page]]] = {
     "keyset": read_keyset,
     "organization": read_organization,
     "memberships": read_memberships,
+    "users": read_users,
     "detail": read_details,
     "per_parent": read_per_parent,
 }

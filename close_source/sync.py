@@ -16,13 +16,13 @@ DATASET_NAME = "close"
 progress_log = logging.getLogger("close_sync.progress")
 
 
-def destination_for(name: str | None, pipeline_name: str) -> Any:
+def destination_for(name: Any, pipeline_name: str) -> Any:
     """DuckDB by default: `<pipeline>.duckdb` in the working directory.
 
     The file is named after the pipeline, not the dataset: a DuckDB file named like its dataset
     makes `close.leads` ambiguous (Binder Error: Ambiguous reference to catalog or schema).
     """
-    if name in (None, "", "duckdb"):
+    if name is None or name in ("", "duckdb"):
         return dlt.destinations.duckdb(str(Path.cwd() / f"{pipeline_name}.duckdb"))
     return name
 
@@ -35,7 +35,7 @@ def loader_file_format(pipeline: dlt.Pipeline) -> str | None:
 
 
 def make_pipeline(
-    destination: str | None = None,
+    destination: Any = None,
     dataset_name: str = DATASET_NAME,
     pipeline_name: str = PIPELINE_NAME,
     pipelines_dir: str | None = None,
