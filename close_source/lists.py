@@ -36,6 +36,10 @@ _NUMBER = re.compile(r"\d+")
 class SkipCapReached(Exception):
     """Paging further would pass Close's `_skip` cap."""
 
+    def __init__(self, max_skip: int) -> None:
+        super().__init__(max_skip)
+        self.max_skip = max_skip
+
 
 @dataclass
 class ReadContext:
@@ -44,6 +48,13 @@ class ReadContext:
     client: CloseClient
     max_skip: int
     me: Mapping[str, Any] = field(default_factory=dict)
+
+    def learn_max_skip(self, max_skip: int) -> None:
+        """Close told us a lower cap than configured (400 "max_skip = N"): use it from now on."""
+        if max_skip < self.max_skip:
+            log.warning("Close's _skip cap is %d, lower than the configured max_skip %d",
+                        max_skip, self.max_skip)
+            self.max_skip = max_skip
 
     @property
     def organization_id(self) -> str:
@@ -139,26 +150,33 @@ def _with_fields(params: Mapping[str, str], fields: tuple[str, ...]) -> dict[str
 
 def read_windows(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
     """Adaptive `date_created` windows: a window that would pass the cap is split in two."""
-    yield from _read_window(ctx, entry, None, None, frozenset())
+    yield from _read_window(ctx, entry, None, None, {})
 
 
 def _read_window(ctx: ReadContext, entry: Entry, lo: datetime | None, hi: datetime | None,
-                 already: frozenset[str]) -> Iterator[Page]:
+                 already: dict[str, datetime | None]) -> Iterator[Page]:
+    """Read [lo, hi), skipping `already` (ids yielded by an enclosing window, with their dates).
+
+    Order-agnostic: nothing is assumed about how Close sorts the list. Memory stays bounded by
+    the cap: a sub-window inherits only the ids whose date falls inside it.
+    """
     params = {**entry.params, **_window_params(entry, lo, hi)}
-    yielded: set[str] = set()
+    yielded: dict[str, datetime | None] = {}
     dates: list[datetime] = []
     try:
         for page in iter_pages(ctx.client, entry.path, params, entry.page_size, ctx.max_skip):
             fresh = []
             for obj in page:
-                if (created := to_utc(obj.get(entry.date_field))) is not None:
+                created = to_utc(obj.get(entry.date_field))
+                if created is not None:
                     dates.append(created)
-                if obj["id"] not in already:
-                    yielded.add(obj["id"])
+                if obj["id"] not in already and obj["id"] not in yielded:
+                    yielded[obj["id"]] = created
                     fresh.append(obj)
             if fresh:
                 yield fresh
-    except SkipCapReached:
+    except SkipCapReached as reached:
+        ctx.learn_max_skip(reached.max_skip)
         split = _split_point(dates, lo, hi)
         if split is None:
             raise CloseSyncError(
@@ -167,9 +185,12 @@ def _read_window(ctx: ReadContext, entry: Entry, lo: datetime | None, hi: dateti
             ) from None
         log.info("%s: window [%s, %s) passes the _skip cap; splitting at %s",
                  entry.table, lo or "start", hi or "end", split.isoformat())
-        seen = already | yielded
-        yield from _read_window(ctx, entry, lo, split, seen)
-        yield from _read_window(ctx, entry, split, hi, seen)
+        seen = {**already, **yielded}
+        below = {i: d for i, d in seen.items() if d is None or d < split}
+        above = {i: d for i, d in seen.items() if d is None or d >= split}
+        del seen, yielded, dates
+        yield from _read_window(ctx, entry, lo, split, below)
+        yield from _read_window(ctx, entry, split, hi, above)
 
 
 def _window_params(entry: Entry, lo: datetime | None, hi: datetime | None) -> dict[str, str]:
@@ -219,7 +240,8 @@ def read_keyset(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
             paged.update(obj["id"] for obj in page)
             yield page
         return
-    except SkipCapReached:
+    except SkipCapReached as reached:
+        ctx.learn_max_skip(reached.max_skip)
         log.info("%s: more objects than the _skip cap allows; reading by a keyset walk over "
                  "POST /%s", entry.table, SEARCH_PATH)
     yield from search_walk(ctx.client, entry, paged)

@@ -87,7 +87,8 @@ def test_scalar_values_match_close(loaded: tuple[FakeOrg, dlt.Pipeline], table: 
 
 def _kept(row: dict[str, Any], column: str, value: Any) -> bool:
     """Raw custom values (typed columns are a later issue): in the column or a variant of it."""
-    candidates = [v for name, v in row.items() if name == column or name.startswith(column + "__v_")]
+    candidates = [v for name, v in row.items()
+                  if name == column or name.startswith(column + "__v_")]
     return any(v is not None and (str(v) == str(value) or to_utc(v) == to_utc(value))
                for v in candidates)
 
