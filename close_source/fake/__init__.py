@@ -1,0 +1,24 @@
+"""A fake Close CRM API: a seeded in-memory organisation served over real loopback HTTP.
+
+Used by the connector's tests, `close-sync demo` and the benchmarks:
+
+    from close_source.fake import FakeClose, generate_org
+
+    with FakeClose(generate_org(seed=1, leads=100)) as fake:
+        httpx.get(fake.base_url + "lead/", auth=(fake.api_key, ""))
+"""
+
+from .faults import Faults, RateLimit
+from .generate import generate_org
+from .org import FakeOrg
+from .server import DEFAULT_API_KEY, FakeClose, RequestRecord
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "FakeClose",
+    "FakeOrg",
+    "Faults",
+    "RateLimit",
+    "RequestRecord",
+    "generate_org",
+]

@@ -1,0 +1,171 @@
+"""The in-memory Close organisation behind the fake API.
+
+Every object lives exactly once, in canonical API JSON form, in `collections`
+(collection name -> id -> object). Anything the API shows *nested* (a lead's contacts,
+opportunities and tasks, a thread's emails, a pipeline's statuses, an organisation's
+memberships...) is assembled from those collections at response time (see `views.py`),
+so a mutation only has to touch one object and nothing goes stale. A later mutation API
+can wrap `put`/`remove` and append Event Log entries there.
+
+Derived data (indexes, sorted listings) is memoised per `version`; every mutation bumps
+the version, which drops the memo.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Collection names. Activities of every `_type` share one collection (one id space,
+# `acti_` for all, like Close); custom field definitions are split by object type.
+USER = "user"
+MEMBERSHIP = "membership"
+INACTIVE_MEMBERSHIP = "inactive_membership"
+ROLE = "role"
+GROUP = "group"
+LEAD = "lead"
+CONTACT = "contact"
+OPPORTUNITY = "opportunity"
+TASK = "task"
+ACTIVITY = "activity"
+LEAD_STATUS = "lead_status"
+OPPORTUNITY_STATUS = "opportunity_status"
+PIPELINE = "pipeline"
+CUSTOM_FIELD_LEAD = "custom_field.lead"
+CUSTOM_FIELD_CONTACT = "custom_field.contact"
+CUSTOM_FIELD_OPPORTUNITY = "custom_field.opportunity"
+CUSTOM_FIELD_ACTIVITY = "custom_field.activity"
+CUSTOM_FIELD_SHARED = "custom_field.shared"
+CUSTOM_ACTIVITY_TYPE = "custom_activity_type"
+EMAIL_TEMPLATE = "email_template"
+SMS_TEMPLATE = "sms_template"
+SEQUENCE = "sequence"
+SEQUENCE_SCHEDULE = "sequence_schedule"
+SEQUENCE_SUBSCRIPTION = "sequence_subscription"
+SAVED_SEARCH = "saved_search"
+CONNECTED_ACCOUNT = "connected_account"
+SEND_AS = "send_as"
+PHONE_NUMBER = "phone_number"
+INTEGRATION_LINK = "integration_link"
+DIALER = "dialer"
+WEBHOOK = "webhook"
+
+COLLECTIONS: tuple[str, ...] = (
+    USER, MEMBERSHIP, INACTIVE_MEMBERSHIP, ROLE, GROUP, LEAD, CONTACT, OPPORTUNITY, TASK,
+    ACTIVITY, LEAD_STATUS, OPPORTUNITY_STATUS, PIPELINE, CUSTOM_FIELD_LEAD,
+    CUSTOM_FIELD_CONTACT, CUSTOM_FIELD_OPPORTUNITY, CUSTOM_FIELD_ACTIVITY, CUSTOM_FIELD_SHARED,
+    CUSTOM_ACTIVITY_TYPE, EMAIL_TEMPLATE, SMS_TEMPLATE, SEQUENCE, SEQUENCE_SCHEDULE,
+    SEQUENCE_SUBSCRIPTION, SAVED_SEARCH, CONNECTED_ACCOUNT, SEND_AS, PHONE_NUMBER,
+    INTEGRATION_LINK, DIALER, WEBHOOK,
+)  # fmt: skip
+
+# Activity `_type` values, as the per-type endpoints return them.
+ACTIVITY_TYPES: tuple[str, ...] = (
+    "Created", "Note", "Email", "EmailThread", "Call", "SMS", "Meeting", "LeadStatusChange",
+    "OpportunityStatusChange", "TaskCompleted", "CustomActivity",
+)  # fmt: skip
+
+# Task `_type` values [003:3238-3286].
+TASK_TYPES: tuple[str, ...] = (
+    "lead", "incoming_email", "email_followup", "missed_call", "answered_detached_call",
+    "voicemail", "opportunity_due", "incoming_sms",
+)  # fmt: skip
+
+
+@dataclass
+class FakeOrg:
+    """One Close organisation: its id, the admin user (owner of the default API key),
+    the organisation's notion of "now" (all generated history lies before it, except
+    upcoming meetings), and every collection of objects."""
+
+    organization_id: str
+    admin_user_id: str
+    now: datetime
+    name: str = "Fake Close Org"
+    # The organisation's own stored fields (dates, currency...), shown by /organization/{id}/.
+    info: dict[str, Any] = field(default_factory=dict)
+    collections: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    version: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    _memo_version: int = field(default=-1, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in COLLECTIONS:
+            self.collections.setdefault(name, {})
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, collection: str, object_id: str) -> dict[str, Any] | None:
+        """The stored object, or None."""
+        return self.collections[collection].get(object_id)
+
+    def all(self, collection: str) -> list[dict[str, Any]]:
+        """Every object of a collection, in insertion order."""
+        return list(self.collections[collection].values())
+
+    def count(self, collection: str) -> int:
+        return len(self.collections[collection])
+
+    def activities(self, type_: str) -> list[dict[str, Any]]:
+        """Activities of one `_type` (e.g. "Note"), in insertion order (memoised)."""
+        return self.memo(("activities", type_), lambda: [
+            a for a in self.collections[ACTIVITY].values() if a["_type"] == type_
+        ])  # fmt: skip
+
+    def children(self, collection: str, key: str, value: Any) -> list[dict[str, Any]]:
+        """Objects of `collection` whose `key` equals `value` (memoised index)."""
+        index = self.memo(("index", collection, key), lambda: self._build_index(collection, key))
+        return index.get(value, [])
+
+    def _build_index(self, collection: str, key: str) -> dict[Any, list[dict[str, Any]]]:
+        index: dict[Any, list[dict[str, Any]]] = {}
+        for obj in self.collections[collection].values():
+            index.setdefault(obj.get(key), []).append(obj)
+        return index
+
+    def memo(self, key: Any, build: Callable[[], T]) -> T:
+        """Derived data cached until the next mutation."""
+        with self.lock:
+            if self._memo_version != self.version:
+                self._memo.clear()
+                self._memo_version = self.version
+            if key not in self._memo:
+                self._memo[key] = build()
+            return self._memo[key]
+
+    # -- writing (the seam for a later mutation + Event Log API) ---------------------------
+
+    def put(self, collection: str, obj: dict[str, Any]) -> None:
+        """Insert or replace one object (by its `id`)."""
+        with self.lock:
+            self.collections[collection][obj["id"]] = obj
+            self.version += 1
+
+    def put_many(self, collection: str, objs: Iterable[dict[str, Any]]) -> None:
+        with self.lock:
+            target = self.collections[collection]
+            for obj in objs:
+                target[obj["id"]] = obj
+            self.version += 1
+
+    def remove(self, collection: str, object_id: str) -> dict[str, Any] | None:
+        """Delete one object; returns it (or None if absent)."""
+        with self.lock:
+            obj = self.collections[collection].pop(object_id, None)
+            self.version += 1
+            return obj
+
+    def user_name(self, user_id: str | None) -> str | None:
+        """Full name of a user (active or not), as `*_name` fields show it."""
+        if user_id is None:
+            return None
+        user = self.get(USER, user_id)
+        if user is None:
+            return None
+        return f"{user['first_name']} {user['last_name']}".strip()

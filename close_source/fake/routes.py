@@ -1,0 +1,663 @@
+"""Endpoint table and handlers of the fake Close API (reads only, plus `/data/search/`).
+
+Each route is a method + path template (`/lead/{id}/`); the template doubles as the
+endpoint group for rate limiting. List endpoints share one paging routine: `_skip` /
+`_limit` with a per-resource maximum `_limit` (400 above it, [003:59]), a `_skip` cap
+(400 mentioning `max_skip = N`), a stable newest-first order, and `_fields` projection.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import org as o
+from . import views as v
+from .common import ApiError, format_money
+from .faults import normalise_prefix
+from .org import FakeOrg
+from .params import (
+    Params,
+    Predicate,
+    equals_filter,
+    newest_first,
+    range_filters,
+    sort_by,
+    task_date_key,
+)
+from .search import SearchEngine
+
+DEFAULT_LIMIT = 100
+
+# Maximum `_limit` per list endpoint. The docs only say it "varies per resource" [003:59];
+# big CRM collections get 200, everything else 100. Overridable via `page_caps`.
+DEFAULT_PAGE_CAPS: dict[str, int] = {
+    "/lead/": 200,
+    "/contact/": 200,
+    "/opportunity/": 200,
+    "/task/": 200,
+    **{f"/activity/{k}/": 200 for k in (
+        "note", "email", "emailthread", "call", "sms", "meeting", "status_change/lead",
+        "status_change/opportunity", "task_completed", "created", "custom")},
+}  # fmt: skip
+OTHER_PAGE_CAP = 100
+
+# Per-type activity endpoints: path segment -> `_type`.
+ACTIVITY_ENDPOINTS: dict[str, str] = {
+    "note": "Note",
+    "email": "Email",
+    "emailthread": "EmailThread",
+    "call": "Call",
+    "sms": "SMS",
+    "meeting": "Meeting",
+    "status_change/lead": "LeadStatusChange",
+    "status_change/opportunity": "OpportunityStatusChange",
+    "task_completed": "TaskCompleted",
+    "created": "Created",
+    "custom": "CustomActivity",
+}
+
+
+@dataclass
+class Request:
+    """One parsed API request as handlers see it."""
+
+    method: str
+    path: str  # normalised: without /api/v1, with a trailing slash
+    params: Params
+    body: Any
+    user_id: str
+    match: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Route:
+    method: str
+    template: str
+    handler: Callable[[Request], Any] | None
+    regex: re.Pattern[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.template))
+        self.regex = re.compile(f"^{pattern}$")
+
+
+class Router:
+    """Holds the organisation and the listing configuration; dispatches requests."""
+
+    def __init__(
+        self, org: FakeOrg, *, max_skip: int, page_caps: dict[str, int] | None, search: SearchEngine
+    ) -> None:
+        self.org = org
+        self.max_skip = max_skip
+        self.page_caps = dict(DEFAULT_PAGE_CAPS)
+        for path, cap in (page_caps or {}).items():
+            self.page_caps[_norm_template(path)] = cap
+        self.search = search
+        self._filtered: OrderedDict[Any, list[dict]] = OrderedDict()
+        self.routes: list[Route] = []
+        self._build()
+
+    # -- routing ------------------------------------------------------------------------------
+
+    def resolve(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+        """(route, path params, path_known). path_known with route None means 405."""
+        known = False
+        for route in self.routes:
+            m = route.regex.match(path)
+            if not m:
+                continue
+            known = True
+            if route.method == method and route.handler is not None:
+                return route, m.groupdict(), True
+        return None, {}, known
+
+    def _get(self, template: str, handler: Callable[[Request], Any]) -> None:
+        self.routes.append(Route("GET", template, handler))
+
+    def _build(self) -> None:
+        org = self.org
+        g = self._get
+        g("/me/", lambda r: v.render_me(org, r.user_id, self.fields(r)))
+        g("/organization/{id}/", self.organization)
+        g(
+            "/user/",
+            self.list_handler(
+                "/user/",
+                lambda r: [
+                    u for u in org.all(o.USER) if org.children(o.MEMBERSHIP, "user_id", u["id"])
+                ],
+                render=lambda u, f: v.render_user(u, f),
+            ),
+        )
+        g("/user/{id}/", self.single(o.USER, lambda u, f, r: v.render_user(u, f)))
+        g("/role/", self.list_handler("/role/", lambda r: org.all(o.ROLE)))
+        g("/role/{id}/", self.single(o.ROLE))
+        g(
+            "/group/",
+            self.unpaged(
+                lambda r: [
+                    v.render_group(gr, self.fields(r), single=False) for gr in org.all(o.GROUP)
+                ]
+            ),
+        )
+        g("/group/{id}/", self.single(o.GROUP, lambda gr, f, r: v.render_group(gr, f, single=True)))
+
+        g(
+            "/lead/",
+            self.list_handler(
+                "/lead/",
+                self.lead_items,
+                total_results=True,
+                render=lambda x, f: v.render_lead(org, x, f),
+            ),
+        )
+        g("/lead/{id}/", self.single(o.LEAD, lambda x, f, r: v.render_lead(org, x, f)))
+        g(
+            "/contact/",
+            self.list_handler(
+                "/contact/",
+                self.contact_items,
+                render=lambda x, f: v.render_contact(org, x, f, with_lead_id=False),
+            ),
+        )
+        g("/contact/{id}/", self.single(o.CONTACT, lambda x, f, r: v.render_contact(org, x, f)))
+        g(
+            "/opportunity/",
+            self.list_handler(
+                "/opportunity/",
+                self.opportunity_items,
+                total_results=True,
+                extras=opportunity_aggregates,
+            ),
+        )
+        g("/opportunity/{id}/", self.single(o.OPPORTUNITY))
+        g("/task/", self.list_handler("/task/", self.task_items))
+        g("/task/{id}/", self.single(o.TASK))
+
+        g(
+            "/activity/",
+            self.list_handler(
+                "/activity/",
+                self.generic_activity_items,
+                render=lambda x, f: v.render_activity(org, x, f),
+            ),
+        )
+        for segment, type_ in ACTIVITY_ENDPOINTS.items():
+            g(
+                f"/activity/{segment}/",
+                self.list_handler(
+                    f"/activity/{segment}/",
+                    self.activity_items(type_),
+                    render=lambda x, f: v.render_activity(org, x, f),
+                ),
+            )
+            g(f"/activity/{segment}/{{id}}/", self.single_activity(type_))
+
+        g("/status/lead/", self.list_handler("/status/lead/", lambda r: org.all(o.LEAD_STATUS)))
+        g(
+            "/status/opportunity/",
+            self.list_handler(
+                "/status/opportunity/",
+                lambda r: self.filtered(
+                    org.all(o.OPPORTUNITY_STATUS), equals_filter(r.params, "pipeline_id")
+                ),
+            ),
+        )
+        g(
+            "/pipeline/",
+            self.unpaged(
+                lambda r: [v.render_pipeline(org, p, self.fields(r)) for p in org.all(o.PIPELINE)]
+            ),
+        )
+        for kind in ("lead", "contact", "opportunity", "activity", "shared"):
+            coll = f"custom_field.{kind}"
+            g(
+                f"/custom_field/{kind}/",
+                self.list_handler(f"/custom_field/{kind}/", self.custom_field_items(coll)),
+            )
+            g(f"/custom_field/{kind}/{{id}}/", self.single(coll))
+        for kind in ("lead", "contact", "opportunity"):
+            g(f"/custom_field_schema/{kind}/", lambda r, kind=kind: v.render_schema(org, kind))
+        g(
+            "/custom_activity/",
+            self.unpaged(
+                lambda r: [
+                    v.render_custom_activity_type(org, t, self.fields(r))
+                    for t in org.all(o.CUSTOM_ACTIVITY_TYPE)
+                ]
+            ),
+        )
+        g(
+            "/custom_activity/{id}/",
+            self.single(
+                o.CUSTOM_ACTIVITY_TYPE, lambda t, f, r: v.render_custom_activity_type(org, t, f)
+            ),
+        )
+
+        g(
+            "/email_template/",
+            self.list_handler("/email_template/", self.archivable(o.EMAIL_TEMPLATE)),
+        )
+        g(
+            "/email_template/{id}/",
+            self.single(
+                o.EMAIL_TEMPLATE, lambda t, f, r: v.render_email_template(org, t, f, single=True)
+            ),
+        )
+        g("/sms_template/", self.list_handler("/sms_template/", self.archivable(o.SMS_TEMPLATE)))
+        g("/sms_template/{id}/", self.single(o.SMS_TEMPLATE))
+        g("/sequence/", self.list_handler("/sequence/", lambda r: org.all(o.SEQUENCE)))
+        g(
+            "/sequence/{id}/",
+            self.single(o.SEQUENCE, lambda s, f, r: v.render_sequence(org, s, f, single=True)),
+        )
+        g(
+            "/sequence_schedule/",
+            self.list_handler("/sequence_schedule/", lambda r: org.all(o.SEQUENCE_SCHEDULE)),
+        )
+        g("/sequence_schedule/{id}/", self.single(o.SEQUENCE_SCHEDULE))
+        g(
+            "/sequence_subscription/",
+            self.list_handler("/sequence_subscription/", self.subscription_items),
+        )
+        g("/sequence_subscription/{id}/", self.single(o.SEQUENCE_SUBSCRIPTION))
+        g("/saved_search/", self.list_handler("/saved_search/", lambda r: org.all(o.SAVED_SEARCH)))
+        g("/saved_search/{id}/", self.single(o.SAVED_SEARCH))
+        g(
+            "/connected_account/",
+            self.list_handler(
+                "/connected_account/",
+                lambda r: self.filtered(
+                    org.all(o.CONNECTED_ACCOUNT), equals_filter(r.params, "user_id")
+                ),
+            ),
+        )
+        g("/connected_account/{id}/", self.single(o.CONNECTED_ACCOUNT))
+        g("/send_as/", self.unpaged(self.send_as_items))
+        g("/send_as/{id}/", self.single(o.SEND_AS))
+        g("/phone_number/", self.list_handler("/phone_number/", self.phone_items))
+        g("/phone_number/{id}/", self.single(o.PHONE_NUMBER))
+        g(
+            "/integration_link/",
+            self.list_handler("/integration_link/", lambda r: org.all(o.INTEGRATION_LINK)),
+        )
+        g("/integration_link/{id}/", self.single(o.INTEGRATION_LINK))
+        g(
+            "/dialer/",
+            self.list_handler(
+                "/dialer/",
+                lambda r: self.filtered(
+                    org.all(o.DIALER),
+                    equals_filter(r.params, "status")
+                    + equals_filter(r.params, "saved_search_id")
+                    + equals_filter(r.params, "user_id"),
+                ),
+            ),
+        )
+        g("/dialer/{id}/", self.single(o.DIALER))
+        g("/webhook/", self.list_handler("/webhook/", lambda r: org.all(o.WEBHOOK)))
+        g("/webhook/{id}/", self.single(o.WEBHOOK))
+
+        self.routes.append(Route("POST", "/data/search/", lambda r: self.search.handle(r)))
+        # Documented paths we do not serve for reading: known, so other methods get 405.
+        for template in (
+            "/pipeline/{id}/",
+            "/status/lead/{id}/",
+            "/status/opportunity/{id}/",
+            "/membership/",
+            "/membership/{id}/",
+            "/lead/merge/",
+            "/export/lead/",
+            "/export/opportunity/",
+        ):
+            self.routes.append(Route("PUT", template, None))
+
+    # -- generic building blocks --------------------------------------------------------------
+
+    @staticmethod
+    def fields(req: Request) -> v.Fields:
+        return v.parse_fields(req.params.get("_fields"))
+
+    def cap(self, template: str) -> int:
+        return self.page_caps.get(template, OTHER_PAGE_CAP)
+
+    def filtered(self, items: list[dict], preds: list[Predicate]) -> list[dict]:
+        if not preds:
+            return items
+        return [x for x in items if all(p(x) for p in preds)]
+
+    def cached(self, key: Any, build: Callable[[], list[dict]]) -> list[dict]:
+        """Filtered listings are reused across the pages of one scan (small LRU)."""
+        key = (self.org.version, key)
+        hit = self._filtered.get(key)
+        if hit is not None:
+            self._filtered.move_to_end(key)
+            return hit
+        result = build()
+        self._filtered[key] = result
+        while len(self._filtered) > 64:
+            self._filtered.popitem(last=False)
+        return result
+
+    def list_handler(
+        self,
+        template: str,
+        items: Callable[[Request], list[dict]],
+        *,
+        render: Callable[[dict, v.Fields], dict] | None = None,
+        total_results: bool = False,
+        extras: Callable[[list[dict]], dict] | None = None,
+    ) -> Callable[[Request], dict]:
+        """A paged list endpoint: `{"data": [...], "has_more": ...}` (+ extras)."""
+
+        def handle(req: Request) -> dict[str, Any]:
+            cap = self.cap(template)
+            limit = req.params.int("_limit", min(DEFAULT_LIMIT, cap))
+            skip = req.params.int("_skip", 0)
+            if limit < 0 or skip < 0:
+                raise ApiError(400, "_limit and _skip must not be negative.")
+            if limit > cap:
+                raise ApiError(
+                    400, f"Invalid _limit {limit}: the maximum _limit for {template} is {cap}."
+                )
+            if skip > self.max_skip:
+                raise ApiError(
+                    400,
+                    f"Invalid _skip {skip}: paginating this deep is not "
+                    f"supported (max_skip = {self.max_skip}). Narrow the "
+                    f"query, e.g. with date filters, or use the Export API.",
+                )
+            key = (
+                template,
+                tuple(
+                    sorted(
+                        (k, val)
+                        for k, val in req.params.raw.items()
+                        if k not in ("_limit", "_skip", "_fields")
+                    )
+                ),
+            )
+            found = self.cached(key, lambda: items(req))
+            page = found[skip : skip + limit]
+            fields = self.fields(req)
+            out: dict[str, Any] = {}
+            if total_results:
+                out["total_results"] = len(found)
+            if extras is not None:
+                out.update(extras(found))
+            out["has_more"] = skip + len(page) < len(found)
+            out["data"] = [render(x, fields) if render else v.project(x, fields) for x in page]
+            return out
+
+        return handle
+
+    def unpaged(self, items: Callable[[Request], list[dict]]) -> Callable[[Request], dict]:
+        """Lists whose doc samples show no `has_more` (pipelines, groups, custom activity
+        types, send-as): everything in one `{"data": [...]}`; `_skip`/`_limit` ignored."""
+        return lambda req: {"data": items(req)}
+
+    def single(
+        self, collection: str, render: Callable[[dict, v.Fields, Request], dict] | None = None
+    ) -> Callable[[Request], dict]:
+        def handle(req: Request) -> dict[str, Any]:
+            obj = self.org.get(collection, req.match["id"])
+            if obj is None:
+                raise ApiError(404, f"Object {req.match['id']} not found.")
+            fields = self.fields(req)
+            return render(obj, fields, req) if render else v.project(obj, fields)
+
+        return handle
+
+    def single_activity(self, type_: str) -> Callable[[Request], dict]:
+        def handle(req: Request) -> dict[str, Any]:
+            act = self.org.get(o.ACTIVITY, req.match["id"])
+            if act is None or act["_type"] != type_:
+                raise ApiError(404, f"{type_} activity {req.match['id']} not found.")
+            return v.render_activity(self.org, act, self.fields(req))
+
+        return handle
+
+    def newest(self, collection: str, items: Callable[[], list[dict]] | None = None) -> list:
+        """Memoised newest-first listing of a collection (or of `items()`)."""
+        return self.org.memo(
+            ("newest", collection),
+            lambda: newest_first(items() if items else self.org.all(collection)),
+        )
+
+    # -- endpoint-specific item builders -------------------------------------------------------
+
+    def organization(self, req: Request) -> dict[str, Any]:
+        if req.match["id"] != self.org.organization_id:
+            raise ApiError(404, f"Organization {req.match['id']} not found.")
+        expand = frozenset(x.strip() for x in (req.params.get("_expand") or "").split(","))
+        return v.render_organization(self.org, expand, self.fields(req))
+
+    def lead_items(self, req: Request) -> list[dict]:
+        if req.params.has("query"):
+            raise ApiError(
+                400,
+                "The fake Close API does not implement the search `query` "
+                "parameter (deprecated); use POST /data/search/.",
+            )
+        return self.newest(o.LEAD)
+
+    def contact_items(self, req: Request) -> list[dict]:
+        # No filters are documented [003:663]; `lead_id` is accepted as the live docs add it.
+        return self.filtered(self.newest(o.CONTACT), equals_filter(req.params, "lead_id"))
+
+    def opportunity_items(self, req: Request) -> list[dict]:
+        p = req.params
+        for unsupported in ("query", "lead_query", "_group_by"):
+            if p.has(unsupported):
+                raise ApiError(400, f"The fake Close API does not implement `{unsupported}`.")
+        preds = (
+            range_filters(p, "date_created")
+            + range_filters(p, "date_updated")
+            + range_filters(p, "date_won")
+        )
+        for name in (
+            "lead_id",
+            "user_id",
+            "status_id",
+            "status_label",
+            "status_type",
+            "value_period",
+        ):
+            preds += equals_filter(p, name)
+        items = self.filtered(self.newest(o.OPPORTUNITY), preds)
+        order = p.get("_order_by")
+        if order:
+            desc = order.startswith("-")
+            name = order.lstrip("-")
+            allowed = (
+                "date_won",
+                "date_updated",
+                "date_created",
+                "confidence",
+                "user_name",
+                "value",
+                "annualized_value",
+                "annualized_expected_value",
+            )
+            if name not in allowed:
+                raise ApiError(400, f"Invalid _order_by {order!r}; allowed: {', '.join(allowed)}.")
+            items = sort_by(items, name, desc)
+        return items
+
+    def task_items(self, req: Request) -> list[dict]:
+        p = req.params
+        # Without `_type`, only tasks of type `lead` are listed; `_type=all` lists all
+        # [003:3236-3238].
+        type_ = p.get("_type")
+        types_in = p.get("_type__in")
+        if types_in:
+            allowed = {t.strip() for t in types_in.split(",") if t.strip()}
+            unknown = allowed - set(o.TASK_TYPES)
+            if unknown:
+                raise ApiError(400, f"Unknown task _type__in values: {sorted(unknown)}.")
+            preds: list[Predicate] = [lambda t: t["_type"] in allowed]
+        elif type_ == "all":
+            preds = []
+        else:
+            wanted = type_ or "lead"
+            if wanted not in o.TASK_TYPES:
+                raise ApiError(400, f"Unknown task _type {wanted!r}.")
+            preds = [lambda t: t["_type"] == wanted]
+        preds += range_filters(p, "date") + range_filters(p, "date_created")
+        preds += equals_filter(p, "id") + equals_filter(p, "lead_id")
+        preds += equals_filter(p, "assigned_to") + equals_filter(p, "view")
+        complete = p.bool("is_complete")
+        if complete is not None:
+            preds.append(lambda t: t["is_complete"] is complete)
+        membership = p.get("membership_id")
+        if membership is not None:
+            m = self.org.get(o.MEMBERSHIP, membership) or self.org.get(
+                o.INACTIVE_MEMBERSHIP, membership
+            )
+            user = m["user_id"] if m else None
+            preds.append(lambda t: t["assigned_to"] == user)
+        items = self.filtered(self.newest(o.TASK), preds)
+        order = p.get("_order_by")
+        if order:
+            desc, name = order.startswith("-"), order.lstrip("-")
+            if name not in ("date", "date_created"):
+                raise ApiError(400, f"Invalid _order_by {order!r}; allowed: date, date_created.")
+            items = sort_by(items, name, desc, key=task_date_key if name == "date" else None)
+        return items
+
+    def activity_date_filters(self, p: Params) -> list[Predicate]:
+        # Documented: date_created__gt / __lt [003:1003]; __gte / __lte also accepted.
+        return range_filters(p, "date_created")
+
+    def activity_items(self, type_: str) -> Callable[[Request], list[dict]]:
+        def items(req: Request) -> list[dict]:
+            p = req.params
+            preds = self.activity_date_filters(p)
+            preds += equals_filter(p, "lead_id") + equals_filter(p, "user_id")
+            if type_ == "OpportunityStatusChange":
+                preds += equals_filter(p, "opportunity_id")
+            if type_ == "CustomActivity":
+                preds += equals_filter(p, "custom_activity_type_id")
+            base = self.org.memo(
+                ("newest-activity", type_), lambda: newest_first(self.org.activities(type_))
+            )
+            return self.filtered(base, preds)
+
+        return items
+
+    def generic_activity_items(self, req: Request) -> list[dict]:
+        """`GET /activity/`: `user_id`, `contact_id`, `_type` filters only work together with
+        `lead_id` [003:982-989]; `thread_emails` picks Email vs EmailThread [003:990-1002]."""
+        p = req.params
+        lead_only = ("user_id", "user_id__in", "contact_id", "contact_id__in", "_type", "_type__in")
+        if not p.has("lead_id"):
+            used = [name for name in lead_only if p.has(name)]
+            if used:
+                raise ApiError(400, f"{', '.join(used)} can only be used together with lead_id.")
+        mode = (p.get("thread_emails") or "").lower()
+        if mode not in ("", "true", "only"):
+            raise ApiError(400, "thread_emails must be 'true' or 'only'.")
+        if mode == "only":
+            allowed = {t for t in o.ACTIVITY_TYPES if t != "Email"}
+        elif mode == "true":
+            allowed = set(o.ACTIVITY_TYPES)
+        else:
+            allowed = {t for t in o.ACTIVITY_TYPES if t != "EmailThread"}
+        types = p.values("_type")
+        type_preds: list[Predicate] = []
+        if types is not None:
+            wanted_types = {("CustomActivity" if t == "Custom" else t) for t in types}
+            type_preds.append(
+                lambda a: (
+                    a["_type"] in wanted_types or a.get("custom_activity_type_id") in wanted_types
+                )
+            )
+        preds = self.activity_date_filters(p) + equals_filter(p, "lead_id") + type_preds
+        preds += equals_filter(p, "user_id") + equals_filter(p, "contact_id")
+        base = self.org.memo(
+            ("newest-activity", "*"), lambda: newest_first(self.org.all(o.ACTIVITY))
+        )
+        items = self.filtered(base, [lambda a: a["_type"] in allowed, *preds])
+        if mode == "true":
+            items = [v.strip_email(a) if a["_type"] == "Email" else a for a in items]
+        return items
+
+    def custom_field_items(self, collection: str) -> Callable[[Request], list[dict]]:
+        return lambda req: self.org.all(collection)
+
+    def archivable(self, collection: str) -> Callable[[Request], list[dict]]:
+        """Templates: `is_archived` filter. The default is not documented; when absent we
+        return only non-archived templates (the stricter reading) [003:6170]."""
+
+        def items(req: Request) -> list[dict]:
+            archived = req.params.bool("is_archived")
+            wanted = bool(archived)
+            return [t for t in self.org.all(collection) if bool(t.get("is_archived")) is wanted]
+
+        return items
+
+    def subscription_items(self, req: Request) -> list[dict]:
+        p = req.params
+        if not any(p.get(k) for k in ("sequence_id", "contact_id", "lead_id")):
+            raise ApiError(400, "At least one of sequence_id, contact_id, and lead_id is required.")
+        preds = equals_filter(p, "sequence_id") + equals_filter(p, "contact_id")
+        lead_id = p.get("lead_id")
+        if lead_id:
+            contacts = {c["id"] for c in self.org.children(o.CONTACT, "lead_id", lead_id)}
+            preds.append(lambda s: s["contact_id"] in contacts)
+        return self.filtered(self.org.all(o.SEQUENCE_SUBSCRIPTION), preds)
+
+    def send_as_items(self, req: Request) -> list[dict]:
+        """Only associations involving the key's user are visible; the filter must equal
+        that user's id; `allowing_user_id` is assumed by default [003:6402-6405]."""
+        p = req.params
+        allowed = p.get("allowed_user_id")
+        allowing = p.get("allowing_user_id")
+        if allowed is None and allowing is None:
+            allowing = req.user_id
+        for value in (allowed, allowing):
+            if value is not None and value != req.user_id:
+                raise ApiError(
+                    403, "You can only list Send As associations involving your own user."
+                )
+        key, value = ("allowed_user_id", allowed) if allowed else ("allowing_user_id", allowing)
+        return [s for s in self.org.all(o.SEND_AS) if s[key] == value]
+
+    def phone_items(self, req: Request) -> list[dict]:
+        p = req.params
+        preds = equals_filter(p, "number") + equals_filter(p, "user_id")
+        group = p.bool("is_group_number")
+        if group is not None:
+            preds.append(lambda n: bool(n.get("is_group_number")) is group)
+        return self.filtered(self.org.all(o.PHONE_NUMBER), preds)
+
+
+def opportunity_aggregates(items: list[dict]) -> dict[str, Any]:
+    """The aggregate keys of the opportunity list, over all matches [003:2910-3013]."""
+    counts = {"one_time": 0, "monthly": 0, "annual": 0}
+    totals = dict.fromkeys(counts, 0)
+    expected = dict.fromkeys(counts, 0)
+    for opp in items:
+        period = opp.get("value_period") or "one_time"
+        value = opp.get("value") or 0
+        counts[period] = counts.get(period, 0) + 1
+        totals[period] = totals.get(period, 0) + value
+        expected[period] = expected.get(period, 0) + value * (opp.get("confidence") or 0) // 100
+    out: dict[str, Any] = {"count_by_value_period": counts}
+    for prefix, sums in (("total_value", totals), ("expected_value", expected)):
+        for period in ("one_time", "monthly", "annual"):
+            out[f"{prefix}_{period}"] = sums[period]
+            out[f"{prefix}_{period}_formatted"] = format_money(sums[period])
+        annualized = sums["one_time"] + sums["monthly"] * 12 + sums["annual"]
+        out[f"{prefix}_annualized"] = annualized
+        out[f"{prefix}_annualized_formatted"] = format_money(annualized)
+    return out
+
+
+def _norm_template(path: str) -> str:
+    p = normalise_prefix(path)
+    return p if p.endswith("/") else p + "/"
