@@ -165,7 +165,8 @@ class CloseClient:
         self.base_url = validate_base_url(base_url)
         self.max_attempts = max_attempts
         self.max_rate_limited = max_rate_limited
-        self._backoff = wait_exponential_jitter(multiplier=backoff_initial, max=backoff_max)
+        self._backoff = wait_exponential_jitter(
+            multiplier=backoff_initial, max=backoff_max, jitter=backoff_initial)
         self._gates: dict[str, _RateGate] = {}
         self._gates_lock = threading.Lock()
         self._stats_lock = threading.Lock()

@@ -1,0 +1,126 @@
+"""`close-sync` as a user runs it: a real process, its exit code, its stdout and stderr."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from close_source.catalog import CATALOG
+from close_source.fake import FakeClose, Faults, generate_org
+
+SECRET = "api_S3cr3t_do_not_leak_4f1d2c3b"
+
+
+def close_sync(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    environment.update(DLT_DATA_DIR=str(cwd / "dlt_data"), RUNTIME__DLTHUB_TELEMETRY="false",
+                       **env)
+    return subprocess.run([sys.executable, "-m", "close_source.cli", *args], cwd=cwd,
+                          env=environment, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def fake():
+    faults = Faults(seed=4, p_429=0.05, p_503=0.03, rate_reset=0.01)
+    with FakeClose(generate_org(seed=31, leads=15), api_key=SECRET, faults=faults,
+                   forbidden={"/webhook/"}) as server:
+        yield server
+
+
+def _env(fake: FakeClose, key: str = SECRET) -> dict[str, str]:
+    return {"SOURCES__CLOSE__API_KEY": key, "SOURCES__CLOSE__BASE_URL": fake.base_url}
+
+
+def assert_one_line_user_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("close-sync: ")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_bad_key_exits_2_with_the_setting_to_fix(fake, tmp_path):
+    result = close_sync(["run"], tmp_path, **_env(fake, key="not-the-key"))
+    assert_one_line_user_error(result, "SOURCES__CLOSE__API_KEY", "401")
+
+
+def test_missing_key_exits_2(tmp_path):
+    result = close_sync(["run"], tmp_path)
+    assert_one_line_user_error(result, "SOURCES__CLOSE__API_KEY")
+
+
+def test_unreachable_api_exits_2(tmp_path):
+    result = close_sync(["run"], tmp_path, SOURCES__CLOSE__API_KEY="k",
+                        SOURCES__CLOSE__BASE_URL="http://127.0.0.1:9/api/v1/",
+                        SOURCES__CLOSE__MAX_ATTEMPTS="1")
+    assert_one_line_user_error(result, "127.0.0.1:9")
+
+
+def test_plain_http_to_a_remote_host_exits_2(tmp_path):
+    result = close_sync(["run"], tmp_path, SOURCES__CLOSE__API_KEY="k",
+                        SOURCES__CLOSE__BASE_URL="http://api.close.com/api/v1/")
+    assert_one_line_user_error(result, "SOURCES__CLOSE__BASE_URL")
+
+
+def test_unknown_resource_exits_2(fake, tmp_path):
+    result = close_sync(["run", "--resources", "leads,deals"], tmp_path, **_env(fake))
+    assert_one_line_user_error(result, "deals", "known:")
+
+
+def test_run_then_status_and_the_key_appears_nowhere(fake, tmp_path):
+    result = close_sync(["-v", "run"], tmp_path, **_env(fake))
+    assert result.returncode == 0, result.stderr
+    status = close_sync(["status"], tmp_path, **_env(fake))
+    assert status.returncode == 0, status.stderr
+
+    # every table landed except the forbidden one, which is named in a warning
+    database = tmp_path / "close_crm.duckdb"
+    with duckdb.connect(str(database), read_only=True) as db:
+        tables = {row[0] for row in db.sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'close'"
+        ).fetchall()}
+        assert db.sql("SELECT count(*) FROM close.leads").fetchall() == [(15,)]
+        text_values = db.sql(
+            "SELECT string_agg(CAST(COLUMNS(*) AS VARCHAR), '|') FROM close.leads"
+        ).fetchall()
+    assert {e.table for e in CATALOG} - {"webhook_subscriptions"} <= tables
+    assert "skipping webhook_subscriptions" in result.stderr
+    assert "Last run:" in status.stdout and "leads" in status.stdout
+
+    # the key, in clear or as the Basic auth header carries it, is in no output, file or table
+    encoded = base64.b64encode(f"{SECRET}:".encode()).decode()
+    assert fake.faults.injected["429"] > 0  # retries were logged, too
+    for text in (result.stdout, result.stderr, status.stdout, status.stderr, str(text_values)):
+        assert SECRET not in text and encoded not in text
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert SECRET.encode() not in content, path
+            assert encoded.encode() not in content, path
+
+
+def test_status_before_any_run(tmp_path):
+    result = close_sync(["status"], tmp_path)
+    assert result.returncode == 0
+    assert "No sync has run yet" in result.stdout
+
+
+def test_demo_shows_every_object_type(tmp_path):
+    result = close_sync(["demo", "--leads", "12"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    counts = {}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    for entry in CATALOG:
+        assert counts.get(entry.table, 0) > 0, entry.table
+    assert "Example query" in result.stdout and "SELECT" in result.stdout
+    assert (tmp_path / "close_crm_demo.duckdb").exists()

@@ -1,0 +1,123 @@
+"""The HTTP client against the fake Close: rate limits, retries, errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from close_source.client import CloseClient
+from close_source.errors import AccessDenied, AuthError, ConfigError, UnreachableError
+from close_source.fake import FakeClose, Faults, RateLimit, generate_org
+
+
+@pytest.fixture(scope="module")
+def org():
+    return generate_org(seed=2, leads=5)
+
+
+def client_for(fake: FakeClose, **kwargs) -> CloseClient:
+    return CloseClient(fake.api_key, fake.base_url, **kwargs)
+
+
+def test_429_waits_rate_reset_from_the_body(org):
+    faults = Faults(rate_reset=0.3)
+    faults.fail_next("/user/", ["429", "429"])
+    with FakeClose(org, faults=faults) as fake, client_for(fake) as client:
+        started = time.monotonic()
+        users = client.get("user/")
+        elapsed = time.monotonic() - started
+    assert users["data"] and faults.injected["429"] == 2
+    assert elapsed >= 0.6, "each 429 must be followed by a wait of error.rate_reset"
+    assert [r.status for r in fake.requests] == [429, 429, 200]
+
+
+def test_429_storm_is_absorbed_without_losing_pages(org):
+    faults = Faults(seed=1, p_429=0.6, rate_reset=0.01)
+    with FakeClose(org, faults=faults) as fake, client_for(fake) as client:
+        for _ in range(10):
+            assert client.get("lead/", {"_limit": 5})["data"]
+    assert faults.injected["429"] >= 10
+
+
+def test_exhausted_window_holds_the_group_instead_of_hitting_429(org):
+    """`remaining: 0` in the headers -> wait for the reset; the fake enforces a real limit."""
+    with FakeClose(org, rate_limit=RateLimit(3, 0.3)) as fake, client_for(fake) as client:
+        for _ in range(9):
+            client.get("role/")
+    statuses = [r.status for r in fake.requests]
+    assert statuses == [200] * 9, "the client ran into the limit instead of slowing down"
+
+
+def test_endpoint_groups_are_limited_independently(org):
+    """A held group does not hold the others: Close rate-limits per endpoint group."""
+    faults = Faults(rate_reset=1.0)
+    faults.fail_next("/role/", ["429"])
+    with FakeClose(org, faults=faults) as fake, client_for(fake) as client:
+        import threading
+        slow = threading.Thread(target=client.get, args=("role/",))
+        slow.start()
+        while not fake.requests:  # the 429 has been served
+            time.sleep(0.001)
+        started = time.monotonic()
+        client.get("user/")
+        fast = time.monotonic() - started
+        slow.join()
+    assert fast < 0.5
+
+
+@pytest.mark.parametrize("kind", ["500", "502", "503", "drop", "partial"])
+def test_transient_failures_are_retried(org, kind):
+    faults = Faults()
+    faults.fail_next("/lead/", [kind, kind])
+    with FakeClose(org, faults=faults) as fake, \
+            client_for(fake, backoff_initial=0.01) as client:
+        body = client.get("lead/")
+    assert len(body["data"]) == 5 and faults.injected[kind] == 2
+
+
+def test_retries_are_bounded_then_a_clear_error(org):
+    faults = Faults(p_503=1.0)
+    with FakeClose(org, faults=faults) as fake, \
+            client_for(fake, max_attempts=3, backoff_initial=0.01) as client, \
+            pytest.raises(UnreachableError, match=r"GET lead/ kept failing .*503.* 3 attempts"):
+        client.get("lead/")
+    assert len(fake.requests) == 3
+
+
+def test_bad_key_names_the_setting_to_fix(org):
+    with FakeClose(org) as fake, CloseClient("wrong-key", fake.base_url) as client, \
+            pytest.raises(AuthError, match="SOURCES__CLOSE__API_KEY"):
+        client.get("me/")
+
+
+def test_forbidden_endpoint_is_access_denied_not_auth(org):
+    with FakeClose(org, forbidden={"/webhook/"}) as fake, client_for(fake) as client:
+        with pytest.raises(AccessDenied):
+            client.get("webhook/")
+        assert client.get("me/")["id"]
+
+
+def test_unreachable_api_is_a_clear_error():
+    with CloseClient("k", "http://127.0.0.1:9/api/v1/", max_attempts=2,
+                     backoff_initial=0.01) as client, \
+            pytest.raises(UnreachableError, match="connection error"):
+        client.get("me/")
+
+
+@pytest.mark.parametrize("url", ["http://api.close.com/api/v1/", "ftp://127.0.0.1/",
+                                 "http://10.0.0.1/api/v1/"])
+def test_plain_http_only_for_loopback(url):
+    with pytest.raises(ConfigError, match="https"):
+        CloseClient("k", url)
+
+
+@pytest.mark.parametrize("url", ["https://api.close.com/api/v1", "http://localhost:8000/api/v1/",
+                                 "http://127.0.0.2:1/api/v1/", "http://[::1]:80/api/v1/"])
+def test_allowed_base_urls(url):
+    assert CloseClient("k", url).base_url.endswith("/")
+
+
+def test_missing_key_is_a_config_error():
+    with pytest.raises(ConfigError, match="SOURCES__CLOSE__API_KEY"):
+        CloseClient("  ", "https://api.close.com/api/v1/")
