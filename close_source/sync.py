@@ -8,6 +8,7 @@ from typing import Any
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
 
 PIPELINE_NAME = "close_crm"
@@ -74,7 +75,7 @@ def table_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
             name = client.make_qualified_table_name(table)
             try:
                 rows = client.execute_sql(f"SELECT count(*) FROM {name}")
-            except Exception:  # a table declared but not created yet
+            except DatabaseUndefinedRelation:  # declared in the schema, not created yet
                 continue
             counts[table] = int(rows[0][0]) if rows else 0
     return counts

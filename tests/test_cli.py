@@ -124,3 +124,19 @@ def test_demo_shows_every_object_type(tmp_path):
         assert counts.get(entry.table, 0) > 0, entry.table
     assert "Example query" in result.stdout and "SELECT" in result.stdout
     assert (tmp_path / "close_crm_demo.duckdb").exists()
+
+
+def test_a_failing_run_keeps_what_earlier_runs_loaded(tmp_path):
+    org = generate_org(seed=32, leads=10)
+    with FakeClose(org, api_key=SECRET) as fake:
+        first = close_sync(["run", "--resources", "leads,calls"], tmp_path, **_env(fake))
+        assert first.returncode == 0, first.stderr
+    failing = Faults(p_503=1.0, paths=["/activity/call/"])
+    with FakeClose(org, api_key=SECRET, faults=failing) as fake:
+        second = close_sync(["run", "--resources", "leads,calls"], tmp_path,
+                            SOURCES__CLOSE__MAX_ATTEMPTS="2", **_env(fake))
+    assert_one_line_user_error(second, "activity/call/", "503")
+    with duckdb.connect(str(tmp_path / "close_crm.duckdb"), read_only=True) as db:
+        assert db.sql("SELECT count(*) FROM close.leads").fetchall() == [(10,)]
+        calls = db.sql("SELECT count(*) FROM close.calls").fetchall()[0][0]
+    assert calls == len([a for a in org.all("activity") if a["_type"] == "Call"]) > 0

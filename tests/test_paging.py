@@ -86,3 +86,29 @@ def test_windows_split_recursively_and_lose_nothing(tmp_path: Path, max_skip: in
         loaded = ids(pipeline, f"close.{table}")
         assert len(loaded) == len(set(loaded))
         assert set(loaded) == set(expected_objects(org, table)), table
+
+
+def test_a_lower_cap_than_configured_is_learned_from_the_400_and_nothing_is_lost(tmp_path: Path):
+    """The connector believes Close's documented 250,000; this server caps at 300."""
+    org = generate_org(seed=6, leads=60, activities_per_lead=2, notes_per_lead=25)
+    with FakeClose(org, max_skip=300) as fake:
+        pipeline = sync(fake, tmp_path, resources=["notes"])
+    loaded = ids(pipeline, "close.notes")
+    assert len(loaded) == len(set(loaded)) == len(expected_objects(org, "notes"))
+    refused = [r for r in fake.requests if r.status == 400]
+    assert len(refused) == 1, "after the first 400 the learned cap must be respected"
+
+
+def test_independent_endpoints_are_read_concurrently(tmp_path: Path):
+    """Three endpoints each answer their first request after 1 s: serial reading takes 3 s."""
+    import time
+
+    faults = Faults(slow_seconds=1.0)
+    for path in ("/role/", "/pipeline/", "/status/lead/"):
+        faults.fail_next(path, ["slow"])
+    with FakeClose(generate_org(seed=1, leads=3), faults=faults) as fake:
+        started = time.monotonic()
+        sync(fake, tmp_path, resources=["roles", "pipelines", "lead_statuses"])
+        elapsed = time.monotonic() - started
+    assert faults.injected["slow"] == 3
+    assert elapsed < 2.5, f"endpoints were read one after another ({elapsed:.1f}s)"
