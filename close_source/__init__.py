@@ -3,7 +3,7 @@
     from close_source import close_source
     pipeline.run(close_source())  # api_key from SOURCES__CLOSE__API_KEY or .dlt/secrets.toml
 
-Data flows one way: catalog -> client -> read path (lists) -> shaping -> dlt resources.
+Data flows one way: catalog -> client -> read path (lists) -> shaping -> Arrow tables -> dlt.
 """
 
 from __future__ import annotations
@@ -14,18 +14,19 @@ from collections.abc import Iterator
 import dlt
 from dlt.extract.resource import DltResource
 
+from close_source.arrow_tables import ArrowBatcher
 from close_source.catalog import CATALOG, Entry
 from close_source.client import DEFAULT_BASE_URL, CloseClient
 from close_source.errors import AccessDenied
 from close_source.lists import ReadContext, read_entry
-from close_source.shaping import Row, column_hints, shape
+from close_source.shaping import shape
 
 __all__ = ["close_source", "DEFAULT_BASE_URL"]
 
 log = logging.getLogger(__name__)
 
 
-@dlt.source(name="close", section="close", max_table_nesting=1)
+@dlt.source(name="close", section="close")
 def close_source(
     api_key: str = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
@@ -45,19 +46,16 @@ def close_source(
 
 
 def _resource(ctx: ReadContext, entry: Entry) -> DltResource:
-    def read() -> Iterator[list[Row]]:
+    def read() -> Iterator[object]:
+        batcher = ArrowBatcher.for_entries([entry])
         try:
             for page in read_entry(ctx, entry):
-                yield [shape(entry, obj) for obj in page]
+                for obj in page:
+                    for table, row in shape(entry, obj):
+                        yield from batcher.add(table, row)
         except AccessDenied as exc:
             log.warning("skipping %s: this API key may not read /%s (%s: %s)",
                         entry.table, exc.path.strip("/"), exc.status, exc.api_message)
+        yield from batcher.flush()
 
-    return dlt.resource(
-        read,
-        name=entry.table,
-        primary_key=list(entry.primary_key),
-        write_disposition="merge",
-        columns=column_hints(entry),
-        parallelized=True,
-    )
+    return dlt.resource(read, name=entry.table, parallelized=True)

@@ -73,14 +73,18 @@ class Entry:
     detail_params: Mapping[str, str] = field(default_factory=dict)
     parent: str | None = None
     parent_param: str | None = None
-    # shaping
+    # shaping: `child_lists` become tables `<table>__<list>` keyed by `child_key` (the parent's
+    # id) and `_pos`; every other list or deeper structure is stored as JSON
     drop: tuple[str, ...] = ()
     child_lists: tuple[str, ...] = ()
+    child_key: str | None = None
     timestamps: tuple[str, ...] = ()
     dates: tuple[str, ...] = ()
     custom_field_type: str | None = None
     # routing for later read paths
     event_object_types: tuple[str, ...] = ()
+    # where a full export carries it: "" = the exported lead itself, else the lead's list key
+    # (activities further by `_type`); None = not trusted from exports, read from the list
     export_path: str | None = None
     export_type: str | None = None
 
@@ -95,12 +99,14 @@ class Entry:
         return AUDIT_TIMESTAMPS + self.timestamps
 
 
-def _activity(table: str, path: str, type_name: str, event: str, doc: str, **kw: object) -> Entry:
+def _activity(table: str, path: str, type_name: str, event: str, doc: str, *,
+              in_export: bool = True, **kw: object) -> Entry:
     """Activities share one shape of entry: windows over date_created with `__gt`/`__lt`."""
     return Entry(
         table=table, path=path, doc=doc, read="windows", page_size=200,
-        date_ops=("gt", "lt"), event_object_types=(event,), export_path="activities",
-        export_type=type_name, **kw,  # type: ignore[arg-type]
+        date_ops=("gt", "lt"), event_object_types=(event,) if event else (),
+        export_path="activities" if in_export else None, export_type=type_name,
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -121,12 +127,14 @@ CATALOG: tuple[Entry, ...] = (
         "leads", "lead/", "Leads without their nested contacts/opportunities/tasks [001:112-283].",
         read="keyset", page_size=200, search_object_type="lead", search_fields=LEAD_FIELDS,
         drop=("contacts", "opportunities", "tasks"), child_lists=("addresses",),
+        child_key="lead_id",
         custom_field_type="lead", event_object_types=("lead",), export_path="",
     ),
     Entry(
         "contacts", "contact/", "Contacts; `_fields` asks for lead_id (not in the list sample).",
         read="keyset", page_size=200, search_object_type="contact", fields=CONTACT_FIELDS,
-        child_lists=("emails", "phones", "urls"), custom_field_type="contact",
+        child_lists=("emails", "phones", "urls"), child_key="contact_id",
+        custom_field_type="contact",
         event_object_types=("contact",), export_path="contacts",
     ),
     Entry(
@@ -138,14 +146,15 @@ CATALOG: tuple[Entry, ...] = (
     Entry(
         "tasks", "task/", "Every task type: the endpoint defaults to `_type=lead` [003:3236].",
         read="windows", page_size=200, params={"_type": "all"}, date_ops=("gte", "lt"),
-        timestamps=("date", "due_date"), event_object_types=("task.*",), export_path="tasks",
+        timestamps=("date", "due_date"), event_object_types=("task.*",),
     ),
     # ---- activities [003:1003]: per-type endpoints filter org-wide by date_created ----------
     _activity("calls", "activity/call/", "Call", "activity.call", "Calls [003:1691-1754]."),
     _activity("emails", "activity/email/", "Email", "activity.email", "Emails [003:1509-1654].",
               timestamps=("date_sent", "date_scheduled")),
     _activity("email_threads", "activity/emailthread/", "EmailThread", "activity.email_thread",
-              "Email threads [003:1257-1508]."),
+              "Email threads [003:1257-1508]; exports hold their emails, not the threads.",
+              in_export=False),
     _activity("notes", "activity/note/", "Note", "activity.note", "Notes [003:1230-1256]."),
     _activity("meetings", "activity/meeting/", "Meeting", "activity.meeting",
               "Meetings; date_created is the start time [003:1775].",
@@ -182,6 +191,7 @@ CATALOG: tuple[Entry, ...] = (
         "groups", "group/", "Groups with members, fetched one by one [003:5013-5051].",
         read="detail", params={"_fields": "id,name,organization_id"},
         detail_params={"_fields": "id,name,members,organization_id"}, child_lists=("members",),
+        child_key="group_id",
         event_object_types=("group",),
     ),
     # ---- configuration ---------------------------------------------------------------------
@@ -190,7 +200,7 @@ CATALOG: tuple[Entry, ...] = (
     Entry("opportunity_statuses", "status/opportunity/", "Opportunity statuses [003:4799-4844].",
           event_object_types=("status.opportunity",)),
     Entry("pipelines", "pipeline/", "Pipelines and their ordered statuses [003:4893-4930].",
-          child_lists=("statuses",)),
+          child_lists=("statuses",), child_key="pipeline_id"),
     Entry(
         "custom_fields", "custom_field/",
         "Custom field definitions of every object type in one table, `object_type` tells which.",
@@ -216,7 +226,7 @@ CATALOG: tuple[Entry, ...] = (
                   Variant("sms_template/", {"is_archived": "true"})),
     ),
     Entry("sequences", "sequence/", "Sequences and their steps [003:6497-6588].",
-          child_lists=("steps",), event_object_types=("sequence",)),
+          child_lists=("steps",), child_key="sequence_id", event_object_types=("sequence",)),
     Entry(
         "sequence_subscriptions", "sequence_subscription/",
         "Subscriptions, per sequence: the endpoint requires a filter [003:6768-6771].",

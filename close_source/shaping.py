@@ -1,44 +1,94 @@
-"""API object -> table row: one shaper per catalog entry, used by every read path.
+"""API object -> table rows: one shaper per catalog entry, used by every read path.
 
-Rows keep Close's field names. Lists of objects stay in the row: dlt turns every top-level list
-into a child table `<table>__<field>` (the source sets `max_table_nesting=1`, so anything nested
-deeper lands as JSON) and replaces a parent's child rows on merge. Nested objects that live in
-tables of their own (a lead's contacts, opportunities, tasks) are dropped here.
+The relational shape is ours, not dlt's normalizer's, so that list endpoints, the export and the
+Event Log give identical rows and can be loaded as Arrow tables (the fast path):
+
+- field names stay Close's; nested objects are flattened into `parent__child` columns;
+- the entry's `child_lists` become child tables `<table>__<list>`, one row per element with the
+  parent's id in `child_key` and the element's position in `_pos` (a list of plain values gives a
+  `value` column);
+- every other list, and anything nested inside a list, is kept as JSON;
+- a parent whose child list is empty yields one tombstone row (`_deleted` true, never stored):
+  child tables are merged per parent (delete its rows, insert the new ones), and the tombstone
+  is what clears a list that became empty;
+- objects that live in tables of their own (a lead's contacts, ...) are dropped (`entry.drop`);
+- timestamps become aware UTC datetimes, date-only fields dates; unparseable values are kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
-
-from dlt.common.schema.typing import TTableSchemaColumns
 
 from close_source.catalog import Entry
 from close_source.timestamps import to_date, to_utc
 
 Row = dict[str, Any]
+POSITION = "_pos"
+TOMBSTONE = "_deleted"
+SEPARATOR = "__"
 
 
-def shape(entry: Entry, obj: dict[str, Any]) -> Row:
-    """One table row; values that fail to parse are kept as they came, never dropped."""
-    row = {key: value for key, value in obj.items() if key not in entry.drop}
+class Json(str):
+    """A value already serialised to JSON text (lists and deeper structures)."""
+
+
+def child_table(entry: Entry, list_name: str) -> str:
+    return f"{entry.table}{SEPARATOR}{list_name}"
+
+
+def shape(entry: Entry, obj: Mapping[str, Any]) -> Iterator[tuple[str, Row]]:
+    """(table, row) for the object and for each element of its child lists."""
+    root: Row = {}
+    children: dict[str, list[Any]] = {}
+    for key, value in obj.items():
+        if key in entry.drop:
+            continue
+        if key in entry.child_lists:
+            children[key] = value if isinstance(value, list) else []
+            continue
+        _flatten_into(root, key, value)
+    _convert_dates(entry, root)
+    yield entry.table, root
+    parent_id = obj.get("id")
+    parent_key = entry.child_key or "parent_id"
+    for list_name in entry.child_lists:
+        table = child_table(entry, list_name)
+        elements = children.get(list_name) or []
+        if not elements:
+            yield table, {parent_key: parent_id, TOMBSTONE: True}
+        for position, element in enumerate(elements):
+            row: Row = {parent_key: parent_id, POSITION: position}
+            if isinstance(element, Mapping):
+                for key, value in element.items():
+                    _flatten_into(row, key, value)
+            else:
+                row["value"] = element
+            yield table, row
+
+
+def _flatten_into(row: Row, key: str, value: Any) -> None:
+    if isinstance(value, Mapping):
+        if not value:
+            return
+        for sub_key, sub_value in value.items():
+            _flatten_into(row, f"{key}{SEPARATOR}{sub_key}", sub_value)
+    elif isinstance(value, list | tuple):
+        row[key] = Json(_dumps(value))
+    else:
+        row[key] = value
+
+
+def _dumps(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value, default=str).decode()
+
+
+def _convert_dates(entry: Entry, row: Row) -> None:
     for key in entry.all_timestamps:
         if key in row and (parsed := to_utc(row[key])) is not None:
             row[key] = parsed
     for key in entry.dates:
         if key in row and (day := to_date(row[key])) is not None:
             row[key] = day
-    return row
-
-
-def column_hints(entry: Entry) -> TTableSchemaColumns:
-    """Types declared up front, so a column that is null in one load still gets its type."""
-    columns: TTableSchemaColumns = {
-        key: {"name": key, "data_type": "timestamp", "timezone": True}
-        for key in entry.all_timestamps
-    }
-    for key in entry.dates:
-        columns[key] = {"name": key, "data_type": "date"}
-    for key in entry.primary_key:
-        columns[key] = {"name": key, "data_type": "text", "nullable": False,
-                        "primary_key": True}
-    return columns

@@ -139,6 +139,21 @@ class FakeOrg:
                 self._memo[key] = build()
             return self._memo[key]
 
+    def snapshot(self) -> FakeOrg:
+        """A copy frozen at this instant, for exports. Collections are copied, objects are
+        shared: mutations replace stored objects (`put`/`remove`), they never edit them in
+        place, so later mutations do not reach the snapshot. O(objects), no deep copy."""
+        with self.lock:
+            return FakeOrg(
+                organization_id=self.organization_id,
+                admin_user_id=self.admin_user_id,
+                now=self.now,
+                name=self.name,
+                info=dict(self.info),
+                collections={name: dict(objs) for name, objs in self.collections.items()},
+                version=self.version,
+            )
+
     # -- writing (the seam for a later mutation + Event Log API) ---------------------------
 
     def put(self, collection: str, obj: dict[str, Any]) -> None:

@@ -146,6 +146,23 @@ class SearchEngine:
             cursor = self._issue_cursor(fingerprint, keys[end - 1], walked)
         return {"data": [self._render(object_type, obj, fields) for obj in page], "cursor": cursor}
 
+    def select(self, query: Any, sort: Any, results_limit: Any) -> list[dict[str, Any]]:
+        """Leads matching an export's `s_query`/`sort`/`results_limit` (same evaluation as
+        the search; uncached: exports run once on a snapshot). 400 on a bad structure."""
+        if not isinstance(query, dict):
+            raise ApiError(400, "`s_query` must be an object.")
+        if not isinstance(sort, list):
+            raise ApiError(400, "`sort` must be a list.")
+        if results_limit is not None and (
+            not isinstance(results_limit, int) or isinstance(results_limit, bool)
+            or results_limit < 0
+        ):
+            raise ApiError(400, "results_limit must be a non-negative integer or null.")
+        if (_find_object_type(query) or "lead") != "lead":
+            raise ApiError(400, "Lead exports need a query on object_type `lead`.")
+        found, _keys = self._evaluate("lead", query, sort)
+        return found if results_limit is None else found[:results_limit]
+
     def _results(self, fingerprint: str, object_type: str, query: dict, sort: list) -> tuple:
         """Sorted matches and their sort keys, reused across the pages of a walk (small LRU,
         dropped on any mutation of the organisation)."""
