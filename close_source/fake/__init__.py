@@ -8,6 +8,8 @@ Used by the connector's tests, `close-sync demo` and the benchmarks:
         httpx.get(fake.base_url + "lead/", auth=(fake.api_key, ""))
 """
 
+from .export_file import write_export_file
+from .exports import ExportSettings
 from .faults import Faults, RateLimit
 from .generate import generate_org
 from .org import FakeOrg
@@ -15,10 +17,12 @@ from .server import DEFAULT_API_KEY, FakeClose, RequestRecord
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "ExportSettings",
     "FakeClose",
     "FakeOrg",
     "Faults",
     "RateLimit",
     "RequestRecord",
     "generate_org",
+    "write_export_file",
 ]

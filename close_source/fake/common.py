@@ -7,7 +7,10 @@ request handlers all format values the same way (one source of truth for formats
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
 from functools import lru_cache
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -104,3 +107,15 @@ def add_seconds(dt: datetime, seconds: float) -> datetime:
     """`dt` plus seconds, truncated to milliseconds like Close's stored timestamps."""
     out = dt + timedelta(seconds=seconds)
     return out.replace(microsecond=(out.microsecond // 1000) * 1000)
+
+
+def org_clock(now: datetime) -> Callable[[], datetime]:
+    """The fake's clock: the organisation's `now`, ticking from the moment it is made.
+    All generated history lies before it, so exports and `Date` headers come after it."""
+    started = time.monotonic()
+    return lambda: now + timedelta(seconds=time.monotonic() - started)
+
+
+def http_date(dt: datetime) -> str:
+    """RFC 7231 IMF-fixdate for `Date` headers: `Thu, 01 Oct 2026 00:00:00 GMT`."""
+    return format_datetime(dt.astimezone(UTC), usegmt=True)

@@ -19,6 +19,7 @@ Built-in traps a connector must survive:
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,14 +130,22 @@ def generate_org(
     """
     counts = _kind_counts(activities_per_lead, _normalise_per_lead(per_lead, extra))
     gen = _Generator(seed, now, start)
-    gen.run(
-        leads=leads,
-        contacts_per_lead=contacts_per_lead,
-        opportunities_per_lead=opportunities_per_lead,
-        tasks_per_lead=tasks_per_lead,
-        kind_counts=counts,
-        users=max(1, users),
-    )
+    # Generation only allocates (no cycles to collect); with the cyclic GC on, its full
+    # passes rescan every object made so far, ~20% of the time at 20,000 leads.
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        gen.run(
+            leads=leads,
+            contacts_per_lead=contacts_per_lead,
+            opportunities_per_lead=opportunities_per_lead,
+            tasks_per_lead=tasks_per_lead,
+            kind_counts=counts,
+            users=max(1, users),
+        )
+    finally:
+        if gc_was_on:
+            gc.enable()
     return gen.org
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from . import org as o
 from . import views as v
 from .common import ApiError, format_money
+from .exports import Exports
 from .faults import normalise_prefix
 from .org import FakeOrg
 from .params import (
@@ -89,9 +90,16 @@ class Router:
     """Holds the organisation and the listing configuration; dispatches requests."""
 
     def __init__(
-        self, org: FakeOrg, *, max_skip: int, page_caps: dict[str, int] | None, search: SearchEngine
+        self,
+        org: FakeOrg,
+        *,
+        max_skip: int,
+        page_caps: dict[str, int] | None,
+        search: SearchEngine,
+        exports: Exports | None = None,
     ) -> None:
         self.org = org
+        self.exports = exports
         self.max_skip = max_skip
         self.page_caps = dict(DEFAULT_PAGE_CAPS)
         for path, cap in (page_caps or {}).items():
@@ -303,6 +311,12 @@ class Router:
         g("/webhook/{id}/", self.single(o.WEBHOOK))
 
         self.routes.append(Route("POST", "/data/search/", lambda r: self.search.handle(r)))
+        if self.exports is not None:
+            exports = self.exports
+            self.routes.append(Route("POST", "/export/lead/", exports.create))
+            self.routes.append(Route("POST", "/export/opportunity/", _no_opportunity_export))
+            g("/export/", exports.list)
+            g("/export/{id}/", exports.get)
         # Documented paths we do not serve for reading: known, so other methods get 405.
         for template in (
             "/pipeline/{id}/",
@@ -311,8 +325,6 @@ class Router:
             "/membership/",
             "/membership/{id}/",
             "/lead/merge/",
-            "/export/lead/",
-            "/export/opportunity/",
         ):
             self.routes.append(Route("PUT", template, None))
 
@@ -656,6 +668,12 @@ def opportunity_aggregates(items: list[dict]) -> dict[str, Any]:
         out[f"{prefix}_annualized"] = annualized
         out[f"{prefix}_annualized_formatted"] = format_money(annualized)
     return out
+
+
+def _no_opportunity_export(req: Request) -> dict[str, Any]:
+    raise ApiError(
+        400, "The fake Close API does not implement opportunity exports; use /export/lead/."
+    )
 
 
 def _norm_template(path: str) -> str:

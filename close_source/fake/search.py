@@ -154,7 +154,8 @@ class SearchEngine:
         if not isinstance(sort, list):
             raise ApiError(400, "`sort` must be a list.")
         if results_limit is not None and (
-            not isinstance(results_limit, int) or isinstance(results_limit, bool)
+            not isinstance(results_limit, int)
+            or isinstance(results_limit, bool)
             or results_limit < 0
         ):
             raise ApiError(400, "results_limit must be a non-negative integer or null.")

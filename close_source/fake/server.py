@@ -4,8 +4,13 @@ One `ThreadingHTTPServer` in a daemon thread; keep-alive works because every res
 carries a Content-Length and is written in one piece (with TCP_NODELAY, so small responses
 do not wait on delayed ACKs). Per request, in order: fault injection, authentication
 (HTTP Basic, API key as username, blank password [003:2-6]), forbidden prefixes, routing
-(404/405), the rate limiter (429), the handler. Every response carries the
-`x-rate-limit-*` and `ratelimit` headers [003:153-157].
+(404/405), the rate limiter (429), the handler. Every API response carries the
+`x-rate-limit-*` and `ratelimit` headers [003:153-157]; every response a `Date` from the
+fake's clock (`clock`, by default the organisation's `now`, ticking).
+
+Export files are served by the same server under another host name (`exports.py`):
+`/export-files/...` is outside `/api/v1`, needs no auth, gets no faults and no rate-limit
+headers, and is streamed from disk in chunks (Range requests answer 206).
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -29,7 +36,8 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from . import org as o
-from .common import ApiError
+from .common import ApiError, http_date, org_clock
+from .exports import FILES_PREFIX, Exports, ExportSettings, FileAnswer
 from .faults import Faults, RateLimit, RateState, normalise_prefix
 from .org import FakeOrg
 from .params import Params
@@ -38,6 +46,7 @@ from .search import SearchEngine
 
 DEFAULT_API_KEY = "fake_api_key_9f8e7d6c5b4a"
 API_PREFIX = "/api/v1"
+_CHUNK = 64 * 1024
 
 
 @dataclass
@@ -60,6 +69,7 @@ class _Reply:
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
     fault: str | None = None  # "drop" / "partial": how to (not) send it
+    file: FileAnswer | None = None  # a download-host answer instead of a JSON body
 
 
 class FakeClose:
@@ -67,7 +77,9 @@ class FakeClose:
 
     `admin=False` makes the API key belong to a non-admin user. `forbidden` holds path
     prefixes (e.g. "/webhook/") that answer 403 for this key. `page_caps` overrides the
-    maximum `_limit` of list endpoints (`{"/lead/": 50}`).
+    maximum `_limit` of list endpoints (`{"/lead/": 50}`). `export` configures the Export
+    API (progress, file shape, failures, download host); `clock` gives the time of `Date`
+    headers and export timestamps.
     """
 
     def __init__(
@@ -86,6 +98,8 @@ class FakeClose:
         search_cursor_ttl: float = 30.0,
         search_walk_max: int = 10_000,
         record_requests: bool = True,
+        export: ExportSettings | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.org = org
         self.api_key = api_key
@@ -99,8 +113,14 @@ class FakeClose:
         self.forbidden = tuple(normalise_prefix(p) for p in forbidden)
         self.record_requests = record_requests
         self.user_id = org.admin_user_id if admin else _non_admin_user(org)
+        self.clock = clock or org_clock(org.now)
         self.search = SearchEngine(org, cursor_ttl=search_cursor_ttl, walk_max=search_walk_max)
-        self.router = Router(org, max_skip=max_skip, page_caps=page_caps, search=self.search)
+        self.exports = Exports(
+            org, export or ExportSettings(), clock=self.clock, port=lambda: self.port
+        )
+        self.router = Router(
+            org, max_skip=max_skip, page_caps=page_caps, search=self.search, exports=self.exports
+        )
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
@@ -125,6 +145,7 @@ class FakeClose:
         return self
 
     def stop(self) -> None:
+        """Stop serving; export writers stop and their temp files are deleted."""
         server, self._server = self._server, None
         if server is None:
             return
@@ -133,6 +154,7 @@ class FakeClose:
         server.close_all_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.exports.close()
 
     def __enter__(self) -> FakeClose:
         return self.start()
@@ -148,6 +170,16 @@ class FakeClose:
     def url(self, path: str) -> str:
         """Absolute URL of an API path such as "lead/" or "/lead/"."""
         return self.base_url + path.lstrip("/")
+
+    @property
+    def export_key_leaks(self) -> int:
+        """Requests to the export file host that carried an `Authorization` header."""
+        return self.exports.key_leaks
+
+    @property
+    def export_downloads(self) -> Counter[str]:
+        """Outcomes of export file requests: ok, partial (206), broken, expired, ..."""
+        return self.exports.downloads
 
     # -- request log ----------------------------------------------------------------------------
 
@@ -190,7 +222,12 @@ class FakeClose:
             method, raw_path, None, params, None, body=None if body is _INVALID else body
         )
         try:
-            reply = self._process(method, raw_path, params, headers, body, record)
+            if raw_path.startswith(FILES_PREFIX):
+                record.endpoint = FILES_PREFIX + "{file}"
+                answer = self.exports.download(method, raw_path, params, headers, self.host)
+                reply = _Reply(answer.status, None, fault=answer.fault, file=answer)
+            else:
+                reply = self._process(method, raw_path, params, headers, body, record)
         except Exception:  # pragma: no cover - a bug in the fake; answer 500, keep serving
             traceback.print_exc(file=sys.stderr)
             reply = _Reply(500, {"error": "Internal error in the fake Close API."})
@@ -416,17 +453,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         body = self._read_body()
-        reply = self.server.fake.process(self.command, self.path, self.headers, body)
+        fake = self.server.fake
+        reply = fake.process(self.command, self.path, self.headers, body)
         if reply.fault == "drop":
             self.close_connection = True
             return
-        payload = orjson.dumps(reply.body)
         try:
             phrase = http.HTTPStatus(reply.status).phrase
         except ValueError:
             phrase = ""
+        date = f"date: {http_date(fake.clock())}"
+        if reply.file is not None:
+            self._send_file(f"HTTP/1.1 {reply.status} {phrase}", date, reply.file)
+            return
+        payload = orjson.dumps(reply.body)
         lines = [
             f"HTTP/1.1 {reply.status} {phrase}",
+            date,
             "content-type: application/json",
             f"content-length: {len(payload)}",
         ]
@@ -439,7 +482,36 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        self.wfile.write(head + payload)
+        self.wfile.write(head if self.command == "HEAD" else head + payload)
         self.wfile.flush()
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+    def _send_file(self, status_line: str, date: str, answer: FileAnswer) -> None:
+        """A download-host answer: a small body, or a file range streamed in chunks; with
+        `cut`, the connection closes after that many body bytes (a broken download)."""
+        body = answer.body
+        lines = [status_line, date]
+        lines += [f"{k}: {val}" for k, val in answer.headers.items()]
+        if "content-length" not in answer.headers:
+            lines.append(f"content-length: {len(body)}")
+        if answer.cut is not None:
+            lines.append("connection: close")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if self.command == "HEAD":
+            pass
+        elif answer.path is None:
+            self.wfile.write(body)
+        else:
+            left = answer.length if answer.cut is None else answer.cut
+            with open(answer.path, "rb") as f:
+                f.seek(answer.offset)
+                while left > 0:
+                    chunk = f.read(min(_CHUNK, left))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    left -= len(chunk)
+        self.wfile.flush()
+        if answer.cut is not None:
+            self.close_connection = True
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
