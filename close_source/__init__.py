@@ -3,59 +3,65 @@
     from close_source import close_source
     pipeline.run(close_source())  # api_key from SOURCES__CLOSE__API_KEY or .dlt/secrets.toml
 
-Data flows one way: catalog -> client -> read path (lists) -> shaping -> Arrow tables -> dlt.
+Data flows one way: catalog -> client -> read path (export | lists) -> shaping -> Arrow -> dlt.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
+from collections.abc import Sequence
 
 import dlt
 from dlt.extract.resource import DltResource
 
-from close_source.arrow_tables import ArrowBatcher
-from close_source.catalog import CATALOG, Entry
+from close_source.catalog import BY_TABLE, CATALOG, unknown_tables
 from close_source.client import DEFAULT_BASE_URL, CloseClient
-from close_source.errors import AccessDenied
-from close_source.lists import ReadContext, read_entry
-from close_source.shaping import shape
+from close_source.errors import ConfigError
+from close_source.export import exported_tables
+from close_source.lists import ReadContext
+from close_source.resources import ExportOptions, export_resource, list_resource
 
 __all__ = ["close_source", "DEFAULT_BASE_URL"]
 
-log = logging.getLogger(__name__)
+FULL_LOAD_METHODS = ("export", "lists")
 
 
 @dlt.source(name="close", section="close")
 def close_source(
     api_key: str = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
+    tables: Sequence[str] | None = None,
+    full_load: str = "export",
+    export_fallback: bool = True,
+    export_timeout: float = 6 * 3600.0,
+    export_poll_interval: float = 1.0,
+    backup_dir: str | None = None,
     max_skip: int = 250_000,
     timeout: float = 60.0,
     max_attempts: int = 8,
 ) -> list[DltResource]:
-    """Every Close object type as a resource, merged on its primary key.
+    """Every Close object type (or the `tables` named), merged on its primary key.
 
-    The `GET /me/` preflight fails fast, before any extraction, on a bad key or an unreachable
-    API. Resources are parallelized: Close rate-limits per endpoint group, so independent
-    endpoints are read at the same time (dlt's `[extract] workers` bounds how many).
+    A full load reads leads, contacts, opportunities and activities through one Export API job
+    (`full_load="lists"` pages their list endpoints instead); everything else comes from list
+    endpoints in the same run. The `GET /me/` preflight fails fast, before any extraction, on a
+    bad key or an unreachable API. Resources are parallelized: Close rate-limits per endpoint
+    group, so independent endpoints are read at the same time (`[extract] workers`).
     """
+    selected = list(tables or [entry.table for entry in CATALOG])
+    if unknown := unknown_tables(selected):
+        known = ", ".join(entry.table for entry in CATALOG)
+        raise ConfigError(f"unknown resource(s): {', '.join(unknown)}; known: {known}")
+    if full_load not in FULL_LOAD_METHODS:
+        raise ConfigError(f"full_load must be one of {FULL_LOAD_METHODS}, not {full_load!r}")
+    if backup_dir and full_load != "export":
+        raise ConfigError("a backup needs the export: full_load must be 'export'")
+
     client = CloseClient(api_key, base_url, timeout=timeout, max_attempts=max_attempts)
-    ctx = ReadContext(client=client, max_skip=max_skip, me=client.get("me/"))
-    return [_resource(ctx, entry) for entry in CATALOG]
-
-
-def _resource(ctx: ReadContext, entry: Entry) -> DltResource:
-    def read() -> Iterator[object]:
-        batcher = ArrowBatcher.for_entries([entry])
-        try:
-            for page in read_entry(ctx, entry):
-                for obj in page:
-                    for table, row in shape(entry, obj):
-                        yield from batcher.add(table, row)
-        except AccessDenied as exc:
-            log.warning("skipping %s: this API key may not read /%s (%s: %s)",
-                        entry.table, exc.path.strip("/"), exc.status, exc.api_message)
-        yield from batcher.flush()
-
-    return dlt.resource(read, name=entry.table, parallelized=True)
+    me = client.get("me/")
+    ctx = ReadContext(client=client, max_skip=max_skip, me=me, started_at=client.server_time)
+    from_export = [t for t in selected if t in exported_tables()] if full_load == "export" else []
+    options = ExportOptions(fallback=export_fallback, timeout=export_timeout,
+                            poll_initial=export_poll_interval, backup_dir=backup_dir)
+    resources = [export_resource(ctx, from_export, options)] if from_export else []
+    resources += [list_resource(ctx, BY_TABLE[t]) for t in selected if t not in from_export]
+    return resources

@@ -25,6 +25,17 @@ from close_source.shaping import POSITION, TOMBSTONE, Json, Row, child_table
 
 log = logging.getLogger(__name__)
 
+
+class _ArrowHintNoise(logging.Filter):
+    """dlt warns whenever declared hints refine an Arrow type (json over string, a not-null
+    key): that is exactly what the hints are for, so the warning says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "when merging arrow schema with dlt schema" not in record.getMessage()
+
+
+logging.getLogger("dlt").addFilter(_ArrowHintNoise())
+
 JSON = "json"
 _ARROW: dict[str, pa.DataType] = {
     "text": pa.string(), JSON: pa.string(), "bigint": pa.int64(), "double": pa.float64(),

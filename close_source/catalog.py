@@ -126,7 +126,7 @@ CATALOG: tuple[Entry, ...] = (
     Entry(
         "leads", "lead/", "Leads without their nested contacts/opportunities/tasks [001:112-283].",
         read="keyset", page_size=200, search_object_type="lead", search_fields=LEAD_FIELDS,
-        drop=("contacts", "opportunities", "tasks"), child_lists=("addresses",),
+        drop=("contacts", "opportunities", "tasks", "activities"), child_lists=("addresses",),
         child_key="lead_id",
         custom_field_type="lead", event_object_types=("lead",), export_path="",
     ),

@@ -48,6 +48,7 @@ class ReadContext:
     client: CloseClient
     max_skip: int
     me: Mapping[str, Any] = field(default_factory=dict)
+    started_at: datetime | None = None  # Close's clock when the run began (the preflight)
 
     def learn_max_skip(self, max_skip: int) -> None:
         """Close told us a lower cap than configured (400 "max_skip = N"): use it from now on."""

@@ -23,9 +23,9 @@ def sync(fake: FakeClose, workdir: Path, *, resources: list[str] | None = None,
          **source_args: Any) -> dlt.Pipeline:
     """One `close-sync run` against the fake, as the CLI does it."""
     pipeline = pipeline or new_pipeline(workdir)
-    source = close_source(api_key=fake.api_key, base_url=fake.base_url, **source_args)
-    if resources:
-        source = source.with_resources(*resources)
+    source_args.setdefault("export_poll_interval", 0.01)
+    source = close_source(api_key=fake.api_key, base_url=fake.base_url, tables=resources,
+                          **source_args)
     run_sync(pipeline, source, full_refresh=full_refresh)
     return pipeline
 

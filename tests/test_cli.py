@@ -28,13 +28,15 @@ def close_sync(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedPr
 @pytest.fixture(scope="module")
 def fake():
     faults = Faults(seed=4, p_429=0.05, p_503=0.03, rate_reset=0.01)
+    faults.fail_next("/user/", ["429", "503"])  # whatever the draws: retries get logged
     with FakeClose(generate_org(seed=31, leads=15), api_key=SECRET, faults=faults,
                    forbidden={"/webhook/"}) as server:
         yield server
 
 
 def _env(fake: FakeClose, key: str = SECRET) -> dict[str, str]:
-    return {"SOURCES__CLOSE__API_KEY": key, "SOURCES__CLOSE__BASE_URL": fake.base_url}
+    return {"SOURCES__CLOSE__API_KEY": key, "SOURCES__CLOSE__BASE_URL": fake.base_url,
+            "SOURCES__CLOSE__EXPORT_POLL_INTERVAL": "0.02"}
 
 
 def assert_one_line_user_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -133,7 +135,7 @@ def test_a_failing_run_keeps_what_earlier_runs_loaded(tmp_path):
         assert first.returncode == 0, first.stderr
     failing = Faults(p_503=1.0, paths=["/activity/call/"])
     with FakeClose(org, api_key=SECRET, faults=failing) as fake:
-        second = close_sync(["run", "--resources", "leads,calls"], tmp_path,
+        second = close_sync(["run", "--resources", "leads,calls", "--full-load", "lists"], tmp_path,
                             SOURCES__CLOSE__MAX_ATTEMPTS="2", **_env(fake))
     assert_one_line_user_error(second, "activity/call/", "503")
     with duckdb.connect(str(tmp_path / "close_crm.duckdb"), read_only=True) as db:

@@ -25,7 +25,8 @@ def test_20k_notes_under_a_low_skip_cap_with_faults_load_exactly_once(tmp_path: 
     faults = Faults(seed=3, p_429=0.05, p_500=0.02, p_503=0.02, p_drop=0.01, p_partial=0.01,
                     rate_reset=0.01)
     with FakeClose(org, max_skip=MAX_SKIP, faults=faults) as fake:
-        pipeline = sync(fake, tmp_path, resources=["notes"], max_skip=MAX_SKIP, max_attempts=12)
+        pipeline = sync(fake, tmp_path, resources=["notes"], max_skip=MAX_SKIP, max_attempts=12,
+                        full_load="lists")
 
     loaded = ids(pipeline, "close.notes")
     assert len(loaded) == len(expected)
@@ -41,7 +42,8 @@ def test_leads_and_contacts_past_the_cap_use_a_restarting_keyset_walk(tmp_path: 
     org = generate_org(seed=8, leads=1_500, contacts_per_lead=1, activities_per_lead=0,
                        tasks_per_lead=0, opportunities_per_lead=0)
     with FakeClose(org, max_skip=MAX_SKIP, search_walk_max=400) as fake:
-        pipeline = sync(fake, tmp_path, resources=["leads", "contacts"], max_skip=MAX_SKIP)
+        pipeline = sync(fake, tmp_path, resources=["leads", "contacts"], max_skip=MAX_SKIP,
+                        full_load="lists")
 
     for table in ("leads", "contacts"):
         loaded = ids(pipeline, f"close.{table}")
@@ -57,8 +59,9 @@ def test_contacts_carry_every_field_through_the_walk(tmp_path: Path):
     """Objects read by the walk must equal objects read by offset pages."""
     org = generate_org(seed=9, leads=60, contacts_per_lead=2)
     with FakeClose(org, max_skip=40) as walked, FakeClose(org) as paged:
-        by_walk = sync(walked, tmp_path / "walk", resources=["contacts"], max_skip=40)
-        by_pages = sync(paged, tmp_path / "pages", resources=["contacts"])
+        by_walk = sync(walked, tmp_path / "walk", resources=["contacts"], max_skip=40,
+                       full_load="lists")
+        by_pages = sync(paged, tmp_path / "pages", resources=["contacts"], full_load="lists")
     query = ("SELECT id, lead_id, name, title, date_created FROM close.contacts ORDER BY id")
     from tests.helpers import rows
     assert rows(by_walk, query) == rows(by_pages, query)
@@ -69,7 +72,7 @@ def test_contacts_carry_every_field_through_the_walk(tmp_path: Path):
 def test_smaller_page_cap_is_detected_and_adapted_to(tmp_path: Path):
     org = generate_org(seed=4, leads=40)
     with FakeClose(org, page_caps={"/activity/call/": 7}) as fake:
-        pipeline = sync(fake, tmp_path, resources=["calls"])
+        pipeline = sync(fake, tmp_path, resources=["calls"], full_load="lists")
     assert set(ids(pipeline, "close.calls")) == set(expected_objects(org, "calls"))
     limits = [int(r.params["_limit"]) for r in fake.requests if r.endpoint == "/activity/call/"]
     assert limits[0] > 7 and set(limits[1:]) == {7}
@@ -81,7 +84,7 @@ def test_windows_split_recursively_and_lose_nothing(tmp_path: Path, max_skip: in
     org = generate_org(seed=12, leads=80)
     with FakeClose(org, max_skip=max_skip) as fake:
         pipeline = sync(fake, tmp_path, resources=["meetings", "tasks", "opportunities"],
-                        max_skip=max_skip)
+                        max_skip=max_skip, full_load="lists")
     for table in ("meetings", "tasks", "opportunities"):
         loaded = ids(pipeline, f"close.{table}")
         assert len(loaded) == len(set(loaded))
@@ -92,7 +95,7 @@ def test_a_lower_cap_than_configured_is_learned_from_the_400_and_nothing_is_lost
     """The connector believes Close's documented 250,000; this server caps at 300."""
     org = generate_org(seed=6, leads=60, activities_per_lead=2, notes_per_lead=25)
     with FakeClose(org, max_skip=300) as fake:
-        pipeline = sync(fake, tmp_path, resources=["notes"])
+        pipeline = sync(fake, tmp_path, resources=["notes"], full_load="lists")
     loaded = ids(pipeline, "close.notes")
     assert len(loaded) == len(set(loaded)) == len(expected_objects(org, "notes"))
     refused = [r for r in fake.requests if r.status == 400]

@@ -1,0 +1,142 @@
+"""dlt resources: each read path's objects, shaped, as Arrow tables.
+
+- one resource per catalog entry read from its list endpoint;
+- one `export` resource for a full load: the Export API for every table it carries, falling back
+  to those tables' list endpoints when the export fails (unless told not to).
+
+The time from which the next incremental run must replay the Event Log (T0) is taken from
+Close's clock before any object is read, and written to the source state, which dlt commits
+atomically with the load: a failed run leaves the previous T0 in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.extract.resource import DltResource
+
+from close_source.arrow_tables import ArrowBatcher
+from close_source.catalog import BY_TABLE, Entry
+from close_source.custom_fields import CustomFieldIndex, fetch_definitions
+from close_source.errors import AccessDenied, ApiError, UnreachableError
+from close_source.export import ExportFailed, ExportRouter, iter_leads, run_export_job
+from close_source.lists import ReadContext, read_entry
+from close_source.shaping import shape
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    include_activities: bool = True
+    fallback: bool = True
+    timeout: float = 6 * 3600.0
+    poll_initial: float = 1.0
+    backup_dir: str | None = None
+
+
+def list_resource(ctx: ReadContext, entry: Entry) -> DltResource:
+    def read() -> Iterator[object]:
+        batcher = ArrowBatcher.for_entries([entry])
+        yield from _from_lists(ctx, [entry], batcher)
+        yield from batcher.flush()
+
+    return dlt.resource(read, name=entry.table, parallelized=True)
+
+
+def export_resource(ctx: ReadContext, tables: Iterable[str], options: ExportOptions) -> DltResource:
+    entries = [BY_TABLE[table] for table in tables]
+
+    def read() -> Iterator[object]:
+        batcher = ArrowBatcher.for_entries(entries)
+        try:
+            yield from _from_export(ctx, entries, batcher, options)
+        except (ExportFailed, UnreachableError, ApiError) as exc:
+            if not options.fallback or options.backup_dir:
+                raise
+            log.warning("the export failed (%s); loading %s from list endpoints instead",
+                        exc, ", ".join(e.table for e in entries))
+            _record_full_load("lists", ctx.started_at)
+            yield from _from_lists(ctx, entries, batcher)
+        yield from batcher.flush()
+
+    return dlt.resource(read, name="export", parallelized=True)
+
+
+def _from_lists(ctx: ReadContext, entries: list[Entry],
+                batcher: ArrowBatcher) -> Iterator[object]:
+    for entry in entries:
+        try:
+            for page in read_entry(ctx, entry):
+                for obj in page:
+                    for table, row in shape(entry, obj):
+                        yield from batcher.add(table, row)
+        except AccessDenied as exc:
+            log.warning("skipping %s: this API key may not read /%s (%s: %s)",
+                        entry.table, exc.path.strip("/"), exc.status, exc.api_message)
+
+
+def _from_export(ctx: ReadContext, entries: list[Entry], batcher: ArrowBatcher,
+                 options: ExportOptions) -> Iterator[object]:
+    job = run_export_job(ctx.client, include_activities=options.include_activities,
+                         timeout=options.timeout, poll_initial=options.poll_initial)
+    index = CustomFieldIndex.from_definitions(fetch_definitions(ctx.client, ctx.max_skip))
+    router = ExportRouter(index, {entry.table for entry in entries})
+    with tempfile.TemporaryDirectory(prefix="close-export-") as workdir:
+        path = Path(workdir) / f"{job.export_id}.json.gz"
+        size = ctx.client.download(job.export["download_url"], path)
+        log.info("export %s downloaded (%.1f MB); loading", job.export_id, size / 1e6)
+        for leads, lead in enumerate(iter_leads(path), 1):
+            for entry, obj in router.route(lead):
+                for table, row in shape(entry, obj):
+                    yield from batcher.add(table, row)
+            if leads % 5000 == 0:
+                log.info("export %s: %d leads loaded", job.export_id, leads)
+        if options.backup_dir:
+            _write_backup(Path(options.backup_dir), path, job.export, job.created_at,
+                          router.counts)
+    _record_full_load("export", job.created_at, export_id=job.export_id)
+
+
+def _record_full_load(method: str, t0: datetime | None, **extra: Any) -> None:
+    """T0 for the next incremental run, committed with this load."""
+    state = dlt.current.source_state().setdefault("full_load", {})
+    state.update(version=STATE_VERSION, method=method,
+                 t0=(t0 or datetime.now(UTC)).astimezone(UTC).isoformat(), **extra)
+
+
+def _write_backup(directory: Path, path: Path, export: dict[str, Any], created_at: datetime,
+                  counts: dict[str, int]) -> None:
+    """The export file exactly as downloaded, and a manifest that says what it holds."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / path.name
+    shutil.copyfile(path, target)
+    digest = hashlib.sha256()
+    with open(target, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    manifest = {
+        "export_id": export["id"],
+        "created_at": created_at.astimezone(UTC).isoformat(),
+        "file": target.name,
+        "bytes": target.stat().st_size,
+        "sha256": digest.hexdigest(),
+        "format": export.get("format", "json"),
+        "type": export.get("type", "leads"),
+        "counts": dict(sorted(counts.items())),
+    }
+    (directory / f"{path.stem.removesuffix('.json')}.manifest.json").write_text(
+        json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    log.info("backup written to %s", directory)
