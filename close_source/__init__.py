@@ -35,6 +35,7 @@ def close_source(
     export_timeout: float = 6 * 3600.0,
     export_poll_interval: float = 1.0,
     backup_dir: str | None = None,
+    export_file: str | None = None,
     max_skip: int = 250_000,
     timeout: float = 60.0,
     max_attempts: int = 8,
@@ -42,10 +43,11 @@ def close_source(
     """Every Close object type (or the `tables` named), merged on its primary key.
 
     A full load reads leads, contacts, opportunities and activities through one Export API job
-    (`full_load="lists"` pages their list endpoints instead); everything else comes from list
-    endpoints in the same run. The `GET /me/` preflight fails fast, before any extraction, on a
-    bad key or an unreachable API. Resources are parallelized: Close rate-limits per endpoint
-    group, so independent endpoints are read at the same time (`[extract] workers`).
+    (`full_load="lists"` pages their list endpoints instead; `export_file` loads a file kept by
+    a backup); everything else comes from list endpoints in the same run. The `GET /me/`
+    preflight fails fast, before any extraction, on a bad key or an unreachable API. Resources
+    are parallelized: Close rate-limits per endpoint group, so independent endpoints are read at
+    the same time (`[extract] workers`).
     """
     selected = list(tables or [entry.table for entry in CATALOG])
     if unknown := unknown_tables(selected):
@@ -60,8 +62,9 @@ def close_source(
     me = client.get("me/")
     ctx = ReadContext(client=client, max_skip=max_skip, me=me, started_at=client.server_time)
     from_export = [t for t in selected if t in exported_tables()] if full_load == "export" else []
-    options = ExportOptions(fallback=export_fallback, timeout=export_timeout,
-                            poll_initial=export_poll_interval, backup_dir=backup_dir)
+    options = ExportOptions(fallback=export_fallback and not export_file, timeout=export_timeout,
+                            poll_initial=export_poll_interval, backup_dir=backup_dir,
+                            export_file=export_file)
     resources = [export_resource(ctx, from_export, options)] if from_export else []
     resources += [list_resource(ctx, BY_TABLE[t]) for t in selected if t not in from_export]
     return resources

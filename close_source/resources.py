@@ -16,7 +16,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ class ExportOptions:
     timeout: float = 6 * 3600.0
     poll_initial: float = 1.0
     backup_dir: str | None = None
+    export_file: str | None = None  # load this export file (a backup) instead of a new job
 
 
 def list_resource(ctx: ReadContext, entry: Entry) -> DltResource:
@@ -90,24 +91,39 @@ def _from_lists(ctx: ReadContext, entries: list[Entry],
 
 def _from_export(ctx: ReadContext, entries: list[Entry], batcher: ArrowBatcher,
                  options: ExportOptions) -> Iterator[object]:
+    if options.export_file:
+        path = Path(options.export_file)
+        yield from load_export_file(ctx, path, entries, batcher)
+        manifest = path.with_name(path.name.removesuffix(".json.gz") + ".manifest.json")
+        if manifest.exists():  # a backup: its export's creation time is the T0 to replay from
+            kept = json.loads(manifest.read_text(encoding="utf-8"))
+            _record_full_load("export_file", datetime.fromisoformat(kept["created_at"]),
+                              export_id=kept["export_id"])
+        return
     job = run_export_job(ctx.client, include_activities=options.include_activities,
                          timeout=options.timeout, poll_initial=options.poll_initial)
-    index = CustomFieldIndex.from_definitions(fetch_definitions(ctx.client, ctx.max_skip))
-    router = ExportRouter(index, {entry.table for entry in entries})
     with tempfile.TemporaryDirectory(prefix="close-export-") as workdir:
         path = Path(workdir) / f"{job.export_id}.json.gz"
         size = ctx.client.download(job.export["download_url"], path)
         log.info("export %s downloaded (%.1f MB); loading", job.export_id, size / 1e6)
-        for leads, lead in enumerate(iter_leads(path), 1):
-            for entry, obj in router.route(lead):
-                for table, row in shape(entry, obj):
-                    yield from batcher.add(table, row)
-            if leads % 5000 == 0:
-                log.info("export %s: %d leads loaded", job.export_id, leads)
+        counts = yield from load_export_file(ctx, path, entries, batcher)
         if options.backup_dir:
-            _write_backup(Path(options.backup_dir), path, job.export, job.created_at,
-                          router.counts)
+            _write_backup(Path(options.backup_dir), path, job.export, job.created_at, counts)
     _record_full_load("export", job.created_at, export_id=job.export_id)
+
+
+def load_export_file(ctx: ReadContext, path: Path, entries: list[Entry],
+                     batcher: ArrowBatcher) -> Generator[object, None, dict[str, int]]:
+    """Every lead of an export file, routed and shaped; returns objects seen per table."""
+    index = CustomFieldIndex.from_definitions(fetch_definitions(ctx.client, ctx.max_skip))
+    router = ExportRouter(index, {entry.table for entry in entries})
+    for leads, lead in enumerate(iter_leads(path), 1):
+        for entry, obj in router.route(lead):
+            for table, row in shape(entry, obj):
+                yield from batcher.add(table, row)
+        if leads % 5000 == 0:
+            log.info("%s: %d leads loaded", path.name, leads)
+    return router.counts
 
 
 def _record_full_load(method: str, t0: datetime | None, **extra: Any) -> None:
