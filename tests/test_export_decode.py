@@ -1,0 +1,61 @@
+"""Decoding export files: gzip or already decoded, JSON array or JSON lines."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from close_source.custom_fields import CustomFieldIndex
+from close_source.export import ExportFailed, ExportRouter, iter_leads
+
+LEADS = [{"id": f"lead_{i}", "name": f"Lead {i}", "custom": {"Tier": "Gold"},
+          "activities": [{"_type": "Note", "id": f"acti_{i}"}, {"_type": "Hologram", "id": "x"}],
+          "contacts": [{"id": f"cont_{i}", "custom": {"Tier": "Silver"}}]} for i in range(3)]
+
+
+def _write(path: Path, text: str, compressed: bool) -> Path:
+    path.write_bytes(gzip.compress(text.encode()) if compressed else text.encode())
+    return path
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["gzip", "decoded"])
+@pytest.mark.parametrize("layout", ["array", "jsonl", "pretty"])
+def test_every_layout_with_or_without_gzip(tmp_path, compressed, layout):
+    text = {
+        "array": json.dumps(LEADS),
+        "jsonl": "\n".join(json.dumps(lead) for lead in LEADS) + "\n\n",
+        "pretty": "\n  " + json.dumps(LEADS, indent=2),
+    }[layout]
+    path = _write(tmp_path / "export.json.gz", text, compressed)
+    assert list(iter_leads(path)) == LEADS
+
+
+def test_an_empty_export_has_no_leads(tmp_path):
+    assert list(iter_leads(_write(tmp_path / "e.json.gz", "[]", True))) == []
+    assert list(iter_leads(_write(tmp_path / "f.json.gz", "", True))) == []
+
+
+def test_anything_else_is_a_clear_error(tmp_path):
+    with pytest.raises(ExportFailed, match="neither a JSON array nor JSON lines"):
+        list(iter_leads(_write(tmp_path / "e.json.gz", "<html>", True)))
+
+
+def test_router_maps_display_names_and_skips_unknown_activity_types(caplog):
+    index = CustomFieldIndex.from_definitions([
+        ("lead", {"id": "cf_lead_tier", "name": "Tier"}),
+        ("shared", {"id": "cf_shared", "name": "Region",
+                    "associations": [{"object_type": "contact"}]}),
+        ("contact", {"id": "cf_contact_tier", "name": "Tier"}),
+    ])
+    router = ExportRouter(index, {"leads", "contacts", "notes"})
+    lead = json.loads(json.dumps(LEADS[0]))
+    routed = {entry.table: obj for entry, obj in router.route(lead)}
+    assert routed["leads"]["custom.cf_lead_tier"] == "Gold" and "custom" not in routed["leads"]
+    assert routed["contacts"]["custom.cf_contact_tier"] == "Silver"
+    assert routed["contacts"]["lead_id"] == "lead_0"
+    assert routed["notes"]["lead_id"] == "lead_0"
+    assert "Hologram" in caplog.text
+    assert router.counts == {"contacts": 1, "notes": 1, "leads": 1}
