@@ -130,7 +130,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Starting a fake Close organisation ({args.leads} leads) on loopback...")
     with FakeClose(generate_org(seed=args.seed, leads=args.leads)) as fake:
         pipeline = make_pipeline(None, DATASET_NAME, DEMO_PIPELINE, progress=False)
-        source = close_source(api_key=fake.api_key, base_url=fake.base_url)
+        source = close_source(api_key=fake.api_key, base_url=fake.base_url,
+                              export_poll_interval=0.2)
         started = time.monotonic()
         run_sync(pipeline, source, full_refresh=True)
         _print_summary(pipeline, time.monotonic() - started)
