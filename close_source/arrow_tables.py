@@ -5,25 +5,48 @@ Column types come, in order, from the catalog (timestamps, dates, keys), from th
 schema of earlier runs, and from the first non-null value seen. A value that does not fit its
 column's type is never dropped: a text column takes its JSON text; any other column sends it, as
 text, to a `<column>__v_text` variant column (dlt's own convention) with a warning.
+
+Speed (bench/): values go into per-column lists as each row arrives; Arrow infers and casts
+whole columns in C++ (timestamps are parsed from Close's ISO strings by Arrow), and the
+per-value Python checks run only for a column Arrow's inference disagrees with. Hints are sent
+only when a table's columns change.
+
+Write modes: a full load *replaces* each table (the export and the list endpoints are complete
+snapshots), so an emptied collection or child list is emptied here too; incremental runs
+*merge*: roots on their key, child tables per parent (delete-insert on the parent key), an
+emptied child list sending a hard-delete tombstone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import dlt
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.types as pt
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from close_source.catalog import Entry
 from close_source.shaping import POSITION, TOMBSTONE, Json, Row, child_table
+from close_source.timestamps import to_date, to_utc
 
 log = logging.getLogger(__name__)
+
+WriteMode = Literal["replace", "merge"]
+JSON = "json"
+_ARROW: dict[str, pa.DataType] = {
+    "text": pa.string(), JSON: pa.string(), "bigint": pa.int64(), "double": pa.float64(),
+    "bool": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32(),
+}
+_FROM_DLT = {"text": "text", "json": JSON, "bigint": "bigint", "double": "double",
+             "bool": "bool", "timestamp": "timestamp", "date": "date", "decimal": "double",
+             "wei": "double"}
 
 
 class _ArrowHintNoise(logging.Filter):
@@ -35,15 +58,6 @@ class _ArrowHintNoise(logging.Filter):
 
 
 logging.getLogger("dlt").addFilter(_ArrowHintNoise())
-
-JSON = "json"
-_ARROW: dict[str, pa.DataType] = {
-    "text": pa.string(), JSON: pa.string(), "bigint": pa.int64(), "double": pa.float64(),
-    "bool": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32(),
-}
-_FROM_DLT = {"text": "text", "json": JSON, "bigint": "bigint", "double": "double",
-             "bool": "bool", "timestamp": "timestamp", "date": "date", "decimal": "double",
-             "wei": "double"}
 
 
 def kind_of(value: Any) -> str:
@@ -80,7 +94,7 @@ class TableSpec:
     primary_key: tuple[str, ...] = ()
     merge_key: str | None = None
 
-    def hints(self, columns: Iterable[str]) -> Any:
+    def hints(self, columns: Iterable[str], mode: WriteMode) -> Any:
         column_hints: TTableSchemaColumns = {}
         for column in columns:
             kind = self.types[column]
@@ -90,6 +104,9 @@ class TableSpec:
             if column in self.primary_key:
                 hint.update(primary_key=True, nullable=False)
             column_hints[column] = hint  # type: ignore[assignment]
+        if mode == "replace":
+            return dlt.mark.make_hints(table_name=self.name, columns=column_hints,
+                                       write_disposition="replace")
         if self.merge_key:
             column_hints[TOMBSTONE] = {"name": TOMBSTONE, "data_type": "bool",
                                        "hard_delete": True}
@@ -117,37 +134,86 @@ def table_specs(entry: Entry) -> list[TableSpec]:
 
 
 @dataclass
+class Columns:
+    """Rows of one table collected column by column, as they arrive."""
+
+    rows: int = 0
+    values: dict[str, list[Any]] = field(default_factory=dict)
+
+    def append(self, row: Row) -> None:
+        count, values = self.rows, self.values
+        for key, value in row.items():
+            column = values.get(key)
+            if column is None:
+                column = values[key] = [None] * count
+            column.append(value)
+        self.rows = count + 1
+        if len(row) != len(values):  # pad the columns this row lacks
+            for column in values.values():
+                if len(column) == count:
+                    column.append(None)
+
+
+@dataclass
 class ArrowBatcher:
     """Collects rows per table and hands them out as typed Arrow tables with their hints."""
 
-    specs: Mapping[str, TableSpec]
-    batch_rows: int = 5_000
-    _rows: dict[str, list[Row]] = field(default_factory=dict)
+    specs: dict[str, TableSpec]
+    mode: WriteMode = "replace"
+    batch_rows: int = 1_000
+    _pending: dict[str, Columns] = field(default_factory=dict)
+    _sent_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _complete: set[str] = field(default_factory=set)
     _schema_loaded: set[str] = field(default_factory=set)
+    _children: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def for_entries(cls, entries: Iterable[Entry], batch_rows: int = 5_000) -> ArrowBatcher:
-        specs = {spec.name: spec for entry in entries for spec in table_specs(entry)}
-        return cls(specs, batch_rows)
+    def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
+                    batch_rows: int = 1_000) -> ArrowBatcher:
+        specs: dict[str, TableSpec] = {}
+        children: dict[str, list[str]] = {}
+        for entry in entries:
+            entry_specs = table_specs(entry)
+            specs.update({spec.name: spec for spec in entry_specs})
+            children[entry.table] = [spec.name for spec in entry_specs]
+        return cls(specs, mode, batch_rows, _children=children)
 
     def add(self, table: str, row: Row) -> Iterator[Any]:
         """Queue a row; yields a table's Arrow batch when it is full."""
-        rows = self._rows.setdefault(table, [])
-        rows.append(row)
-        if len(rows) >= self.batch_rows:
+        if self.mode == "replace" and TOMBSTONE in row:
+            return  # a replaced table holds only what this load brings
+        columns = self._pending.get(table)
+        if columns is None:
+            columns = self._pending[table] = Columns()
+        columns.append(row)
+        if columns.rows >= self.batch_rows:
             yield self._flush(table)
 
+    def completed(self, entry_table: str) -> None:
+        """The entry was read to the end: its tables are replaced even when nothing came."""
+        self._complete.update(self._children.get(entry_table, ()))
+
     def flush(self) -> Iterator[Any]:
-        for table in list(self._rows):
-            if self._rows[table]:
+        for table in list(self._pending):
+            if self._pending[table].rows:
                 yield self._flush(table)
+        if self.mode == "replace":
+            for table in sorted(self._complete - set(self._sent_columns)):
+                spec = self.specs[table]
+                yield dlt.mark.with_hints(pa.table({}), spec.hints([], "replace"),
+                                          create_table_variant=True)
 
     def _flush(self, table: str) -> Any:
-        rows, self._rows[table] = self._rows[table], []
+        columns = self._pending.pop(table)
         spec = self.specs[table]
         self._load_destination_types(spec)
-        arrow_table, columns = to_arrow(spec, rows)
-        return dlt.mark.with_hints(arrow_table, spec.hints(columns), create_table_variant=True)
+        arrow_table = to_arrow(spec, columns)
+        names = tuple(name for name in arrow_table.column_names if name != TOMBSTONE)
+        if self._sent_columns.get(table) == names:
+            return dlt.mark.with_table_name(arrow_table, table)
+        self._sent_columns[table] = names
+        return dlt.mark.with_hints(arrow_table, spec.hints(names, self.mode),
+                                   create_table_variant=True)
 
     def _load_destination_types(self, spec: TableSpec) -> None:
         """Types of earlier runs win over inference, so a column never changes type."""
@@ -165,29 +231,24 @@ class ArrowBatcher:
                 spec.types.setdefault(name, kind)
 
 
-def to_arrow(spec: TableSpec, rows: list[Row]) -> tuple[pa.Table, list[str]]:
+def to_arrow(spec: TableSpec, columns: Columns) -> pa.Table:
     """One Arrow table; new columns get the type of their first non-null value."""
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row))
-    names.pop(TOMBSTONE, None)
-    has_tombstones = any(TOMBSTONE in row for row in rows)
     arrays: dict[str, pa.Array] = {}
-    for name in names:
-        values = [row.get(name) for row in rows]
+    for name, values in columns.values.items():
+        if name == TOMBSTONE:
+            continue
         kind = spec.types.get(name) or _first_kind(values)
         if kind is None:
             continue  # null in every row and never typed: no column yet
         spec.types[name] = kind
-        values, variants = _split_misfits(spec.name, name, kind, values)
-        arrays[name] = _array(kind, values)
+        arrays[name], variants = _column(spec.name, name, kind, values)
         if variants is not None:
             variant = f"{name}__v_text"
             spec.types[variant] = "text"
             arrays[variant] = pa.array(variants, type=pa.string())
-    if has_tombstones:
-        arrays[TOMBSTONE] = pa.array([row.get(TOMBSTONE) for row in rows], type=pa.bool_())
-    return pa.table(arrays), [name for name in arrays if name != TOMBSTONE]
+    if TOMBSTONE in columns.values:
+        arrays[TOMBSTONE] = pa.array(columns.values[TOMBSTONE], type=pa.bool_())
+    return pa.table(arrays)
 
 
 def _first_kind(values: list[Any]) -> str | None:
@@ -200,6 +261,58 @@ def _first_kind(values: list[Any]) -> str | None:
         if value is not None:
             return kind_of(value)
     return None  # pragma: no cover
+
+
+def _column(table: str, name: str, kind: str,
+            values: list[Any]) -> tuple[pa.Array, list[str | None] | None]:
+    """Arrow infers (and parses ISO timestamps) in C++; Python checks only when it disagrees."""
+    if kind != JSON:
+        try:
+            inferred = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            inferred = None
+        if inferred is not None:
+            if _compatible(kind, inferred.type):
+                target = _ARROW[kind]
+                return (inferred if inferred.type == target else inferred.cast(target)), None
+            if kind in ("timestamp", "date") and pt.is_string(inferred.type):
+                try:
+                    return pc.cast(inferred, _ARROW[kind]), None
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    pass  # naive or unusual strings: parsed one by one below
+        if kind in ("timestamp", "date"):
+            values = _parse_dates(kind, values)
+    values, variants = _split_misfits(table, name, kind, values)
+    return _array(kind, values), variants
+
+
+def _compatible(kind: str, arrow_type: pa.DataType) -> bool:
+    if pt.is_null(arrow_type):
+        return True
+    if kind == "text":
+        return pt.is_string(arrow_type)
+    if kind == "bigint":
+        return pt.is_int64(arrow_type)
+    if kind == "double":
+        return pt.is_float64(arrow_type) or pt.is_int64(arrow_type)
+    if kind == "bool":
+        return pt.is_boolean(arrow_type)
+    if kind == "timestamp":
+        return pt.is_timestamp(arrow_type) and arrow_type.tz is not None
+    if kind == "date":
+        return pt.is_date32(arrow_type)
+    return False
+
+
+def _parse_dates(kind: str, values: list[Any]) -> list[Any]:
+    """Close's naive, offset and date-only forms; what does not parse stays as it came."""
+    convert = to_utc if kind == "timestamp" else to_date
+    parsed = []
+    for value in values:
+        if isinstance(value, str) and (converted := convert(value)) is not None:
+            value = converted
+        parsed.append(value)
+    return parsed
 
 
 def _split_misfits(table: str, column: str, kind: str,

@@ -2,7 +2,9 @@
 
 - one resource per catalog entry read from its list endpoint;
 - one `export` resource for a full load: the Export API for every table it carries, falling back
-  to those tables' list endpoints when the export fails (unless told not to).
+  to those tables' list endpoints when the job or its download fails (unless told not to). A
+  file that breaks while it is being decoded fails the run instead: rows were already handed
+  to dlt, and a replaced table must not hold the same object twice.
 
 The time from which the next incremental run must replay the Event Log (T0) is taken from
 Close's clock before any object is read, and written to the source state, which dlt commits
@@ -29,7 +31,13 @@ from close_source.arrow_tables import ArrowBatcher
 from close_source.catalog import BY_TABLE, Entry
 from close_source.custom_fields import CustomFieldIndex, fetch_definitions
 from close_source.errors import AccessDenied, ApiError, UnreachableError
-from close_source.export import ExportFailed, ExportRouter, iter_leads, run_export_job
+from close_source.export import (
+    ExportFailed,
+    ExportJob,
+    ExportRouter,
+    iter_leads,
+    run_export_job,
+)
 from close_source.lists import ReadContext, read_entry
 from close_source.shaping import shape
 
@@ -62,18 +70,58 @@ def export_resource(ctx: ReadContext, tables: Iterable[str], options: ExportOpti
 
     def read() -> Iterator[object]:
         batcher = ArrowBatcher.for_entries(entries)
-        try:
-            yield from _from_export(ctx, entries, batcher, options)
-        except (ExportFailed, UnreachableError, ApiError) as exc:
-            if not options.fallback or options.backup_dir:
-                raise
-            log.warning("the export failed (%s); loading %s from list endpoints instead",
-                        exc, ", ".join(e.table for e in entries))
-            _record_full_load("lists", ctx.started_at)
-            yield from _from_lists(ctx, entries, batcher)
+        with tempfile.TemporaryDirectory(prefix="close-export-") as workdir:
+            try:
+                export = _obtain_export(ctx, options, Path(workdir))
+            except (ExportFailed, UnreachableError, ApiError) as exc:
+                # nothing was yielded yet, so the list endpoints can take over cleanly
+                if not options.fallback or options.backup_dir:
+                    raise
+                log.warning("the export failed (%s); loading %s from list endpoints instead",
+                            exc, ", ".join(e.table for e in entries))
+                yield from _from_lists(ctx, entries, batcher)
+                _record_full_load("lists", ctx.started_at)
+            else:
+                counts = yield from load_export_file(ctx, export.path, entries, batcher)
+                for entry in entries:
+                    batcher.completed(entry.table)
+                if options.backup_dir and export.job is not None:
+                    _write_backup(Path(options.backup_dir), export.path, export.job.export,
+                                  export.job.created_at, counts)
+                if export.t0 is not None:
+                    _record_full_load(export.method, export.t0, export_id=export.export_id)
         yield from batcher.flush()
 
     return dlt.resource(read, name="export", parallelized=True)
+
+
+@dataclass(frozen=True)
+class _Export:
+    path: Path
+    method: str
+    t0: datetime | None
+    export_id: str | None
+    job: ExportJob | None = None
+
+
+def _obtain_export(ctx: ReadContext, options: ExportOptions, workdir: Path) -> _Export:
+    """A ready export file: the one given (a backup), or a new job's, downloaded."""
+    if options.export_file:
+        path = Path(options.export_file)
+        manifest = path.with_name(path.name.removesuffix(".json.gz") + ".manifest.json")
+        if not manifest.exists():
+            log.warning("%s has no manifest: the next incremental run cannot know what this "
+                        "file's T0 was", path)
+            return _Export(path, "export_file", None, None)
+        kept = json.loads(manifest.read_text(encoding="utf-8"))
+        return _Export(path, "export_file", datetime.fromisoformat(kept["created_at"]),
+                       kept["export_id"])
+    job = run_export_job(ctx.client, include_activities=options.include_activities,
+                         timeout=options.timeout, poll_initial=options.poll_initial)
+    path = workdir / f"{job.export_id}.json.gz"
+    size = ctx.client.download(job.export["download_url"], path)
+    log.info("export %s downloaded (%.1f MB); loading", job.export_id, size / 1e6)
+    return _Export(path, "export", job.created_at, job.export_id, job)
 
 
 def _from_lists(ctx: ReadContext, entries: list[Entry],
@@ -87,29 +135,8 @@ def _from_lists(ctx: ReadContext, entries: list[Entry],
         except AccessDenied as exc:
             log.warning("skipping %s: this API key may not read /%s (%s: %s)",
                         entry.table, exc.path.strip("/"), exc.status, exc.api_message)
-
-
-def _from_export(ctx: ReadContext, entries: list[Entry], batcher: ArrowBatcher,
-                 options: ExportOptions) -> Iterator[object]:
-    if options.export_file:
-        path = Path(options.export_file)
-        yield from load_export_file(ctx, path, entries, batcher)
-        manifest = path.with_name(path.name.removesuffix(".json.gz") + ".manifest.json")
-        if manifest.exists():  # a backup: its export's creation time is the T0 to replay from
-            kept = json.loads(manifest.read_text(encoding="utf-8"))
-            _record_full_load("export_file", datetime.fromisoformat(kept["created_at"]),
-                              export_id=kept["export_id"])
-        return
-    job = run_export_job(ctx.client, include_activities=options.include_activities,
-                         timeout=options.timeout, poll_initial=options.poll_initial)
-    with tempfile.TemporaryDirectory(prefix="close-export-") as workdir:
-        path = Path(workdir) / f"{job.export_id}.json.gz"
-        size = ctx.client.download(job.export["download_url"], path)
-        log.info("export %s downloaded (%.1f MB); loading", job.export_id, size / 1e6)
-        counts = yield from load_export_file(ctx, path, entries, batcher)
-        if options.backup_dir:
-            _write_backup(Path(options.backup_dir), path, job.export, job.created_at, counts)
-    _record_full_load("export", job.created_at, export_id=job.export_id)
+        else:
+            batcher.completed(entry.table)
 
 
 def load_export_file(ctx: ReadContext, path: Path, entries: list[Entry],

@@ -11,8 +11,10 @@ Event Log give identical rows and can be loaded as Arrow tables (the fast path):
 - a parent whose child list is empty yields one tombstone row (`_deleted` true, never stored):
   child tables are merged per parent (delete its rows, insert the new ones), and the tombstone
   is what clears a list that became empty;
-- objects that live in tables of their own (a lead's contacts, ...) are dropped (`entry.drop`);
-- timestamps become aware UTC datetimes, date-only fields dates; unparseable values are kept.
+- objects that live in tables of their own (a lead's contacts, ...) are dropped (`entry.drop`).
+
+Values stay as Close sent them: timestamps are parsed to UTC by the Arrow layer, column by column
+(`arrow_tables.py`), which is where the catalog's types apply.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import orjson
+
 from close_source.catalog import Entry
-from close_source.timestamps import to_date, to_utc
 
 Row = dict[str, Any]
 POSITION = "_pos"
@@ -48,7 +51,6 @@ def shape(entry: Entry, obj: Mapping[str, Any]) -> Iterator[tuple[str, Row]]:
             children[key] = value if isinstance(value, list) else []
             continue
         _flatten_into(root, key, value)
-    _convert_dates(entry, root)
     yield entry.table, root
     parent_id = obj.get("id")
     parent_key = entry.child_key or "parent_id"
@@ -67,28 +69,17 @@ def shape(entry: Entry, obj: Mapping[str, Any]) -> Iterator[tuple[str, Row]]:
             yield table, row
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _flatten_into(row: Row, key: str, value: Any) -> None:
-    if isinstance(value, Mapping):
-        if not value:
-            return
+    kind = type(value)
+    if kind in _PLAIN:  # exact type checks first: this runs for every value of every object
+        row[key] = value
+    elif kind is dict or isinstance(value, Mapping):
         for sub_key, sub_value in value.items():
             _flatten_into(row, f"{key}{SEPARATOR}{sub_key}", sub_value)
-    elif isinstance(value, list | tuple):
-        row[key] = Json(_dumps(value))
+    elif kind is list or isinstance(value, tuple):
+        row[key] = Json(orjson.dumps(value, default=str).decode())
     else:
         row[key] = value
-
-
-def _dumps(value: Any) -> str:
-    import orjson
-
-    return orjson.dumps(value, default=str).decode()
-
-
-def _convert_dates(entry: Entry, row: Row) -> None:
-    for key in entry.all_timestamps:
-        if key in row and (parsed := to_utc(row[key])) is not None:
-            row[key] = parsed
-    for key in entry.dates:
-        if key in row and (day := to_date(row[key])) is not None:
-            row[key] = day

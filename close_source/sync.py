@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import dlt
+import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 
 PIPELINE_NAME = "close_crm"
 DATASET_NAME = "close"
 
 progress_log = logging.getLogger("close_sync.progress")
+
+
+# The loading connection only: DuckDB defaults to 80% of RAM, and memory must not grow with the
+# organisation (bench/). Queries on the file afterwards are not limited.
+DUCKDB_LOAD_CONFIG = {"memory_limit": "256MB", "threads": 1}
+
+
+def duckdb_destination(path: str | Path) -> Any:
+    credentials = DuckDbCredentials(str(path), global_config=dict(DUCKDB_LOAD_CONFIG))
+    return dlt.destinations.duckdb(credentials)
 
 
 def destination_for(name: Any, pipeline_name: str) -> Any:
@@ -24,7 +37,7 @@ def destination_for(name: Any, pipeline_name: str) -> Any:
     makes `close.leads` ambiguous (Binder Error: Ambiguous reference to catalog or schema).
     """
     if name is None or name in ("", "duckdb"):
-        return dlt.destinations.duckdb(str(Path.cwd() / f"{pipeline_name}.duckdb"))
+        return duckdb_destination(Path.cwd() / f"{pipeline_name}.duckdb")
     return name
 
 
@@ -42,6 +55,9 @@ def make_pipeline(
     pipelines_dir: str | None = None,
     progress: bool = True,
 ) -> dlt.Pipeline:
+    # Arrow's default allocator keeps freed memory; the system one gives it back (bench/)
+    pa.set_memory_pool(pa.system_memory_pool())
+    os.environ.setdefault("LOAD__WORKERS", "2")  # parallel load jobs multiply memory, not speed
     collector: Any = (
         dlt.progress.log(log_period=5.0, logger=progress_log, dump_system_stats=False)
         if progress else None

@@ -9,11 +9,11 @@ import dlt
 
 from close_source import close_source
 from close_source.fake import FakeClose
-from close_source.sync import make_pipeline, run_sync
+from close_source.sync import duckdb_destination, make_pipeline, run_sync
 
 
 def new_pipeline(workdir: Path, name: str = "test_close") -> dlt.Pipeline:
-    destination = dlt.destinations.duckdb(str(workdir / f"{name}.duckdb"))
+    destination = duckdb_destination(workdir / f"{name}.duckdb")
     return make_pipeline(destination, pipeline_name=name,
                          pipelines_dir=str(workdir / "pipelines"), progress=False)
 

@@ -154,3 +154,26 @@ def test_the_export_brings_what_lists_would_not_need_to(org, tmp_path):
         assert rows(pipeline, f"SELECT count(*) FROM close.{table}") == [
             (len(expected_objects(org, table)),)]
     assert BY_TABLE["tasks"].export_path is None
+
+
+def test_a_second_full_load_is_an_exact_snapshot(tmp_path):
+    """Replaced tables: deleted objects and emptied child lists disappear; a table the key
+    can no longer read keeps what it had."""
+    org = generate_org(seed=42, leads=6)
+    with FakeClose(org) as fake:
+        pipeline = sync(fake, tmp_path, resources=["leads", "contacts", "webhook_subscriptions"])
+    gone = org.all("lead")[0]["id"]
+    contact = next(c for c in org.all("contact") if c.get("emails") and c["lead_id"] != gone)
+    org.remove("lead", gone)
+    for child in [c for c in org.all("contact") if c["lead_id"] == gone]:
+        org.remove("contact", child["id"])
+    org.put("contact", {**contact, "emails": []})
+    with FakeClose(org, forbidden={"/webhook/"}) as fake:
+        sync(fake, tmp_path, resources=["leads", "contacts", "webhook_subscriptions"],
+             pipeline=pipeline)
+    assert set(r[0] for r in rows(pipeline, "SELECT id FROM close.leads")) == set(
+        expected_objects(org, "leads"))
+    assert rows(pipeline, "SELECT count(*) FROM close.contacts__emails "
+                          f"WHERE contact_id = '{contact['id']}'") == [(0,)]
+    assert rows(pipeline, "SELECT count(*) FROM close.webhook_subscriptions")[0][0] == len(
+        expected_objects(org, "webhook_subscriptions")) > 0

@@ -53,7 +53,8 @@ def test_primary_key_is_declared(loaded: tuple[FakeOrg, dlt.Pipeline], table: st
     columns = pipeline.default_schema.get_table_columns(table)
     declared = [name for name, column in columns.items() if column.get("primary_key")]
     assert sorted(declared) == sorted(BY_TABLE[table].primary_key)
-    assert pipeline.default_schema.get_table(table)["write_disposition"] == "merge"
+    # a full load is a snapshot: it replaces (incremental runs merge on the key)
+    assert pipeline.default_schema.get_table(table)["write_disposition"] == "replace"
 
 
 @pytest.mark.parametrize("table", [entry.table for entry in CATALOG])

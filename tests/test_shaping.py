@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
-from close_source.arrow_tables import table_specs, to_arrow
+from close_source.arrow_tables import Columns, table_specs, to_arrow
 from close_source.catalog import BY_TABLE
 from close_source.shaping import shape
 
@@ -28,7 +28,7 @@ def test_lead_drops_objects_of_other_tables_and_splits_child_lists():
     (row,) = tables["leads"]
     assert set(row) == {"id", "custom.cf_abc", "contact_ids", "date_created"}
     assert json.loads(row["custom.cf_abc"]) == ["A", "B"]
-    assert row["date_created"] == datetime(2013, 2, 1, 0, 54, 51, 333000, tzinfo=UTC)
+    assert row["date_created"] == "2013-02-01T00:54:51.333000+00:00"  # typed by the Arrow layer
     assert tables["leads__addresses"] == [
         {"lead_id": "lead_1", "_pos": 0, "city": "Gotham", "zipcode": "10001"},
         {"lead_id": "lead_1", "_pos": 1, "city": "Metropolis"},
@@ -49,40 +49,56 @@ def test_nested_objects_are_flattened_and_lists_inside_them_are_json():
     assert json.loads(row["envelope__from"]) == [{"email": "a@b.c"}]
 
 
+def typed(table: str, rows: list[dict]) -> pa.Table:
+    columns = Columns()
+    for row in rows:
+        columns.append(row)
+    return to_arrow(table_specs(BY_TABLE[table])[0], columns)
+
+
 def test_timestamps_become_utc_whatever_offset_or_precision_close_sends():
-    task = {"id": "task_1", "date": "2013-02-06", "date_created": "2016-10-19T12:22:10.434000",
-            "date_updated": "2014-06-27T22:00:00-08:00"}
-    (row,) = rows_of("tasks", task)["tasks"]
-    assert row["date"] == datetime(2013, 2, 6, tzinfo=UTC)
-    assert row["date_created"] == datetime(2016, 10, 19, 12, 22, 10, 434000, tzinfo=UTC)
-    assert row["date_updated"] == datetime(2014, 6, 28, 6, 0, tzinfo=UTC)
+    rows = [{"id": "task_1", "date": "2013-02-06", "date_created": "2016-10-19T12:22:10.434000",
+             "date_updated": "2014-06-27T22:00:00-08:00"},
+            {"id": "task_2", "date": "2013-02-07T10:00:00+00:00", "date_created": None,
+             "date_updated": "2014-06-27T22:00:00+00:00"}]
+    table = typed("tasks", rows)
+    assert table.column("date").to_pylist() == [datetime(2013, 2, 6, tzinfo=UTC),
+                                                 datetime(2013, 2, 7, 10, tzinfo=UTC)]
+    assert table.column("date_created").to_pylist() == [
+        datetime(2016, 10, 19, 12, 22, 10, 434000, tzinfo=UTC), None]
+    assert table.column("date_updated").to_pylist()[0] == datetime(2014, 6, 28, 6, 0, tzinfo=UTC)
 
 
 def test_unparseable_values_are_kept_not_dropped():
-    (row,) = rows_of("notes", {"id": "acti_1", "date_created": "not a date"})["notes"]
-    assert row["date_created"] == "not a date"
+    table = typed("notes", [{"id": "acti_1", "date_created": "not a date"}])
+    assert table.column("date_created").to_pylist() == [None]
+    assert table.column("date_created__v_text").to_pylist() == ["not a date"]
 
 
 def test_date_only_fields_stay_dates():
-    (row,) = rows_of("opportunities", {"id": "oppo_1", "date_won": "2013-02-06"})["opportunities"]
-    assert row["date_won"] == date(2013, 2, 6)
+    table = typed("opportunities", [{"id": "oppo_1", "date_won": "2013-02-06"}])
+    assert table.column("date_won").to_pylist() == [date(2013, 2, 6)]
 
 
 def test_arrow_types_come_from_the_catalog_then_the_values():
-    spec = table_specs(BY_TABLE["notes"])[0]
-    rows = [{"id": "a", "date_created": datetime(2020, 1, 1, tzinfo=UTC), "n": 1, "x": None},
-            {"id": "b", "date_created": None, "n": 2.5, "x": None}]
-    table, columns = to_arrow(spec, rows)
+    table = typed("notes", [
+        {"id": "a", "date_created": "2020-01-01T00:00:00+00:00", "n": 1, "x": None},
+        {"id": "b", "date_created": None, "n": 2.5, "x": None}])
     assert table.schema.field("date_created").type == pa.timestamp("us", tz="UTC")
     assert table.schema.field("n").type == pa.float64()
-    assert "x" not in columns  # null everywhere and never typed: no column yet
+    assert "x" not in table.column_names  # null everywhere and never typed: no column yet
     assert table.column("n").to_pylist() == [1.0, 2.5]
 
 
 def test_a_value_that_does_not_fit_goes_to_a_variant_column_not_away():
     spec = table_specs(BY_TABLE["notes"])[0]
-    to_arrow(spec, [{"id": "a", "duration": 5}])
-    table, columns = to_arrow(spec, [{"id": "b", "duration": "five"}, {"id": "c", "duration": 7}])
-    assert table.column("duration").to_pylist() == [None, 7]
-    assert table.column("duration__v_text").to_pylist() == ["five", None]
-    assert "duration__v_text" in columns
+    first = Columns()
+    first.append({"id": "a", "duration": 5})
+    to_arrow(spec, first)
+    second = Columns()
+    second.append({"id": "b", "duration": "five"})
+    second.append({"id": "c"})
+    second.append({"id": "d", "duration": 7})
+    table = to_arrow(spec, second)
+    assert table.column("duration").to_pylist() == [None, None, 7]
+    assert table.column("duration__v_text").to_pylist() == ["five", None, None]
