@@ -8,8 +8,8 @@ For each org size (the small one and the large one, so the memory comparison is 
 1. generate a seeded fake org and write its export file (`bench/out/`, git-ignored);
 2. serve the org with `FakeClose` (the connector still calls `GET /me/` and the custom field
    definition endpoints);
-3. measure each stage in a fresh subprocess, so its peak RSS (`wait4`'s `ru_maxrss`) is its own
-   and not the parent's ~1 GB org:
+3. measure each stage in a fresh subprocess, so its peak RSS (its own `VmHWM`, reset by exec)
+   is its own and not the parent's ~1 GB org:
    (a) `connector`: `close_source(export_file=...)` through `run_sync` into a new DuckDB file;
    (b) `floor`: DuckDB alone, `read_json` of the same file and unnesting into the same tables
        (leads, contacts, opportunities, one table per activity type, and the child tables
@@ -69,7 +69,7 @@ class StageResult:
     wall_s: float
     rows: int
     counts: dict[str, int]
-    peak_rss_mb: float  # ru_maxrss of the child (wait4)
+    peak_rss_mb: float  # the child's VmHWM (high-water mark since exec)
     start_rss_mb: float  # the child's RSS after its imports, before the work
     steps: dict[str, float] = field(default_factory=dict)
     step_rss_mb: dict[str, float] = field(default_factory=dict)  # sampled peak per step
@@ -114,10 +114,10 @@ class SizeRun:
 # ---- child processes ------------------------------------------------------------------------
 
 
-def rss_mb() -> float:
-    """Current RSS of this process (VmRSS), in MB."""
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's RSS (VmRSS) or its high-water mark since exec (VmHWM), in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -323,6 +323,7 @@ CHILDREN = {"connector": child_connector, "floor": child_floor, "schema": child_
 def child_main(stage: str, job_path: Path) -> None:
     job = json.loads(job_path.read_text())
     result = CHILDREN[stage](job)
+    result["peak_rss_mb"] = rss_mb("VmHWM")
     Path(job["result"]).write_text(json.dumps(result))
 
 
@@ -331,7 +332,11 @@ def child_main(stage: str, job_path: Path) -> None:
 
 def run_child(stage: str, leads: int, job: dict[str, Any], env: dict[str, str],
               rep: int = 0) -> StageResult:
-    """Run one stage in a fresh interpreter; its peak RSS comes from wait4."""
+    """Run one stage in a fresh interpreter; its peak RSS is its own VmHWM.
+
+    Not wait4's ru_maxrss: that counts the pages the child shared with this (large) parent
+    between fork and exec, so every child looked as big as the generated org.
+    """
     tag = f"{stage}_{leads}" + (f"_{rep}" if rep else "")
     job = {**job, "result": str(OUT / f"{tag}.result.json")}
     job_path = OUT / f"{tag}.job.json"
@@ -343,7 +348,7 @@ def run_child(stage: str, leads: int, job: dict[str, Any], env: dict[str, str],
             [sys.executable, __file__, "--child", stage, "--job", str(job_path)],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=OUT,
         )
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         tail = log_path.read_text(errors="replace")[-3000:]
@@ -352,7 +357,7 @@ def run_child(stage: str, leads: int, job: dict[str, Any], env: dict[str, str],
     counts = {k: int(v) for k, v in data["counts"].items()}
     result = StageResult(
         leads=leads, stage=stage, wall_s=data["wall_s"], rows=sum(counts.values()),
-        counts=counts, peak_rss_mb=usage.ru_maxrss / 1024, start_rss_mb=data["start_rss_mb"],
+        counts=counts, peak_rss_mb=data["peak_rss_mb"], start_rss_mb=data["start_rss_mb"],
         steps=data["steps"], step_rss_mb=data.get("step_rss_mb", {}),
         warnings=_warnings(log_path),
     )
@@ -486,7 +491,7 @@ def render(runs: list[SizeRun], facts: dict[str, str], args: argparse.Namespace)
         "fresh pipeline and DuckDB file. (b) `floor`: DuckDB alone, `read_json` of the same gzip "
         "file (explicit `columns`) and unnesting into the same tables. Each in its own "
         "subprocess; wall time excludes interpreter start and imports (fastest of the runs when "
-        "repeated); peak RSS is the subprocess's `ru_maxrss` (highest of the runs). Rows: "
+        "repeated); peak RSS is the subprocess's own VmHWM (highest of the runs). Rows: "
         "every data table, child tables included. a/b: connector throughput over the floor's.",
         "",
         "| leads | stage | wall s | rows | rows/s | leads/s | peak RSS MB | a/b |",

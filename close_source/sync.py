@@ -22,7 +22,7 @@ progress_log = logging.getLogger("close_sync.progress")
 
 # The loading connection only: DuckDB defaults to 80% of RAM, and memory must not grow with the
 # organisation (bench/). Queries on the file afterwards are not limited.
-DUCKDB_LOAD_CONFIG = {"memory_limit": "256MB", "threads": 1}
+DUCKDB_LOAD_CONFIG = {"memory_limit": "128MB", "threads": 1}
 
 
 def duckdb_destination(path: str | Path) -> Any:
