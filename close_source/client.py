@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import math
 import os
 import re
 import threading
@@ -349,4 +348,4 @@ class CloseClient:
         exc = state.outcome.exception() if state.outcome else None
         reason = exc.reason if isinstance(exc, _Retryable) else repr(exc)
         wait = exc.delay if isinstance(exc, _Retryable) and exc.delay else state.upcoming_sleep
-        log.info("retrying %s %s in %.2fs: %s", method, path, math.fabs(wait or 0.0), reason)
+        log.info("retrying %s %s in %.2fs: %s", method, path, wait or 0.0, reason)
