@@ -15,6 +15,8 @@ from dlt.extract.resource import DltResource
 
 from close_source.catalog import BY_TABLE, CATALOG, unknown_tables
 from close_source.client import DEFAULT_BASE_URL, CloseClient
+from close_source.custom_columns import NAMING_MODES, STATE_KEY, CustomColumns
+from close_source.custom_fields import fetch_definitions
 from close_source.errors import ConfigError
 from close_source.export import exported_tables
 from close_source.lists import ReadContext
@@ -39,6 +41,7 @@ def close_source(
     max_skip: int = 250_000,
     timeout: float = 60.0,
     max_attempts: int = 8,
+    custom_field_columns: str = "name",
 ) -> list[DltResource]:
     """Every Close object type (or the `tables` named), merged on its primary key.
 
@@ -57,10 +60,18 @@ def close_source(
         raise ConfigError(f"full_load must be one of {FULL_LOAD_METHODS}, not {full_load!r}")
     if backup_dir and full_load != "export":
         raise ConfigError("a backup needs the export: full_load must be 'export'")
+    if custom_field_columns not in NAMING_MODES:
+        raise ConfigError(f"custom_field_columns must be one of {NAMING_MODES}, "
+                          f"not {custom_field_columns!r}")
 
     client = CloseClient(api_key, base_url, timeout=timeout, max_attempts=max_attempts)
     me = client.get("me/")
     ctx = ReadContext(client=client, max_skip=max_skip, me=me, started_at=client.server_time)
+    ctx.custom = CustomColumns(
+        custom_field_columns,  # type: ignore[arg-type]
+        dlt.current.source_state().get(STATE_KEY),
+        lambda: fetch_definitions(client, ctx.max_skip),
+    )
     from_export = [t for t in selected if t in exported_tables()] if full_load == "export" else []
     options = ExportOptions(fallback=export_fallback and not export_file, timeout=export_timeout,
                             poll_initial=export_poll_interval, backup_dir=backup_dir,

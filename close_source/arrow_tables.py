@@ -20,10 +20,10 @@ emptied child list sending a hard-delete tombstone.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dlt
 import orjson
@@ -35,6 +35,9 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from close_source.catalog import Entry
 from close_source.shaping import POSITION, TOMBSTONE, Json, Row, child_table
 from close_source.timestamps import to_date, to_utc
+
+if TYPE_CHECKING:
+    from close_source.custom_columns import CustomColumns
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,16 @@ class TableSpec:
     types: dict[str, str]
     primary_key: tuple[str, ...] = ()
     merge_key: str | None = None
+    # columns every batch carries, null or not (custom fields): asked for at each batch,
+    # since a refresh of the definitions may add some mid-run
+    declared: Callable[[], dict[str, str]] | None = None
+
+    def declared_types(self) -> dict[str, str]:
+        if self.declared is None:
+            return {}
+        declared = self.declared()
+        self.types.update(declared)
+        return declared
 
     def hints(self, columns: Iterable[str], mode: WriteMode) -> Any:
         column_hints: TTableSchemaColumns = {}
@@ -120,12 +133,17 @@ class TableSpec:
         )
 
 
-def table_specs(entry: Entry) -> list[TableSpec]:
+def table_specs(entry: Entry, custom: CustomColumns | None = None) -> list[TableSpec]:
     """The entry's root table and child tables, with the types the catalog declares."""
     root_types = {key: "timestamp" for key in entry.all_timestamps}
     root_types.update({key: "date" for key in entry.dates})
     root_types.update({key: "text" for key in entry.primary_key})
-    specs = [TableSpec(entry.table, root_types, primary_key=entry.primary_key)]
+    declared = None
+    if custom is not None and entry.custom_field_type:
+        def declared() -> dict[str, str]:
+            return custom.column_types(entry.table)
+    specs = [TableSpec(entry.table, root_types, primary_key=entry.primary_key,
+                       declared=declared)]
     for list_name in entry.child_lists:
         key = entry.child_key or "parent_id"
         specs.append(TableSpec(child_table(entry, list_name),
@@ -169,11 +187,11 @@ class ArrowBatcher:
 
     @classmethod
     def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
-                    batch_rows: int = 1_000) -> ArrowBatcher:
+                    batch_rows: int = 1_000, custom: CustomColumns | None = None) -> ArrowBatcher:
         specs: dict[str, TableSpec] = {}
         children: dict[str, list[str]] = {}
         for entry in entries:
-            entry_specs = table_specs(entry)
+            entry_specs = table_specs(entry, custom)
             specs.update({spec.name: spec for spec in entry_specs})
             children[entry.table] = [spec.name for spec in entry_specs]
         return cls(specs, mode, batch_rows, _children=children)
@@ -200,7 +218,8 @@ class ArrowBatcher:
         if self.mode == "replace":
             for table in sorted(self._complete - set(self._sent_columns)):
                 spec = self.specs[table]
-                yield dlt.mark.with_hints(pa.table({}), spec.hints([], "replace"),
+                empty = to_arrow(spec, Columns())
+                yield dlt.mark.with_hints(empty, spec.hints(empty.column_names, "replace"),
                                           create_table_variant=True)
 
     def _flush(self, table: str) -> Any:
@@ -233,6 +252,7 @@ class ArrowBatcher:
 
 def to_arrow(spec: TableSpec, columns: Columns) -> pa.Table:
     """One Arrow table; new columns get the type of their first non-null value."""
+    declared = spec.declared_types()
     arrays: dict[str, pa.Array] = {}
     for name, values in columns.values.items():
         if name == TOMBSTONE:
@@ -246,6 +266,9 @@ def to_arrow(spec: TableSpec, columns: Columns) -> pa.Table:
             variant = f"{name}__v_text"
             spec.types[variant] = "text"
             arrays[variant] = pa.array(variants, type=pa.string())
+    for name, kind in declared.items():
+        if name not in arrays:
+            arrays[name] = pa.nulls(columns.rows, _ARROW[kind])
     if TOMBSTONE in columns.values:
         arrays[TOMBSTONE] = pa.array(columns.values[TOMBSTONE], type=pa.bool_())
     return pa.table(arrays)

@@ -25,6 +25,9 @@ Read strategies (`Entry.read`):
   `detail_params` (groups and their members [003:5013-5022]).
 - ``per_parent``: the endpoint requires a filter; it is read once per object of another entry
   (sequence subscriptions per sequence [003:6768-6771]).
+- ``definitions``: custom field definitions, read once when the run begins (every custom column
+  depends on them) from `/custom_field/{lead,contact,opportunity,activity,shared}/` and
+  `/custom_field_schema/<type>/`; one row per field and object type, with its column.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ReadStrategy = Literal["pages", "windows", "keyset", "organization", "memberships", "users",
-                       "detail", "per_parent"]
+                       "detail", "per_parent", "definitions"]
 
 # Timestamps every Close object carries; entries add their own.
 AUDIT_TIMESTAMPS = ("date_created", "date_updated")
@@ -203,12 +206,10 @@ CATALOG: tuple[Entry, ...] = (
           child_lists=("statuses",), child_key="pipeline_id"),
     Entry(
         "custom_fields", "custom_field/",
-        "Custom field definitions of every object type in one table, `object_type` tells which.",
-        primary_key=("object_type", "id"),
-        variants=tuple(
-            Variant(f"custom_field/{kind}/", tag={"object_type": kind})
-            for kind in ("lead", "contact", "opportunity", "activity", "shared")
-        ),
+        "Custom fields per object type (shared ones under each type), with their columns.",
+        read="definitions", primary_key=("object_type", "id"),
+        variants=tuple(Variant(f"custom_field/{kind}/") for kind in
+                       ("lead", "contact", "opportunity", "activity", "shared")),
         event_object_types=("custom_fields.*",),
     ),
     Entry("custom_activity_types", "custom_activity/", "Custom activity types [003:8997-9095].",

@@ -1,95 +1,127 @@
-"""Custom field definitions, and custom values brought to one form: `custom.<field id>` keys.
+"""Custom field definitions: what fields exist, their types, and which tables carry them.
 
-Close returns custom values as `custom.<id>` keys; exports may carry the deprecated `custom` dict
-keyed by the field's display name instead, or both ([002:167], peers.md). Whatever the style,
-shaping sees `custom.<id>` keys, so every read path gives the same columns.
+Sources [003:4263-4729; reference §5]: `/custom_field/{lead,contact,opportunity,activity}/`,
+`/custom_field/shared/` (fields that apply to several object types, through `associations`)
+and `/custom_field_schema/{lead,contact,opportunity}/` (every field that applies to one object
+type, shared ones included). The last two are TOC-only in our docs, so both are optional and
+read in every plausible shape; a shared field applies to the union of what they say.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from close_source.client import CloseClient
-from close_source.errors import AccessDenied
+from close_source.errors import AccessDenied, ApiError
 from close_source.lists import iter_pages
 
 log = logging.getLogger(__name__)
 
 KINDS = ("lead", "contact", "opportunity", "activity")
-CUSTOM_PREFIX = "custom."
+SCHEMA_KINDS = ("lead", "contact", "opportunity")
+TABLE_OF_KIND = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities",
+                 "activity": "custom_activities"}
+KIND_OF_TABLE = {table: kind for kind, table in TABLE_OF_KIND.items()}
 
 
-@dataclass
-class CustomFieldIndex:
-    """Field ids by display name, per object kind (activity fields also per activity type)."""
+@dataclass(frozen=True)
+class FieldDefinition:
+    """One custom field as it applies to one object type (a shared field gives several)."""
 
-    by_name: dict[str, dict[str, str]] = field(default_factory=dict)
-    by_activity_type: dict[tuple[str, str], str] = field(default_factory=dict)
-    _warned: set[str] = field(default_factory=set)
+    kind: str  # lead | contact | opportunity | activity
+    id: str
+    name: str
+    type: str
+    multi: bool
+    shared: bool
+    raw: Mapping[str, Any]
 
-    @classmethod
-    def from_definitions(
-        cls, definitions: Iterable[tuple[str, Mapping[str, Any]]]
-    ) -> CustomFieldIndex:
-        """`definitions`: (kind, definition) pairs; kind "shared" applies via `associations`."""
-        index = cls()
-        for kind, definition in definitions:
-            name, field_id = definition.get("name"), definition.get("id")
-            if not name or not field_id:
-                continue
-            if kind == "shared":
-                for association in definition.get("associations") or []:
-                    index._add(association.get("object_type"), name, field_id,
-                               association.get("custom_activity_type_id"))
-            else:
-                index._add(kind, name, field_id, definition.get("custom_activity_type_id"))
-        return index
+    @property
+    def table(self) -> str:
+        return TABLE_OF_KIND[self.kind]
 
-    def _add(self, kind: str | None, name: str, field_id: str, activity_type: str | None) -> None:
-        if kind not in KINDS:
-            return
-        self.by_name.setdefault(kind, {}).setdefault(name, field_id)
-        if kind == "activity" and activity_type:
-            self.by_activity_type[(activity_type, name)] = field_id
-
-    def field_id(self, kind: str, name: str, activity_type: str | None = None) -> str | None:
-        if activity_type and (found := self.by_activity_type.get((activity_type, name))):
-            return found
-        return self.by_name.get(kind, {}).get(name)
-
-    def normalize(self, obj: MutableMapping[str, Any], kind: str) -> None:
-        """Replace a `custom` dict (display names) with `custom.<id>` keys, in place.
-
-        `custom.<id>` keys already present win (they are the API's own style). A name no
-        definition knows is kept as `custom.<name>`, never dropped, with one warning.
-        """
-        values = obj.pop("custom", None)
-        if not isinstance(values, Mapping):
-            if values is not None:
-                obj["custom"] = values
-            return
-        activity_type = obj.get("custom_activity_type_id")
-        for name, value in values.items():
-            field_id = self.field_id(kind, name, activity_type)
-            if field_id is None:
-                if name not in self._warned:
-                    self._warned.add(name)
-                    log.warning("custom field %r of a %s matches no definition; kept as "
-                                "custom.%s", name, kind, name)
-                field_id = name
-            obj.setdefault(f"{CUSTOM_PREFIX}{field_id}", value)
+    @property
+    def order(self) -> tuple[str, str]:
+        """Older fields first: who keeps the plain name when two names collide."""
+        return (str(self.raw.get("date_created") or ""), self.id)
 
 
-def fetch_definitions(client: CloseClient, max_skip: int) -> list[tuple[str, dict[str, Any]]]:
-    """Every custom field definition the key may read, as (kind, definition) pairs."""
-    definitions: list[tuple[str, dict[str, Any]]] = []
+@dataclass(frozen=True)
+class RawDefinitions:
+    """Definitions as Close returned them, per endpoint kind, plus the per-type schemas."""
+
+    by_kind: Mapping[str, list[Mapping[str, Any]]]
+    schemas: Mapping[str, list[Mapping[str, Any]]]
+
+
+def fetch_definitions(client: CloseClient, max_skip: int) -> RawDefinitions:
+    """Every definition this key may read; a forbidden or missing endpoint is skipped."""
+    by_kind: dict[str, list[Mapping[str, Any]]] = {}
     for kind in (*KINDS, "shared"):
         try:
-            for page in iter_pages(client, f"custom_field/{kind}/", {}, 100, max_skip):
-                definitions += [(kind, definition) for definition in page]
-        except AccessDenied:
-            log.warning("this API key may not read /custom_field/%s/", kind)
-    return definitions
+            by_kind[kind] = [definition
+                             for page in iter_pages(client, f"custom_field/{kind}/", {}, 100,
+                                                    max_skip)
+                             for definition in page]
+        except AccessDenied as exc:
+            level = logging.DEBUG if kind == "shared" and exc.status == 404 else logging.WARNING
+            log.log(level, "custom fields: cannot read /custom_field/%s/ (%s)", kind, exc.status)
+    schemas: dict[str, list[Mapping[str, Any]]] = {}
+    for kind in SCHEMA_KINDS:
+        try:
+            schemas[kind] = _schema_fields(client.get(f"custom_field_schema/{kind}/"))
+        except (AccessDenied, ApiError) as exc:
+            log.debug("custom fields: no /custom_field_schema/%s/ (%s)", kind, exc)
+    return RawDefinitions(by_kind, schemas)
+
+
+def _schema_fields(body: Any) -> list[Mapping[str, Any]]:
+    """`{"fields": [...]}`, `{"data": [...]}` or a bare list; items are fields or `{"id"}`s."""
+    if isinstance(body, Mapping):
+        body = body.get("fields", body.get("data", []))
+    return [item for item in body or [] if isinstance(item, Mapping) and item.get("id")]
+
+
+def definitions_by_table(raw: RawDefinitions) -> dict[str, list[FieldDefinition]]:
+    """Each table's fields. Shared fields apply where `associations` or a schema say so."""
+    tables: dict[str, dict[str, FieldDefinition]] = {table: {} for table in TABLE_OF_KIND.values()}
+    known: dict[str, Mapping[str, Any]] = {}
+    for kind in KINDS:
+        for definition in raw.by_kind.get(kind, []):
+            if _add(tables, kind, definition, shared=False):
+                known[str(definition["id"])] = definition
+    shared = {str(d["id"]): d for d in raw.by_kind.get("shared", []) if d.get("id")}
+    for definition in shared.values():
+        for association in definition.get("associations") or []:
+            kind = association.get("object_type") if isinstance(association, Mapping) else None
+            if kind in KINDS:
+                _add(tables, kind, definition, shared=True)
+    for kind, fields in raw.schemas.items():
+        for item in fields:
+            field_id = str(item["id"])
+            definition = shared.get(field_id) or known.get(field_id) or item
+            _add(tables, kind, definition, shared=bool(item.get("is_shared")) or
+                 field_id in shared)
+    return {table: sorted(fields.values(), key=lambda f: f.order)
+            for table, fields in tables.items()}
+
+
+def _add(tables: dict[str, dict[str, FieldDefinition]], kind: str,
+         definition: Mapping[str, Any], *, shared: bool) -> bool:
+    field_id, name = definition.get("id"), definition.get("name")
+    if not field_id or not isinstance(name, str):
+        return False
+    fields = tables[TABLE_OF_KIND[kind]]
+    if str(field_id) not in fields:
+        fields[str(field_id)] = FieldDefinition(
+            kind=kind, id=str(field_id), name=name, type=str(definition.get("type") or "text"),
+            multi=bool(definition.get("accepts_multiple_values")), shared=shared, raw=definition)
+    return True
+
+
+def all_definitions(tables: Mapping[str, Iterable[FieldDefinition]]) -> Iterator[FieldDefinition]:
+    for fields in tables.values():
+        yield from fields

@@ -19,6 +19,7 @@ _HOW = {
     "users": "pages, plus deactivated users by id",
     "detail": "list, then each by id",
     "per_parent": "per {parent}",
+    "definitions": "once, when the run begins",
 }
 
 

@@ -24,7 +24,6 @@ import orjson
 
 from close_source.catalog import CATALOG, Entry
 from close_source.client import CloseClient
-from close_source.custom_fields import CustomFieldIndex
 from close_source.errors import CloseSyncError
 from close_source.timestamps import to_utc
 
@@ -40,8 +39,6 @@ NESTED_ENTRIES = {entry.export_path: entry for entry in CATALOG
                   if entry.export_path and entry.export_path != "activities"}
 ACTIVITY_ENTRIES = {entry.export_type: entry for entry in CATALOG
                     if entry.export_path == "activities"}
-CUSTOM_KIND = {"leads": "lead", "contacts": "contact", "opportunities": "opportunity",
-               "custom_activities": "activity"}
 
 
 def exported_tables() -> set[str]:
@@ -148,7 +145,6 @@ def _first_significant_byte(stream: io.BufferedReader) -> bytes:
 class ExportRouter:
     """Splits exported leads into (entry, object) pairs, one per destination table."""
 
-    custom_fields: CustomFieldIndex
     tables: set[str]
     counts: dict[str, int] = field(default_factory=dict)
     _unknown_types: set[str] = field(default_factory=set)
@@ -170,11 +166,8 @@ class ExportRouter:
 
     def _emit(self, entry: Entry, obj: dict[str, Any]) -> Iterator[tuple[Entry, dict[str, Any]]]:
         self.counts[entry.table] = self.counts.get(entry.table, 0) + 1
-        if entry.table not in self.tables:
-            return
-        if kind := CUSTOM_KIND.get(entry.table):
-            self.custom_fields.normalize(obj, kind)
-        yield entry, obj
+        if entry.table in self.tables:
+            yield entry, obj
 
     def _unknown(self, type_name: str) -> None:
         if type_name not in self._unknown_types:

@@ -15,12 +15,15 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from close_source.catalog import BY_TABLE, Entry
 from close_source.client import CloseClient
 from close_source.errors import AccessDenied, ApiError, CloseSyncError
 from close_source.timestamps import to_utc
+
+if TYPE_CHECKING:
+    from close_source.custom_columns import CustomColumns
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class ReadContext:
     max_skip: int
     me: Mapping[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None  # Close's clock when the run began (the preflight)
+    custom: CustomColumns | None = None  # the run's custom-field columns
 
     def learn_max_skip(self, max_skip: int) -> None:
         """Close told us a lower cap than configured (400 "max_skip = N"): use it from now on."""
@@ -370,6 +374,13 @@ def read_per_parent(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
                 log.info("%s of %s %s not readable; skipped", entry.table, parent.table, obj["id"])
 
 
+def read_definitions(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
+    """Custom field definitions were read when the run began; rows name their columns."""
+    if ctx.custom is None:
+        raise CloseSyncError("custom field definitions were not loaded")
+    yield list(ctx.custom.definition_rows())
+
+
 _READERS: dict[str, Callable[[ReadContext, Entry], Iterator[Page]]] = {
     "pages": read_pages,
     "windows": read_windows,
@@ -379,4 +390,5 @@ _READERS: dict[str, Callable[[ReadContext, Entry], Iterator[Page]]] = {
     "users": read_users,
     "detail": read_details,
     "per_parent": read_per_parent,
+    "definitions": read_definitions,
 }

@@ -29,7 +29,6 @@ from dlt.extract.resource import DltResource
 
 from close_source.arrow_tables import ArrowBatcher
 from close_source.catalog import BY_TABLE, Entry
-from close_source.custom_fields import CustomFieldIndex, fetch_definitions
 from close_source.errors import AccessDenied, ApiError, UnreachableError
 from close_source.export import (
     ExportFailed,
@@ -58,9 +57,10 @@ class ExportOptions:
 
 def list_resource(ctx: ReadContext, entry: Entry) -> DltResource:
     def read() -> Iterator[object]:
-        batcher = ArrowBatcher.for_entries([entry])
+        batcher = ArrowBatcher.for_entries([entry], custom=ctx.custom)
         yield from _from_lists(ctx, [entry], batcher)
         yield from batcher.flush()
+        _save_custom_columns(ctx, [entry])
 
     return dlt.resource(read, name=entry.table, parallelized=True)
 
@@ -69,7 +69,7 @@ def export_resource(ctx: ReadContext, tables: Iterable[str], options: ExportOpti
     entries = [BY_TABLE[table] for table in tables]
 
     def read() -> Iterator[object]:
-        batcher = ArrowBatcher.for_entries(entries)
+        batcher = ArrowBatcher.for_entries(entries, custom=ctx.custom)
         with tempfile.TemporaryDirectory(prefix="close-export-") as workdir:
             try:
                 export = _obtain_export(ctx, options, Path(workdir))
@@ -91,6 +91,7 @@ def export_resource(ctx: ReadContext, tables: Iterable[str], options: ExportOpti
                 if export.t0 is not None:
                     _record_full_load(export.method, export.t0, export_id=export.export_id)
         yield from batcher.flush()
+        _save_custom_columns(ctx, entries)
 
     return dlt.resource(read, name="export", parallelized=True)
 
@@ -130,7 +131,7 @@ def _from_lists(ctx: ReadContext, entries: list[Entry],
         try:
             for page in read_entry(ctx, entry):
                 for obj in page:
-                    for table, row in shape(entry, obj):
+                    for table, row in shape(entry, obj, ctx.custom):
                         yield from batcher.add(table, row)
         except AccessDenied as exc:
             log.warning("skipping %s: this API key may not read /%s (%s: %s)",
@@ -142,15 +143,21 @@ def _from_lists(ctx: ReadContext, entries: list[Entry],
 def load_export_file(ctx: ReadContext, path: Path, entries: list[Entry],
                      batcher: ArrowBatcher) -> Generator[object, None, dict[str, int]]:
     """Every lead of an export file, routed and shaped; returns objects seen per table."""
-    index = CustomFieldIndex.from_definitions(fetch_definitions(ctx.client, ctx.max_skip))
-    router = ExportRouter(index, {entry.table for entry in entries})
+    router = ExportRouter({entry.table for entry in entries})
     for leads, lead in enumerate(iter_leads(path), 1):
         for entry, obj in router.route(lead):
-            for table, row in shape(entry, obj):
+            for table, row in shape(entry, obj, ctx.custom):
                 yield from batcher.add(table, row)
         if leads % 5000 == 0:
             log.info("%s: %d leads loaded", path.name, leads)
     return router.counts
+
+
+def _save_custom_columns(ctx: ReadContext, entries: Iterable[Entry]) -> None:
+    """Columns named in this run stay named so: the state is committed with the load."""
+    if ctx.custom is not None and any(e.custom_field_type or e.read == "definitions"
+                                      for e in entries):
+        ctx.custom.save(dlt.current.source_state())
 
 
 def _record_full_load(method: str, t0: datetime | None, **extra: Any) -> None:

@@ -11,7 +11,8 @@ Event Log give identical rows and can be loaded as Arrow tables (the fast path):
 - a parent whose child list is empty yields one tombstone row (`_deleted` true, never stored):
   child tables are merged per parent (delete its rows, insert the new ones), and the tombstone
   is what clears a list that became empty;
-- objects that live in tables of their own (a lead's contacts, ...) are dropped (`entry.drop`).
+- objects that live in tables of their own (a lead's contacts, ...) are dropped (`entry.drop`);
+- custom values become the columns `custom_columns.py` assigns.
 
 Values stay as Close sent them: timestamps are parsed to UTC by the Arrow layer, column by column
 (`arrow_tables.py`), which is where the catalog's types apply.
@@ -20,11 +21,14 @@ Values stay as Close sent them: timestamps are parsed to UTC by the Arrow layer,
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from close_source.catalog import Entry
+
+if TYPE_CHECKING:
+    from close_source.custom_columns import CustomColumns
 
 Row = dict[str, Any]
 POSITION = "_pos"
@@ -40,8 +44,13 @@ def child_table(entry: Entry, list_name: str) -> str:
     return f"{entry.table}{SEPARATOR}{list_name}"
 
 
-def shape(entry: Entry, obj: Mapping[str, Any]) -> Iterator[tuple[str, Row]]:
-    """(table, row) for the object and for each element of its child lists."""
+def shape(entry: Entry, obj: dict[str, Any],
+          custom: CustomColumns | None = None) -> Iterator[tuple[str, Row]]:
+    """(table, row) for the object and for each element of its child lists.
+
+    With `custom`, the entry's custom values (taken out of `obj`) become their typed columns.
+    """
+    custom_values = custom.split(entry.table, obj) if custom and entry.custom_field_type else None
     root: Row = {}
     children: dict[str, list[Any]] = {}
     for key, value in obj.items():
@@ -51,6 +60,8 @@ def shape(entry: Entry, obj: Mapping[str, Any]) -> Iterator[tuple[str, Row]]:
             children[key] = value if isinstance(value, list) else []
             continue
         _flatten_into(root, key, value)
+    if custom_values:
+        root.update(custom_values)
     yield entry.table, root
     parent_id = obj.get("id")
     parent_key = entry.child_key or "parent_id"

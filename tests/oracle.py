@@ -6,10 +6,14 @@ without going through the catalog or the connector.
 
 from __future__ import annotations
 
+import json
+import re
+from datetime import date
 from typing import Any
 
 from close_source.fake import FakeOrg
 from close_source.fake import org as o
+from close_source.timestamps import to_utc
 
 COLLECTION_OF: dict[str, str] = {
     "leads": o.LEAD, "contacts": o.CONTACT, "opportunities": o.OPPORTUNITY, "tasks": o.TASK,
@@ -34,7 +38,46 @@ NOT_LISTED: dict[str, set[str]] = {
     "users": {"last_used_timezone"},
     "memberships": {"organization_id"},
 }
-CUSTOM_FIELD_KINDS = ("lead", "contact", "opportunity", "activity", "shared")
+CUSTOM_FIELD_KINDS = ("lead", "contact", "opportunity", "activity")
+TABLE_OF_KIND = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities",
+                 "activity": "custom_activities"}
+
+
+def custom_definitions(org: FakeOrg) -> dict[tuple[str, str], dict[str, Any]]:
+    """(object kind, field id) -> definition; shared fields under each associated kind."""
+    found = {(kind, obj["id"]): obj for kind in CUSTOM_FIELD_KINDS
+             for obj in org.all(f"custom_field.{kind}")}
+    for obj in org.all(o.CUSTOM_FIELD_SHARED):
+        for association in obj.get("associations") or []:
+            found[(association["object_type"], obj["id"])] = obj
+    return found
+
+
+def decoded(definition: dict[str, Any], db_value: Any) -> Any:
+    """A custom column's value as the database returns it, JSON arrays decoded."""
+    if definition.get("accepts_multiple_values") and isinstance(db_value, str):
+        return json.loads(db_value)
+    return db_value
+
+
+def plain_column(name: str) -> str:
+    """The column of a field whose name collides with nothing and is short: the README rule."""
+    return "custom_" + re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def typed(definition: dict[str, Any], value: Any) -> Any:
+    """A custom value as its column must hold it (README "Custom fields"); multi-value
+    fields as the list their JSON column decodes to."""
+    if definition.get("accepts_multiple_values"):
+        return value if isinstance(value, list) else [value]
+    kind = definition["type"]
+    if kind == "number":
+        return float(value)
+    if kind == "date":
+        return date.fromisoformat(value)
+    if kind == "datetime":
+        return to_utc(value)
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def expected_objects(org: FakeOrg, table: str) -> dict[Any, dict[str, Any]]:
@@ -47,8 +90,7 @@ def expected_objects(org: FakeOrg, table: str) -> dict[Any, dict[str, Any]]:
         return {obj["id"]: obj for name in (o.MEMBERSHIP, o.INACTIVE_MEMBERSHIP)
                 for obj in org.all(name)}
     if table == "custom_fields":
-        return {(kind, obj["id"]): obj for kind in CUSTOM_FIELD_KINDS
-                for obj in org.all(f"custom_field.{kind}")}
+        return custom_definitions(org)
     if table == "organization":
         return {org.organization_id: {"id": org.organization_id, "name": org.name}}
     raise KeyError(table)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from close_source.custom_fields import CustomFieldIndex
+from close_source.custom_columns import CustomColumns
+from close_source.custom_fields import RawDefinitions
 from close_source.export import ExportFailed, ExportRouter, iter_leads
 
 LEADS = [{"id": f"lead_{i}", "name": f"Lead {i}", "custom": {"Tier": "Gold"},
@@ -43,18 +44,20 @@ def test_anything_else_is_a_clear_error(tmp_path):
         list(iter_leads(_write(tmp_path / "e.json.gz", "<html>", True)))
 
 
-def test_router_maps_display_names_and_skips_unknown_activity_types(caplog):
-    index = CustomFieldIndex.from_definitions([
-        ("lead", {"id": "cf_lead_tier", "name": "Tier"}),
-        ("shared", {"id": "cf_shared", "name": "Region",
-                    "associations": [{"object_type": "contact"}]}),
-        ("contact", {"id": "cf_contact_tier", "name": "Tier"}),
-    ])
-    router = ExportRouter(index, {"leads", "contacts", "notes"})
+def test_router_routes_and_display_names_map_to_columns(caplog):
+    raw = RawDefinitions({
+        "lead": [{"id": "cf_lead_tier", "name": "Tier", "type": "text"}],
+        "shared": [{"id": "cf_shared", "name": "Region", "type": "text",
+                    "associations": [{"object_type": "contact"}]}],
+        "contact": [{"id": "cf_contact_tier", "name": "Tier", "type": "text"}],
+    }, {})
+    custom = CustomColumns("name", None, lambda: raw)
+    router = ExportRouter({"leads", "contacts", "notes"})
     lead = json.loads(json.dumps(LEADS[0]))
     routed = {entry.table: obj for entry, obj in router.route(lead)}
-    assert routed["leads"]["custom.cf_lead_tier"] == "Gold" and "custom" not in routed["leads"]
-    assert routed["contacts"]["custom.cf_contact_tier"] == "Silver"
+    assert custom.split("leads", routed["leads"]) == {"custom_tier": "Gold"}
+    assert "custom" not in routed["leads"]
+    assert custom.split("contacts", routed["contacts"]) == {"custom_tier": "Silver"}
     assert routed["contacts"]["lead_id"] == "lead_0"
     assert routed["notes"]["lead_id"] == "lead_0"
     assert "Hologram" in caplog.text

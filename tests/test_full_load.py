@@ -13,7 +13,15 @@ from close_source.catalog import BY_TABLE, CATALOG
 from close_source.fake import FakeClose, FakeOrg, generate_org
 from close_source.timestamps import to_date, to_utc
 from tests.helpers import rows, sync
-from tests.oracle import NOT_LISTED, expected_objects
+from tests.oracle import (
+    NOT_LISTED,
+    TABLE_OF_KIND,
+    custom_definitions,
+    decoded,
+    expected_objects,
+    plain_column,
+    typed,
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +82,7 @@ def test_scalar_values_match_close(loaded: tuple[FakeOrg, dlt.Pipeline], table: 
                 continue
             column = naming.normalize_identifier(field)
             if field.startswith("custom."):
-                assert _kept(row, column, value), (table, key, field, value)
-                compared += 1
-                continue
+                continue  # typed columns: test_custom_values_land_typed_in_named_columns
             if value is None:
                 assert row.get(column) is None, (table, key, field)
                 continue
@@ -84,14 +90,6 @@ def test_scalar_values_match_close(loaded: tuple[FakeOrg, dlt.Pipeline], table: 
             assert _same(entry, field, value, row[column]), (table, key, field, value, row[column])
             compared += 1
     assert compared > 0
-
-
-def _kept(row: dict[str, Any], column: str, value: Any) -> bool:
-    """Raw custom values (typed columns are a later issue): in the column or a variant of it."""
-    candidates = [v for name, v in row.items()
-                  if name == column or name.startswith(column + "__v_")]
-    return any(v is not None and (str(v) == str(value) or to_utc(v) == to_utc(value))
-               for v in candidates)
 
 
 def _same(entry: Any, field: str, api_value: Any, db_value: Any) -> bool:
@@ -135,17 +133,30 @@ def test_group_members_and_pipeline_statuses_land_as_child_tables(loaded):
     assert rows(pipeline, "SELECT count(*) FROM close.sequences__steps")[0][0] > 0
 
 
-def test_custom_values_are_kept(loaded):
-    """Typed, named custom columns are a later issue; until then no value may be lost."""
+@pytest.mark.parametrize("kind", ["lead", "contact", "opportunity", "activity"])
+def test_custom_values_land_typed_in_named_columns(loaded, kind: str):
+    """Every custom value of every object, in `custom_<name>`, typed; absent ones null."""
     org, pipeline = loaded
-    naming = pipeline.default_schema.naming
-    lead = next(lead for lead in org.all("lead")
-                if any(k.startswith("custom.") and isinstance(v, str) for k, v in lead.items()))
-    key, value = next((k, v) for k, v in lead.items()
-                      if k.startswith("custom.") and isinstance(v, str))
-    column = naming.normalize_identifier(key)
-    got = rows(pipeline, f"SELECT {column} FROM close.leads WHERE id = '{lead['id']}'")
-    assert str(got[0][0]) == value or to_utc(got[0][0]) == to_utc(value)
+    table = TABLE_OF_KIND[kind]
+    definitions = {fid: d for (k, fid), d in custom_definitions(org).items() if k == kind}
+    actual = _db_rows(pipeline, table)
+    columns = pipeline.default_schema.get_table_columns(table)
+    for definition in definitions.values():  # declared even when no object has a value
+        assert plain_column(definition["name"]) in columns, definition["name"]
+    assert not [c for c in columns if "__v_" in c or c.startswith("custom_cf_")]
+    compared = 0
+    for key, obj in expected_objects(org, table).items():
+        row = actual[key]
+        for field_id, definition in definitions.items():
+            column = plain_column(definition["name"])
+            value = obj.get(f"custom.{field_id}")
+            if value is None:
+                assert row[column] is None, (table, key, column)
+                continue
+            assert decoded(definition, row[column]) == typed(definition, value), (key, column)
+            compared += 1
+        assert row["custom_unmapped"] is None
+    assert compared > 10
 
 
 def test_all_task_types_land(loaded):

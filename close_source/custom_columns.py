@@ -1,0 +1,336 @@
+"""Custom values -> typed, human-named columns whose name and type never change.
+
+Rules (README "Custom fields"):
+
+- A field's column is `custom_<normalized display name>` (`custom_field_columns = "id"`:
+  `custom_<normalized field id>`), chosen the first time the field is seen and then frozen in
+  the pipeline state: renaming the field in Close does not rename the column.
+- A name already taken (two fields with the same normalized name, a built-in column such as
+  `custom_activity_type_id`) or longer than 63 characters (PostgreSQL's limit) gets `_` and a
+  short piece of the field id: deterministic, and the older field keeps the plain name.
+- The column type follows the field type: number -> double, date -> date, datetime -> UTC
+  timestamp, multi-value fields -> a JSON array, everything else -> text.
+- A column never changes type. When a field's type or multiplicity changes so that it needs a
+  different column type, its values continue in `<column>_<type>` (`_list`, `_number`, `_text`,
+  `_date`, `_datetime`); the old column stays.
+- A value that fits no column (a field no definition names, or a value of the wrong type while
+  Close converts a field) is kept, keyed by field id, in the table's `custom_unmapped` JSON
+  object. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+import orjson
+
+from close_source.custom_fields import (
+    KIND_OF_TABLE,
+    FieldDefinition,
+    RawDefinitions,
+    definitions_by_table,
+)
+from close_source.shaping import Json
+from close_source.timestamps import to_utc
+
+log = logging.getLogger(__name__)
+
+NamingMode = Literal["name", "id"]
+NAMING_MODES: tuple[NamingMode, ...] = ("name", "id")
+STATE_KEY = "custom_columns"
+STATE_VERSION = 1
+MAX_IDENTIFIER = 63  # PostgreSQL; BigQuery allows 300, DuckDB more
+PREFIX = "custom_"
+UNMAPPED = "custom_unmapped"
+# Built-in columns that start with our prefix, and our own column.
+RESERVED = frozenset({"custom_activity_type_id", UNMAPPED})
+# Column kinds (arrow_tables' type names) and the suffix a field gets when it moves to one.
+SUFFIX_OF_KIND = {"text": "text", "double": "number", "date": "date", "timestamp": "datetime",
+                  "json": "list"}
+_KIND_OF_TYPE = {"number": "double", "date": "date", "datetime": "timestamp"}
+MAX_EXACT_INTEGER = 2**53
+_CUSTOM_KEY = "custom."
+
+
+def column_kind(definition: FieldDefinition) -> str:
+    if definition.multi:
+        return "json"
+    return _KIND_OF_TYPE.get(definition.type, "text")
+
+
+def normalized(text: str) -> str:
+    """ASCII snake case that dlt's naming convention leaves as it is."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")
+
+
+def _id_code(field_id: str, length: int) -> str:
+    tail = field_id.split("_", 1)[-1]
+    return (re.sub(r"[^a-z0-9]", "", tail.lower()) or normalized(field_id))[:length]
+
+
+def fit_column(base: str, field_id: str, taken: set[str]) -> str:
+    """`base` if free and short enough, else `base` (cut) + `_` + a piece of the field id."""
+    if len(base) <= MAX_IDENTIFIER and base not in taken:
+        return base
+    for length in (6, 8, 12, 16, 24, 48):
+        code = _id_code(field_id, length)
+        candidate = f"{_cut(base, MAX_IDENTIFIER - len(code) - 1)}_{code}"
+        if candidate not in taken:
+            return candidate
+    counter = 2
+    while f"{base[:MAX_IDENTIFIER - 6]}_{counter}" in taken:
+        counter += 1
+    return f"{base[:MAX_IDENTIFIER - 6]}_{counter}"
+
+
+def _cut(base: str, limit: int) -> str:
+    """At most `limit` characters, at a word boundary when one is near."""
+    if len(base) <= limit:
+        return base.rstrip("_")
+    stem = base[:limit]
+    if base[limit] != "_" and "_" in stem[-12:]:
+        stem = stem[:stem.rfind("_")]
+    return stem.rstrip("_")
+
+
+# ---- values ---------------------------------------------------------------------------------
+
+_MISFIT = object()
+
+
+def convert(kind: str, value: Any) -> Any:
+    """The value as its column stores it, or `_MISFIT`."""
+    if kind == "text":
+        if isinstance(value, str):
+            return value
+        text = orjson.dumps(value, default=str).decode()
+        return Json(text) if isinstance(value, list | dict) else text
+    if kind == "json":
+        return Json(orjson.dumps(value if isinstance(value, list) else [value],
+                                 default=str).decode())
+    if kind == "double":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return _MISFIT
+        if isinstance(value, int):
+            return float(value) if abs(value) <= MAX_EXACT_INTEGER else _MISFIT
+        return value
+    if kind == "date":
+        if isinstance(value, str) and len(value) == 10:
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                return _MISFIT
+        return _MISFIT
+    if kind == "timestamp":
+        if isinstance(value, str | datetime):
+            parsed = to_utc(value)
+            return _MISFIT if parsed is None else parsed
+        return _MISFIT
+    raise ValueError(kind)
+
+
+# ---- the mapping ----------------------------------------------------------------------------
+
+
+@dataclass
+class FieldColumns:
+    """One field's columns in one table: one per column kind it has ever needed."""
+
+    field_id: str
+    name: str
+    type: str
+    kind: str
+    columns: dict[str, str] = field(default_factory=dict)  # kind -> column, oldest first
+    active: bool = True
+    definition: FieldDefinition | None = None
+
+    @property
+    def column(self) -> str:
+        return self.columns[self.kind]
+
+    def to_state(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "kind": self.kind,
+                "columns": dict(self.columns)}
+
+    @classmethod
+    def from_state(cls, field_id: str, kept: Mapping[str, Any]) -> FieldColumns:
+        return cls(field_id, str(kept.get("name", "")), str(kept.get("type", "")),
+                   str(kept["kind"]), dict(kept["columns"]), active=False)
+
+
+@dataclass
+class TableColumns:
+    """The custom columns of one table (leads, contacts, opportunities, custom_activities)."""
+
+    table: str
+    fields: dict[str, FieldColumns] = field(default_factory=dict)
+    _by_name: dict[tuple[str | None, str], str] = field(default_factory=dict)
+
+    def apply(self, definitions: list[FieldDefinition], mode: NamingMode) -> None:
+        """Current definitions: new fields and new kinds get columns, older ones are kept."""
+        taken = set(RESERVED) | {c for f in self.fields.values() for c in f.columns.values()}
+        current = {definition.id for definition in definitions}
+        for kept in self.fields.values():
+            kept.active = kept.field_id in current
+        by_name: dict[tuple[str | None, str], str] = {}
+        for definition in definitions:  # oldest first: the older field keeps the plain name
+            kind = column_kind(definition)
+            entry = self.fields.get(definition.id)
+            if entry is None:
+                entry = self.fields[definition.id] = FieldColumns(
+                    definition.id, definition.name, definition.type, kind)
+            entry.name, entry.type, entry.kind = definition.name, definition.type, kind
+            entry.active, entry.definition = True, definition
+            if kind not in entry.columns:
+                if entry.columns:
+                    base = f"{next(iter(entry.columns.values()))}_{SUFFIX_OF_KIND[kind]}"
+                else:
+                    label = normalized(definition.name if mode == "name" else definition.id)
+                    base = PREFIX + (label or normalized(definition.id))
+                entry.columns[kind] = column = fit_column(base, definition.id, taken)
+                taken.add(column)
+            activity_type = definition.raw.get("custom_activity_type_id")
+            by_name.setdefault((None, definition.name), definition.id)
+            if activity_type:
+                by_name.setdefault((str(activity_type), definition.name), definition.id)
+        self._by_name = by_name
+
+    def resolve(self, ref: str, activity_type: str | None) -> FieldColumns | None:
+        """A field by id, else by display name (the deprecated `custom` dict and key styles)."""
+        found = self.fields.get(ref)
+        if found is not None:
+            return found
+        field_id = (activity_type and self._by_name.get((activity_type, ref))) or \
+            self._by_name.get((None, ref))
+        return self.fields.get(field_id) if field_id else None
+
+    def column_types(self) -> dict[str, str]:
+        """Every column this table has ever had for custom values, with its type."""
+        types = {column: kind for entry in self.fields.values()
+                 for kind, column in entry.columns.items()}
+        types[UNMAPPED] = "json"
+        return types
+
+
+class CustomColumns:
+    """The run's custom-column mapping: frozen names from state, current definitions.
+
+    Shared by every resource of a run (they run in threads); a refresh of the definitions,
+    asked for by a value no definition knows, happens at most once per run.
+    """
+
+    def __init__(self, mode: NamingMode, kept: Mapping[str, Any] | None,
+                 load_definitions: Callable[[], RawDefinitions]) -> None:
+        self.mode = mode
+        self._load = load_definitions
+        self._lock = threading.Lock()
+        self._refreshed = False
+        self._warned: set[tuple[str, str]] = set()
+        self.tables = {table: TableColumns(table) for table in KIND_OF_TABLE}
+        if kept and kept.get("version") == STATE_VERSION:
+            for table, fields in (kept.get(mode) or {}).items():
+                if table in self.tables:
+                    self.tables[table].fields = {
+                        field_id: FieldColumns.from_state(field_id, value)
+                        for field_id, value in fields.items()}
+        self._apply(load_definitions())
+
+    def _apply(self, raw: RawDefinitions) -> None:
+        for table, definitions in definitions_by_table(raw).items():
+            self.tables[table].apply(definitions, self.mode)
+
+    def refresh_once(self) -> bool:
+        """Reload the definitions (a field created mid-run); False if already done."""
+        with self._lock:
+            if self._refreshed:
+                return False
+            self._refreshed = True
+            log.info("custom fields: a value names an unknown field; reloading definitions")
+            self._apply(self._load())
+            return True
+
+    def split(self, table: str, obj: MutableMapping[str, Any]) -> dict[str, Any]:
+        """Take the custom values out of `obj`: {column: typed value}, absent ones omitted."""
+        columns = self.tables[table]
+        activity_type = obj.get("custom_activity_type_id")
+        out: dict[str, Any] = {}
+        unmapped: dict[str, Any] = {}
+        for key in [key for key in obj if key.startswith(_CUSTOM_KEY)]:
+            self._put(columns, key[len(_CUSTOM_KEY):], obj.pop(key), activity_type, out,
+                      unmapped)
+        by_name = obj.pop("custom", None)
+        if isinstance(by_name, Mapping):
+            for name, value in by_name.items():
+                self._put(columns, str(name), value, activity_type, out, unmapped)
+        elif by_name is not None:
+            unmapped["custom"] = by_name
+        if unmapped:
+            out[UNMAPPED] = Json(orjson.dumps(unmapped, default=str).decode())
+        return out
+
+    def _put(self, columns: TableColumns, ref: str, value: Any, activity_type: str | None,
+             out: dict[str, Any], unmapped: dict[str, Any]) -> None:
+        if value is None:
+            return
+        found = columns.resolve(ref, activity_type)
+        if found is None and self.refresh_once():
+            found = columns.resolve(ref, activity_type)
+        if found is None:
+            self._warn_once(columns.table, ref, "names no custom field Close knows")
+            unmapped.setdefault(ref, value)
+            return
+        column = found.column
+        if column in out:
+            return  # `custom.<id>` keys come first and win over the name-keyed dict
+        converted = convert(found.kind, value)
+        if converted is _MISFIT:
+            self._warn_once(columns.table, found.field_id,
+                            f"has a value that is not a {found.type}")
+            unmapped.setdefault(found.field_id, value)
+        else:
+            out[column] = converted
+
+    def _warn_once(self, table: str, ref: str, problem: str) -> None:
+        if (table, ref) not in self._warned:
+            self._warned.add((table, ref))
+            log.warning("%s: custom field %r %s; the value is kept in %s", table, ref, problem,
+                        UNMAPPED)
+
+    def column_types(self, table: str) -> dict[str, str]:
+        with self._lock:
+            return self.tables[table].column_types()
+
+    def save(self, state: MutableMapping[str, Any]) -> None:
+        """Freeze this run's columns in the source state (committed with the load)."""
+        with self._lock:
+            kept = state.setdefault(STATE_KEY, {})
+            kept["version"] = STATE_VERSION
+            kept[self.mode] = {
+                table: {field_id: entry.to_state() for field_id, entry in columns.fields.items()}
+                for table, columns in self.tables.items()}
+
+    def definition_rows(self) -> Iterator[dict[str, Any]]:
+        """The `custom_fields` table: every field per object type, with its column."""
+        with self._lock:
+            for table, columns in self.tables.items():
+                for entry in columns.fields.values():
+                    definition = entry.definition if entry.active else None
+                    row = dict(definition.raw) if definition else {}
+                    row.pop("is_shared", None)
+                    row.update(
+                        object_type=KIND_OF_TABLE[table], id=entry.field_id, name=entry.name,
+                        type=entry.type, table_name=table, column_name=entry.column,
+                        column_type=entry.kind,
+                        previous_columns=[c for k, c in entry.columns.items() if k != entry.kind],
+                        is_shared=bool(definition and definition.shared),
+                        is_deleted=not entry.active,
+                    )
+                    yield row
