@@ -169,8 +169,12 @@ class GenBase:
 
     # -- custom values ---------------------------------------------------------------------
 
-    def custom_value(self, field: dict[str, Any]) -> Any:
-        """A random value of the field's type (lists for multi-value fields)."""
+    def custom_value(
+        self, field: dict[str, Any], contacts: list[dict[str, Any]] | None = None
+    ) -> Any:
+        """A random value of the field's type (lists for multi-value fields). A `contact`
+        field takes the id of one of `contacts` (the object's lead's); None when there are
+        none, which `put_custom` omits."""
         rng, t = self.rng, field["type"]
         if t == "text":
             return rng.choice(
@@ -183,6 +187,11 @@ class GenBase:
                     'ünïcödé & "quotes"',
                 )
             )
+        if t == "textarea":
+            lines = [self.sentence(rng.randint(3, 7)) for _ in range(rng.randint(2, 4))]
+            if rng.random() < 0.3:
+                lines.insert(1, "")  # a blank line between paragraphs
+            return "\n".join(lines)
         if t == "number":
             if field.get("_number_kind") == "float":
                 return round(rng.uniform(0, 250000), 2)
@@ -204,18 +213,33 @@ class GenBase:
                 k = rng.randint(1, min(2, len(pool)))
                 return [u["id"] for u in rng.sample(pool, k)]
             return rng.choice(pool)["id"]
+        if t == "contact":
+            if not contacts:
+                return None
+            if field["accepts_multiple_values"]:
+                k = rng.randint(1, min(2, len(contacts)))
+                return [c["id"] for c in rng.sample(contacts, k)]
+            return rng.choice(contacts)["id"]
         if t == "hidden":
             return rng.choice((f"sync-{rng.getrandbits(32):08x}", rng.randint(1, 10**6)))
         raise ValueError(t)
 
     def put_custom(
-        self, obj: dict[str, Any], fields: list[dict[str, Any]], omit: float = 0.2
+        self,
+        obj: dict[str, Any],
+        fields: list[dict[str, Any]],
+        omit: float = 0.2,
+        *,
+        contacts: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Add `custom.<id>` keys; empty values are omitted, as documented [003:204]."""
+        """Add `custom.<id>` keys; empty values are omitted, as documented [003:204].
+        `contacts`: the candidates for `contact` fields (the lead's contacts)."""
         for field in fields:
             if self.rng.random() < omit:
                 continue
-            obj[f"custom.{field['id']}"] = self.custom_value(field)
+            value = self.custom_value(field, contacts)
+            if value is not None:
+                obj[f"custom.{field['id']}"] = value
 
     def shared_for(self, object_type: str) -> list[dict[str, Any]]:
         return [

@@ -184,6 +184,7 @@ class ConfigMixin(GenBase):
             f("lead", "Account Owner", "user", description="The AE in charge of this account"),
             f("lead", "Champions", "user", multi=True),
             f("lead", "Internal Sync Token", "hidden"),
+            f("lead", "Notes (long)", "textarea", description="Free-form notes, several lines"),
         ]
         self.contact_fields = [
             f("contact", "Role", "choices", choices=("Account Executive", "CEO", "Sales Rep")),
@@ -201,6 +202,8 @@ class ConfigMixin(GenBase):
             f("opportunity", "Deal Source", "choices", choices=("Inbound", "Outbound", "Partner")),
             f("opportunity", "Seats", "number"),
             f("opportunity", "Expected Close", "date"),
+            # Value: the id of one of the lead's contacts (omitted when the lead has none).
+            f("opportunity", "Primary Contact", "contact"),
         ]
 
         # Shared fields are TOC-only in the docs; `associations` lists the object types a

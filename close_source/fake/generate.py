@@ -11,8 +11,9 @@ Built-in traps a connector must survive:
   copies the previous one's `date_created`;
 - meetings whose `date_created` (= start time, [003:1775]) lies after `now`, with a
   `date_updated` (sync time) *before* `date_created`;
-- custom values of every type (text, int and float numbers, date, datetime with non-UTC
-  offsets, single and multi choices, single and multi users, hidden), omitted when empty;
+- custom values of every type (text, multi-line textarea, int and float numbers, date,
+  datetime with non-UTC offsets, single and multi choices, single and multi users, contact
+  ids on opportunities, hidden), omitted when empty;
 - task `date` both date-only and datetime; tasks of every subtype, some without a lead;
 - an inactive membership whose user is not listed by `/user/`.
 """
@@ -366,7 +367,11 @@ class _Generator(ConfigMixin, ActivityMixin, GenBase):
                     "contact_id": contact["id"] if contact else None,
                 }
                 opp.update(self.audit(created, updated))
-                self.put_custom(opp, self.opportunity_fields + self.shared_for("opportunity"))
+                self.put_custom(
+                    opp,
+                    self.opportunity_fields + self.shared_for("opportunity"),
+                    contacts=contacts,
+                )
                 opps.append(opp)
             self.lead_opps[lead["id"]] = opps
             objs.extend(opps)

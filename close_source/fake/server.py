@@ -79,7 +79,9 @@ class FakeClose:
     prefixes (e.g. "/webhook/") that answer 403 for this key. `page_caps` overrides the
     maximum `_limit` of list endpoints (`{"/lead/": 50}`). `export` configures the Export
     API (progress, file shape, failures, download host); `clock` gives the time of `Date`
-    headers and export timestamps.
+    headers, export timestamps and the `date_updated` of custom field writes.
+    `async_conversions=True`: a `PUT /custom_field/...` that changes a field's type answers
+    with `converting_to_type` and leaves the values until `mutations.finish_conversion`.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class FakeClose:
         record_requests: bool = True,
         export: ExportSettings | None = None,
         clock: Callable[[], datetime] | None = None,
+        async_conversions: bool = False,
     ) -> None:
         self.org = org
         self.api_key = api_key
@@ -119,7 +122,13 @@ class FakeClose:
             org, export or ExportSettings(), clock=self.clock, port=lambda: self.port
         )
         self.router = Router(
-            org, max_skip=max_skip, page_caps=page_caps, search=self.search, exports=self.exports
+            org,
+            max_skip=max_skip,
+            page_caps=page_caps,
+            search=self.search,
+            exports=self.exports,
+            clock=self.clock,
+            async_conversions=async_conversions,
         )
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
