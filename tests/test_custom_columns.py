@@ -206,3 +206,23 @@ def test_a_deleted_field_keeps_its_column_and_shows_as_deleted():
     (row,) = [r for r in custom.definition_rows() if r["id"] == "cf_Gone1"]
     assert (row["name"], row["column_name"], row["is_deleted"]) == \
         ("Legacy Score", "custom_legacy_score", True)
+
+
+def test_shared_fields_apply_where_associations_or_schemas_say():
+    """`associations` on the shared definition, or only the per-type schema: both readings."""
+    from close_source.custom_fields import definitions_by_table
+
+    shared = [field("cf_Assoc1", "Region", associations=[{"object_type": "lead"},
+                                                        {"object_type": "contact"}]),
+              field("cf_Bare01", "Tier")]
+    schemas = {"opportunity": [{"id": "cf_Bare01", "is_shared": True}],
+               "contact": [field("cf_Only01", "Schema Only", "number")]}
+    tables = definitions_by_table(RawDefinitions({"shared": shared}, schemas))
+    names = {table: sorted((f.name, f.shared) for f in fields)
+             for table, fields in tables.items()}
+    assert names == {
+        "leads": [("Region", True)],
+        "contacts": [("Region", True), ("Schema Only", False)],
+        "opportunities": [("Tier", True)],
+        "custom_activities": [],
+    }
