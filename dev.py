@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-EXTRAS = "test,postgres"
+EXTRAS = "test,postgres,bigquery"
 
 
 def ensure_venv() -> None:

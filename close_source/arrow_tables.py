@@ -54,10 +54,14 @@ _FROM_DLT = {"text": "text", "json": JSON, "bigint": "bigint", "double": "double
 
 class _ArrowHintNoise(logging.Filter):
     """dlt warns whenever declared hints refine an Arrow type (json over string, a not-null
-    key): that is exactly what the hints are for, so the warning says nothing."""
+    key): that is exactly what the hints are for. It also warns, per table, that Arrow batches
+    are converted for jsonl: BigQuery's loader format, chosen on purpose (sync.py)."""
+
+    NOISE = ("when merging arrow schema with dlt schema", "A ArrowToJsonlWriter writer is used")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "when merging arrow schema with dlt schema" not in record.getMessage()
+        message = record.getMessage()
+        return not any(noise in message for noise in self.NOISE)
 
 
 logging.getLogger("dlt").addFilter(_ArrowHintNoise())
@@ -88,6 +92,22 @@ def _fits(kind: str, value: Any) -> bool:
     return actual == kind or kind in ("text", JSON) or (kind == "double" and actual == "bigint")
 
 
+def json_data_type() -> str:
+    """How JSON columns are declared to the destination the running pipeline loads into.
+
+    BigQuery stores a value loaded into a JSON column as it appears in the load file, and our
+    JSON travels as text (a JSON string scalar, not the array, would land). So on BigQuery they
+    are STRING columns holding JSON text, which BigQuery's JSON functions read directly.
+    """
+    try:
+        destination = dlt.current.pipeline().destination
+    except Exception:  # noqa: BLE001 - no active pipeline (unit tests)
+        return JSON
+    if destination is not None and destination.destination_type.endswith(".bigquery"):
+        return "text"
+    return JSON
+
+
 @dataclass
 class TableSpec:
     """What one destination table needs: its hints and its known column types."""
@@ -107,11 +127,12 @@ class TableSpec:
         self.types.update(declared)
         return declared
 
-    def hints(self, columns: Iterable[str], mode: WriteMode) -> Any:
+    def hints(self, columns: Iterable[str], mode: WriteMode, json_type: str = JSON) -> Any:
         column_hints: TTableSchemaColumns = {}
         for column in columns:
             kind = self.types[column]
-            hint: dict[str, Any] = {"name": column, "data_type": kind}
+            hint: dict[str, Any] = {"name": column,
+                                    "data_type": json_type if kind == JSON else kind}
             if kind == "timestamp":
                 hint["timezone"] = True
             if column in self.primary_key:
@@ -184,6 +205,7 @@ class ArrowBatcher:
     _complete: set[str] = field(default_factory=set)
     _schema_loaded: set[str] = field(default_factory=set)
     _children: dict[str, list[str]] = field(default_factory=dict)
+    json_type: str = field(default_factory=lambda: json_data_type())
 
     @classmethod
     def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
@@ -219,7 +241,8 @@ class ArrowBatcher:
             for table in sorted(self._complete - set(self._sent_columns)):
                 spec = self.specs[table]
                 empty = to_arrow(spec, Columns())
-                yield dlt.mark.with_hints(empty, spec.hints(empty.column_names, "replace"),
+                yield dlt.mark.with_hints(empty, spec.hints(empty.column_names, "replace",
+                                                                self.json_type),
                                           create_table_variant=True)
 
     def _flush(self, table: str) -> Any:
@@ -231,7 +254,7 @@ class ArrowBatcher:
         if self._sent_columns.get(table) == names:
             return dlt.mark.with_table_name(arrow_table, table)
         self._sent_columns[table] = names
-        return dlt.mark.with_hints(arrow_table, spec.hints(names, self.mode),
+        return dlt.mark.with_hints(arrow_table, spec.hints(names, self.mode, self.json_type),
                                    create_table_variant=True)
 
     def _load_destination_types(self, spec: TableSpec) -> None:

@@ -10,15 +10,14 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import dlt
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
 from close_source import close_source
 from close_source.catalog import CATALOG, unknown_tables
-from close_source.errors import CloseSyncError, ConfigError
+from close_source.errors import ConfigError
 from close_source.sync import (
     DATASET_NAME,
     PIPELINE_NAME,
@@ -26,6 +25,7 @@ from close_source.sync import (
     run_sync,
     table_counts,
 )
+from close_source.user_errors import user_error_message
 
 USER_ERROR = 2
 DEMO_PIPELINE = "close_crm_demo"
@@ -46,32 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"close-sync: {message}", file=sys.stderr)
         return USER_ERROR
-
-
-def user_error_message(exc: BaseException) -> str | None:
-    """The one-line message for a user error anywhere in the exception chain, else None."""
-    for cause in _chain(exc):
-        if isinstance(cause, CloseSyncError):
-            return str(cause)
-        if isinstance(cause, ConfigFieldMissingException):
-            fields = ", ".join(cause.fields)
-            if "api_key" in cause.fields:
-                return ("No Close API key: set SOURCES__CLOSE__API_KEY or `api_key` under "
-                        "[sources.close] in .dlt/secrets.toml")
-            return f"missing configuration: {fields} (see README, Configuration)"
-    return None
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        stack += [current.__cause__, current.__context__, getattr(current, "exception", None)]
 
 
 # ---- commands -------------------------------------------------------------------------------

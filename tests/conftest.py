@@ -1,15 +1,43 @@
-"""Shared fixtures: a fake Close over loopback."""
+"""Shared fixtures: a fake Close over loopback, and the warehouses tests load into."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from close_source.fake import FakeClose, generate_org
+from tests.helpers import Warehouse
+from tests.pg_server import PostgresServer, find_bindir
+
+# Sync tests run on each; `.ci/run` sets CLOSE_DLT_REQUIRE_POSTGRES so CI cannot skip Postgres.
+WAREHOUSES = ("duckdb", "postgres")
 
 
 @pytest.fixture
 def small_fake() -> Iterator[FakeClose]:
     with FakeClose(generate_org(seed=11, leads=12)) as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session (each pipeline gets a database)."""
+    bindir = find_bindir()
+    if bindir is None:
+        message = ("PostgreSQL binaries (initdb, pg_ctl, postgres) not found: install "
+                   "PostgreSQL or set CLOSE_DLT_PG_BIN")
+        if os.environ.get("CLOSE_DLT_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(bindir).start()
+    yield server
+    server.stop()
+
+
+def warehouse(request: pytest.FixtureRequest, kind: str) -> Warehouse:
+    """The warehouse a parametrized fixture asked for (starts Postgres only when needed)."""
+    if kind == "postgres":
+        return Warehouse("postgres", request.getfixturevalue("postgres_server"))
+    return Warehouse("duckdb")

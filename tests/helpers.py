@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,19 +12,34 @@ import dlt
 from close_source import close_source
 from close_source.fake import FakeClose
 from close_source.sync import duckdb_destination, make_pipeline, run_sync
+from tests.pg_server import PostgresServer
 
 
-def new_pipeline(workdir: Path, name: str = "test_close") -> dlt.Pipeline:
-    destination = duckdb_destination(workdir / f"{name}.duckdb")
+@dataclass(frozen=True)
+class Warehouse:
+    """Where a test pipeline loads: a DuckDB file, or a fresh database on the test server."""
+
+    kind: str = "duckdb"
+    server: PostgresServer | None = None
+
+    def destination(self, workdir: Path, name: str) -> Any:
+        if self.kind == "postgres" and self.server is not None:
+            return dlt.destinations.postgres(self.server.new_database())
+        return duckdb_destination(workdir / f"{name}.duckdb")
+
+
+def new_pipeline(workdir: Path, name: str = "test_close",
+                 warehouse: Warehouse | None = None) -> dlt.Pipeline:
+    destination = (warehouse or Warehouse()).destination(workdir, name)
     return make_pipeline(destination, pipeline_name=name,
                          pipelines_dir=str(workdir / "pipelines"), progress=False)
 
 
 def sync(fake: FakeClose, workdir: Path, *, resources: list[str] | None = None,
          full_refresh: bool = False, pipeline: dlt.Pipeline | None = None,
-         **source_args: Any) -> dlt.Pipeline:
+         warehouse: Warehouse | None = None, **source_args: Any) -> dlt.Pipeline:
     """One `close-sync run` against the fake, as the CLI does it."""
-    pipeline = pipeline or new_pipeline(workdir)
+    pipeline = pipeline or new_pipeline(workdir, warehouse=warehouse)
     source_args.setdefault("export_poll_interval", 0.01)
     source = close_source(api_key=fake.api_key, base_url=fake.base_url, tables=resources,
                           **source_args)
@@ -38,3 +55,8 @@ def rows(pipeline: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
 
 def ids(pipeline: dlt.Pipeline, table: str, column: str = "id") -> list[str]:
     return [row[0] for row in rows(pipeline, f"SELECT {column} FROM {table}")]
+
+
+def as_json(value: Any) -> Any:
+    """A JSON column's value: DuckDB returns its text, PostgreSQL (jsonb) the decoded value."""
+    return json.loads(value) if isinstance(value, str) else value

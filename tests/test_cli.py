@@ -166,3 +166,48 @@ def test_backup_then_restore_from_the_kept_file(tmp_path):
     calls = sum(1 for activity in org.all("activity") if activity["_type"] == "Call")
     assert counts["a"] == counts["b"] == [(8, calls)]
     assert "Backup (raw export file + manifest)" in backup.stdout
+
+
+# ---- destinations by configuration -----------------------------------------------------------
+
+
+def test_postgres_by_configuration_alone(fake, tmp_path, postgres_server):
+    import psycopg2
+
+    dsn = postgres_server.new_database()
+    result = close_sync(["run", "--destination", "postgres"], tmp_path, **_env(fake),
+                        DESTINATION__POSTGRES__CREDENTIALS=dsn)
+    assert result.returncode == 0, result.stderr
+    assert "(postgres)" in result.stdout
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM close.leads")
+            assert cursor.fetchone() == (len(fake.org.all("lead")),)
+            cursor.execute("SELECT data_type FROM information_schema.columns WHERE "
+                           "table_schema = 'close' AND table_name = 'leads' AND "
+                           "column_name = 'custom_products'")
+            assert cursor.fetchone() == ("jsonb",)
+    finally:
+        connection.close()
+    assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("destination", ["postgres", "bigquery"])
+def test_missing_destination_credentials_name_the_setting(fake, tmp_path, destination):
+    result = close_sync(["run", "--destination", destination], tmp_path, **_env(fake))
+    assert_one_line_user_error(result, f"DESTINATION__{destination.upper()}__CREDENTIALS")
+
+
+def test_wrong_destination_password_exits_2_without_echoing_it(fake, tmp_path, postgres_server):
+    wrong = postgres_server.dsn("postgres").replace(postgres_server.password, "Wr0ngPassw0rd")
+    result = close_sync(["run", "--destination", "postgres"], tmp_path, **_env(fake),
+                        DESTINATION__POSTGRES__CREDENTIALS=wrong)
+    assert_one_line_user_error(result, "password authentication failed",
+                               "DESTINATION__POSTGRES__CREDENTIALS")
+    assert "Wr0ngPassw0rd" not in result.stdout + result.stderr
+
+
+def test_unknown_destination_exits_2(fake, tmp_path):
+    result = close_sync(["run", "--destination", "nosuchdb"], tmp_path, **_env(fake))
+    assert_one_line_user_error(result, "unknown destination 'nosuchdb'")

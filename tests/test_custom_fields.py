@@ -7,7 +7,6 @@ ask the connector what they should be.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,8 @@ from close_source.fake import FakeClose, FakeOrg, generate_org
 from close_source.fake import mutations as m
 from close_source.fake import org as o
 from close_source.sync import run_sync
-from tests.helpers import new_pipeline, rows, sync
+from tests.conftest import WAREHOUSES, warehouse
+from tests.helpers import as_json, new_pipeline, rows, sync
 from tests.oracle import TABLE_OF_KIND, custom_definitions, decoded, expected_objects, typed
 
 LONG_NAME = "Estimated annual recurring revenue after the second renewal negotiation (EUR)"
@@ -82,11 +82,14 @@ def mapping(pipeline: dlt.Pipeline) -> dict[tuple[str, str], tuple[Any, ...]]:
 # ---- one organisation, changed between two syncs ------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["export", "lists"])
+@pytest.fixture(scope="module", params=[(path, kind) for kind in WAREHOUSES
+                                        for path in ("export", "lists")],
+                ids=lambda param: "-".join(param))
 def two_syncs(request, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """Sync; then rename, delete, add, retype, switch to multi, clear, collide; sync again."""
+    full_load, kind = request.param
     org = generate_org(seed=7, leads=12)
-    workdir: Path = tmp_path_factory.mktemp(f"custom_{request.param}")
+    workdir: Path = tmp_path_factory.mktemp(f"custom_{full_load}_{kind}")
     ids = {name: field_id(org, "lead", name) for name in (
         "Industry", "Lead Source", "Employees", "Account Owner", "ARR Estimate", "Trial Ends")}
     ids["Role"] = field_id(org, "contact", "Role")
@@ -94,7 +97,8 @@ def two_syncs(request, tmp_path_factory) -> Iterator[dict[str, Any]]:
     ids["Outcome"] = field_id(org, "activity", "Outcome")
     ids["Region"] = field_id(org, "shared", "Region")
     with FakeClose(org) as fake:
-        pipeline = sync(fake, workdir, full_load=request.param)
+        pipeline = sync(fake, workdir, full_load=full_load,
+                        warehouse=warehouse(request, kind))
         before = {t: column_types(pipeline, t) for t in TABLE_OF_KIND.values()}
         first_mapping = mapping(pipeline)
 
@@ -140,7 +144,7 @@ def two_syncs(request, tmp_path_factory) -> Iterator[dict[str, Any]]:
         demo = next(a for a in org.all(o.ACTIVITY)
                     if a.get("custom_activity_type_id") == demo_type["id"])
         m.set_custom(org, o.ACTIVITY, demo["id"], new["Activity Type ID"]["id"], "built-in?")
-        sync(fake, workdir, pipeline=pipeline, full_load=request.param)
+        sync(fake, workdir, pipeline=pipeline, full_load=full_load)
     yield {"org": org, "pipeline": pipeline, "ids": ids, "new": new, "before": before,
            "first_mapping": first_mapping, "cleared": cleared}
 
@@ -191,7 +195,7 @@ def test_a_type_change_continues_in_a_typed_sibling_column(two_syncs):
 def test_single_to_multi_becomes_a_json_list_column(two_syncs):
     org, pipeline = two_syncs["org"], two_syncs["pipeline"]
     assert column_types(pipeline, "leads")["custom_account_owner_list"] == "json"
-    values = [json.loads(v) for (v,) in rows(pipeline, (
+    values = [as_json(v) for (v,) in rows(pipeline, (
         "SELECT custom_account_owner_list FROM close.leads "
         "WHERE custom_account_owner_list IS NOT NULL"))]
     assert values and all(isinstance(v, list) and len(v) == 1 for v in values)
@@ -214,6 +218,10 @@ def test_collisions_long_names_and_built_ins_get_id_suffixes(two_syncs):
     long_column = got[("lead", long_id)][2]
     assert long_column == f"custom_estimated_annual_recurring_revenue_after_the_{code(long_id)}"
     assert len(long_column) <= 63
+    # the destination kept the name exactly (PostgreSQL cuts identifiers at 63 bytes)
+    assert rows(pipeline, "SELECT column_name FROM information_schema.columns WHERE "
+                          f"table_schema = 'close' AND table_name = 'leads' AND "
+                          f"column_name = '{long_column}'") == [(long_column,)]
     assert got[("lead", new["Budget ($)"]["id"])][2] == "custom_budget"
     builtin = new["Activity Type ID"]["id"]
     assert got[("activity", builtin)][2] == f"custom_activity_type_id_{code(builtin)}"
@@ -265,7 +273,7 @@ def test_values_during_a_type_conversion_are_kept_then_land_typed(tmp_path):
         pipeline = sync(fake, tmp_path, resources=["opportunities"], full_load="lists")
         m.update_field(org, seats, type_="date", converting=True)  # values still numbers
         sync(fake, tmp_path, pipeline=pipeline, resources=["opportunities"], full_load="lists")
-        stale = {json.loads(v)[seats] for (v,) in rows(pipeline, (
+        stale = {as_json(v)[seats] for (v,) in rows(pipeline, (
             "SELECT custom_unmapped FROM close.opportunities WHERE custom_unmapped IS NOT NULL"))}
         numbers = {o_.get(f"custom.{seats}") for o_ in org.all(o.OPPORTUNITY)} - {None}
         assert stale == numbers and numbers

@@ -12,6 +12,7 @@ import pytest
 from close_source.catalog import BY_TABLE, CATALOG
 from close_source.fake import FakeClose, FakeOrg, generate_org
 from close_source.timestamps import to_date, to_utc
+from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import rows, sync
 from tests.oracle import (
     NOT_LISTED,
@@ -24,11 +25,14 @@ from tests.oracle import (
 )
 
 
-@pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeOrg, dlt.Pipeline]]:
+@pytest.fixture(scope="module", params=WAREHOUSES)
+def loaded(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeOrg, dlt.Pipeline]]:
+    """One organisation loaded into each warehouse: every test below runs on both."""
     org = generate_org(seed=21, leads=30)
     with FakeClose(org) as fake:
-        pipeline = sync(fake, tmp_path_factory.mktemp("full"))
+        pipeline = sync(fake, tmp_path_factory.mktemp("full"),
+                        warehouse=warehouse(request, request.param))
     yield org, pipeline
 
 
