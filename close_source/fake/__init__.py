@@ -8,6 +8,8 @@ Used by the connector's tests, `close-sync demo` and the benchmarks:
         httpx.get(fake.base_url + "lead/", auth=(fake.api_key, ""))
 """
 
+from .churn import random_changes
+from .events import EventSettings
 from .export_file import write_export_file
 from .exports import ExportSettings
 from .faults import Faults, RateLimit
@@ -17,6 +19,7 @@ from .server import DEFAULT_API_KEY, FakeClose, RequestRecord
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "EventSettings",
     "ExportSettings",
     "FakeClose",
     "FakeOrg",
@@ -24,5 +27,6 @@ __all__ = [
     "RateLimit",
     "RequestRecord",
     "generate_org",
+    "random_changes",
     "write_export_file",
 ]

@@ -15,6 +15,12 @@ Rules, all from the `FakeOrg` contract:
   trigger updated events" [003:8426], our reading for leads, contacts and opportunities too.
   `set_custom`, an edit of one object, does bump it.
 
+Events (`events.py`): each function runs as one request and logs what Close lists
+[003:8380-8421]: `custom_fields.<kind>` created / updated / deleted (opportunity and shared
+fields too, served only with `EventSettings(undocumented=True)`), `custom_activity_type`
+updated when an activity field is added or deleted, and `set_custom` the object's
+`updated` event. Values changed by a definition change emit nothing.
+
 Invalid input raises `ValueError` (HTTP 400), unknown ids `KeyError` (HTTP 404).
 """
 
@@ -23,11 +29,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
+from . import events as ev
 from . import org as o
-from .common import iso, iso_naive, make_id
+from .common import make_id
 from .org import FakeOrg
 
 # Definition collection of each kind (the `/custom_field/{kind}/` endpoints).
@@ -82,32 +89,22 @@ def _definition(org: FakeOrg, field_id: str) -> tuple[str, dict[str, Any]]:
 def _stamp(org: FakeOrg, previous: str | None, at: datetime | None) -> str:
     """A new `date_updated` in the previous value's format (aware `+00:00` or naive).
 
-    Without `at`: the organisation's `now`, or 1 ms after the previous value if that is not
-    earlier, so repeated mutations of one object always move its `date_updated` forward."""
-    prev = _parse_datetime(previous) if previous else None
-    if at is None:
-        at = org.now
-        if prev is not None and prev >= at:
-            at = prev + timedelta(milliseconds=1)
-    elif at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    naive = prev is not None and previous is not None and _is_naive(previous)
-    return iso_naive(at) if naive else iso(at)
+    Without `at`: the request's time (the organisation's clock), or 1 ms after the previous
+    value if that is not earlier, so repeated mutations of one object always move its
+    `date_updated` forward."""
+    return ev.stamp(org, previous, at)
 
 
-def _parse_datetime(text: str) -> datetime | None:
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+def _kind_of(collection: str) -> str:
+    return next(k for k, c in FIELD_COLLECTIONS.items() if c == collection)
 
 
-def _is_naive(text: str) -> bool:
-    try:
-        return datetime.fromisoformat(text).tzinfo is None
-    except ValueError:
-        return False
+def _request(
+    org: FakeOrg, method: str, collection: str, field_id: str | None, user_id: Any, at: Any
+) -> Any:
+    """The request a definition change runs in (`events.request`)."""
+    path = f"/api/v1/custom_field/{_kind_of(collection)}/" + (f"{field_id}/" if field_id else "")
+    return ev.request(org, method, path, user_id=user_id, at=at)
 
 
 def _touched(
@@ -123,11 +120,22 @@ def _touched(
     return out
 
 
-def _touch_activity_type(org: FakeOrg, type_id: str, at: datetime | None) -> None:
-    """Adding or deleting an activity field updates its custom activity type [003:8408-8418]."""
+def _activity_type_data(org: FakeOrg, type_id: str | None) -> dict[str, Any] | None:
+    type_ = org.get(o.CUSTOM_ACTIVITY_TYPE, type_id) if type_id else None
+    return ev.data_of(org, o.CUSTOM_ACTIVITY_TYPE, type_) if type_ is not None else None
+
+
+def _touch_activity_type(
+    org: FakeOrg, type_id: str, at: datetime | None, before: dict[str, Any] | None
+) -> None:
+    """Adding or deleting an activity field updates its custom activity type [003:8408-8418]
+    (`before`: the type's data before the field changed)."""
     type_ = org.get(o.CUSTOM_ACTIVITY_TYPE, type_id)
     if type_ is not None:
-        org.put(o.CUSTOM_ACTIVITY_TYPE, _touched(org, type_, at, None))
+        new = _touched(org, type_, at, None)
+        org.put(o.CUSTOM_ACTIVITY_TYPE, new)
+        if before is not None:
+            ev.updated(org, o.CUSTOM_ACTIVITY_TYPE, new, before, force=True)
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -241,7 +249,8 @@ def add_field(
     _check_description(description)
     if not isinstance(required, bool):
         raise ValueError("`required` must be a boolean.")
-    with org.lock:
+    collection = FIELD_COLLECTIONS[kind]
+    with _request(org, "POST", collection, None, user_id or ev.ADMIN, at):
         extra: dict[str, Any] = {}
         if kind == "activity":
             if not custom_activity_type_id:
@@ -282,9 +291,11 @@ def add_field(
             "organization_id": org.organization_id,
         })  # fmt: skip
         field.update(extra)
-        org.put(FIELD_COLLECTIONS[kind], field)
+        type_before = _activity_type_data(org, custom_activity_type_id)
+        org.put(collection, field)
+        ev.created(org, collection, field)
         if kind == "activity":
-            _touch_activity_type(org, custom_activity_type_id, at)  # type: ignore[arg-type]
+            _touch_activity_type(org, custom_activity_type_id, at, type_before)  # type: ignore[arg-type]
         return field
 
 
@@ -307,19 +318,30 @@ def delete_field(org: FakeOrg, field_id: str, *, at: datetime | None = None) -> 
     removed definition."""
     with org.lock:
         collection, field = _definition(org, field_id)
-        org.remove(collection, field_id)
-        key = f"custom.{field_id}"
-        for values in VALUE_COLLECTIONS:
-            changed = [
-                {k: v for k, v in obj.items() if k != key}
-                for obj in org.collections[values].values()
-                if key in obj
-            ]
-            if changed:
-                org.put_many(values, changed)
-        if field.get("custom_activity_type_id"):
-            _touch_activity_type(org, field["custom_activity_type_id"], at)
+        with _request(org, "DELETE", collection, field_id, ev.ADMIN, at):
+            _delete_field(org, collection, field, at)
         return field
+
+
+def _delete_field(
+    org: FakeOrg, collection: str, field: dict[str, Any], at: datetime | None
+) -> None:
+    field_id = field["id"]
+    type_before = _activity_type_data(org, field.get("custom_activity_type_id"))
+    before = ev.data_of(org, collection, field)
+    org.remove(collection, field_id)
+    ev.deleted(org, collection, before)
+    key = f"custom.{field_id}"
+    for values in VALUE_COLLECTIONS:
+        changed = [
+            {k: v for k, v in obj.items() if k != key}
+            for obj in org.collections[values].values()
+            if key in obj
+        ]
+        if changed:
+            org.put_many(values, changed)
+    if field.get("custom_activity_type_id"):
+        _touch_activity_type(org, field["custom_activity_type_id"], at, type_before)
 
 
 _KEEP: Any = object()  # "leave as it is" for update_field's nullable arguments
@@ -347,46 +369,70 @@ def update_field(
     takes one value turns `accepts_multiple_values` off unless `multi` says otherwise."""
     with org.lock:
         collection, old = _definition(org, field_id)
-        new = dict(old)
-        if name is not None:
-            new["name"] = _check_name(name)
-        if description is not _KEEP:
-            new["description"] = _check_description(description)
-        if required is not None:
-            if "custom_activity_type_id" not in old:
-                raise ValueError("`required` only applies to activity fields.")
-            if not isinstance(required, bool):
-                raise ValueError("`required` must be a boolean.")
-            new["required"] = required
-        new_type = _check_type(type_) if type_ is not None else old["type"]
-        retyped = new_type != old["type"]
-        if multi is None:
-            multi = bool(old["accepts_multiple_values"]) and new_type in MULTI_TYPES
-        new["accepts_multiple_values"] = _check_multi(new_type, multi)
-        if new_type == "choices":
-            new_choices = choices if choices is not None else old.get("choices")
-            new["choices"] = _check_choices("choices", _list_or_none(new_choices))
-        else:
-            _check_choices(new_type, _list_or_none(choices))
-            new.pop("choices", None)
-        new["type"] = new_type
-        values_change = (
-            retyped
-            or new["accepts_multiple_values"] != old["accepts_multiple_values"]
-            or new.get("choices") != old.get("choices")
-        )
-        if converting:
-            new.pop("converting_to_type", None)
-            new["converting_to_type"] = new_type
-        elif values_change:
-            # Also overtakes a running conversion: convert to what the definition says now.
-            # (A rename or a new description leaves a running conversion running.)
-            new.pop("converting_to_type", None)
-            _convert_values(org, field_id, new, retyped=retyped or "converting_to_type" in old)
-        if new != old:
-            new = _touched(org, new, at, user_id or org.admin_user_id)
-            org.put(collection, new)
-        return new
+        with _request(org, "PUT", collection, field_id, user_id or ev.ADMIN, at):
+            return _update_field(
+                org, collection, old, type_, multi, choices, converting, name, description,
+                required, user_id, at,
+            )  # fmt: skip
+
+
+def _update_field(
+    org: FakeOrg,
+    collection: str,
+    old: dict[str, Any],
+    type_: str | None,
+    multi: bool | None,
+    choices: Sequence[str] | None,
+    converting: bool,
+    name: str | None,
+    description: Any,
+    required: bool | None,
+    user_id: str | None,
+    at: datetime | None,
+) -> dict[str, Any]:
+    field_id = old["id"]
+    new = dict(old)
+    if name is not None:
+        new["name"] = _check_name(name)
+    if description is not _KEEP:
+        new["description"] = _check_description(description)
+    if required is not None:
+        if "custom_activity_type_id" not in old:
+            raise ValueError("`required` only applies to activity fields.")
+        if not isinstance(required, bool):
+            raise ValueError("`required` must be a boolean.")
+        new["required"] = required
+    new_type = _check_type(type_) if type_ is not None else old["type"]
+    retyped = new_type != old["type"]
+    if multi is None:
+        multi = bool(old["accepts_multiple_values"]) and new_type in MULTI_TYPES
+    new["accepts_multiple_values"] = _check_multi(new_type, multi)
+    if new_type == "choices":
+        new_choices = choices if choices is not None else old.get("choices")
+        new["choices"] = _check_choices("choices", _list_or_none(new_choices))
+    else:
+        _check_choices(new_type, _list_or_none(choices))
+        new.pop("choices", None)
+    new["type"] = new_type
+    values_change = (
+        retyped
+        or new["accepts_multiple_values"] != old["accepts_multiple_values"]
+        or new.get("choices") != old.get("choices")
+    )
+    if converting:
+        new.pop("converting_to_type", None)
+        new["converting_to_type"] = new_type
+    elif values_change:
+        # Also overtakes a running conversion: convert to what the definition says now.
+        # (A rename or a new description leaves a running conversion running.)
+        new.pop("converting_to_type", None)
+        _convert_values(org, field_id, new, retyped=retyped or "converting_to_type" in old)
+    if new != old:
+        before = ev.data_of(org, collection, old)
+        new = _touched(org, new, at, user_id or org.admin_user_id)
+        org.put(collection, new)
+        ev.updated(org, collection, new, before)
+    return new
 
 
 def finish_conversion(org: FakeOrg, field_id: str, *, at: datetime | None = None) -> dict:
@@ -396,11 +442,15 @@ def finish_conversion(org: FakeOrg, field_id: str, *, at: datetime | None = None
         collection, old = _definition(org, field_id)
         if "converting_to_type" not in old:
             raise ValueError(f"Custom field {field_id} is not converting.")
-        new = {k: v for k, v in old.items() if k != "converting_to_type"}
-        _convert_values(org, field_id, new, retyped=True)
-        new = _touched(org, new, at, None)
-        org.put(collection, new)
-        return new
+        # The conversion ends in the background: an event no user made directly.
+        with _request(org, "PUT", collection, field_id, None, at):
+            new = {k: v for k, v in old.items() if k != "converting_to_type"}
+            _convert_values(org, field_id, new, retyped=True)
+            before = ev.data_of(org, collection, old)
+            new = _touched(org, new, at, None)
+            org.put(collection, new)
+            ev.updated(org, collection, new, before)
+            return new
 
 
 def rename_choice(
@@ -432,22 +482,25 @@ def rename_choice(
                 return [new if v == old else v for v in value]
             return new if value == old else value
 
-        for values in VALUE_COLLECTIONS:
-            changed = [
-                {**obj, key: renamed(obj[key])}
-                for obj in org.collections[values].values()
-                if key in obj and renamed(obj[key]) != obj[key]
-            ]
-            if changed:
-                org.put_many(values, changed)
-        out = _touched(
-            org,
-            {**field, "choices": [new if c == old else c for c in choices]},
-            at,
-            user_id or org.admin_user_id,
-        )
-        org.put(collection, out)
-        return out
+        with _request(org, "PUT", collection, field_id, user_id or ev.ADMIN, at):
+            for values in VALUE_COLLECTIONS:
+                changed = [
+                    {**obj, key: renamed(obj[key])}
+                    for obj in org.collections[values].values()
+                    if key in obj and renamed(obj[key]) != obj[key]
+                ]
+                if changed:
+                    org.put_many(values, changed)
+            before = ev.data_of(org, collection, field)
+            out = _touched(
+                org,
+                {**field, "choices": [new if c == old else c for c in choices]},
+                at,
+                user_id or org.admin_user_id,
+            )
+            org.put(collection, out)
+            ev.updated(org, collection, out, before)
+            return out
 
 
 # -- values --------------------------------------------------------------------------------------
@@ -474,12 +527,25 @@ def set_custom(
             raise KeyError(f"Object {object_id} not found in {collection!r}.")
         _check_applies(field_coll, field, collection, obj)
         key = f"custom.{field_id}"
-        out = {k: v for k, v in obj.items() if k != key}
-        if value is not None and value != "" and value != []:
-            out[key] = list(value) if isinstance(value, list | tuple) else value
-        out = _touched(org, out, at, user_id)
-        org.put(collection, out)
-        return out
+        path = ev.api_path(collection, obj, True)
+        with ev.request(org, "PUT", path, user_id=user_id or ev.ADMIN, at=at):
+            before = ev.data_of(org, collection, obj)
+            out = {k: v for k, v in obj.items() if k != key}
+            if value is not None and value != "" and value != []:
+                out[key] = list(value) if isinstance(value, list | tuple) else value
+            out = _touched(org, out, at, user_id)
+            org.put(collection, out)
+            ev.updated(org, collection, out, before)
+            return out
+
+
+def check_applies(org: FakeOrg, field_id: str, collection: str, obj: dict[str, Any]) -> None:
+    """ValueError unless the field exists and takes values on `obj` of `collection`."""
+    try:
+        field_coll, field = _definition(org, field_id)
+    except KeyError:
+        raise ValueError(f"Unknown custom field {field_id}.") from None
+    _check_applies(field_coll, field, collection, obj)
 
 
 _OWN_VALUES = {

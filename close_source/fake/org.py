@@ -5,18 +5,26 @@ Every object lives exactly once, in canonical API JSON form, in `collections`
 opportunities and tasks, a thread's emails, a pipeline's statuses, an organisation's
 memberships...) is assembled from those collections at response time (see `views.py`),
 so a mutation only has to touch one object and nothing goes stale. A later mutation API
-can wrap `put`/`remove` and append Event Log entries there.
+wraps `put`/`remove` (`changes.py`, `mutations.py`) and appends Event Log entries to the
+organisation's `events` log (`events.py`).
 
-Derived data (indexes, sorted listings) is memoised per `version`; every mutation bumps
-the version, which drops the memo.
+Time: `now` is the organisation's clock (`clock()`), frozen unless `tick()` made it follow
+the wall clock (a `FakeClose` does that by default); `advance()` moves it forward.
+
+Derived data (sorted listings) is memoised per `version`; every mutation bumps the
+version, which drops the memo. The `children()` indexes are kept up to date by `put` /
+`put_many` / `remove` instead (rebuilding them after each change of a big organisation
+cost tens of milliseconds per change); their groups are lists replaced on change, never
+edited, so a list a caller holds stays as it was.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -92,12 +100,52 @@ class FakeOrg:
     collections: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     version: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    # The Event Log (`events.EventLog`), made on first use by `events.log_of(org)`.
+    events: Any = field(default=None, repr=False, compare=False)
+    _ticking_since: float | None = field(default=None, repr=False, compare=False)
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     _memo_version: int = field(default=-1, repr=False, compare=False)
+    # (collection, key) -> value -> objects in collection order (values other than None).
+    _indexes: dict[tuple[str, str], dict[Any, list[dict[str, Any]]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for name in COLLECTIONS:
             self.collections.setdefault(name, {})
+
+    # -- the organisation's clock ---------------------------------------------------------
+
+    def clock(self) -> datetime:
+        """The organisation's current time: `now`, plus the wall-clock time elapsed since
+        `tick()` when ticking."""
+        since = self._ticking_since
+        if since is None:
+            return self.now
+        return self.now + timedelta(seconds=time.monotonic() - since)
+
+    @property
+    def ticking(self) -> bool:
+        return self._ticking_since is not None
+
+    def tick(self, on: bool = True) -> None:
+        """Make the clock follow the wall clock from now on (or freeze it, `on=False`)."""
+        with self.lock:
+            self.now = self.clock()
+            self._ticking_since = time.monotonic() if on else None
+
+    def set_clock(self, when: datetime) -> None:
+        """Set the clock (ticking, if it was, goes on from `when`)."""
+        with self.lock:
+            self.now = when
+            if self._ticking_since is not None:
+                self._ticking_since = time.monotonic()
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Move the clock forward (e.g. `timedelta(days=31)` to age the Event Log)."""
+        with self.lock:
+            self.set_clock(self.clock() + delta)
+            return self.now
 
     # -- reading -------------------------------------------------------------------------
 
@@ -113,21 +161,86 @@ class FakeOrg:
         return len(self.collections[collection])
 
     def activities(self, type_: str) -> list[dict[str, Any]]:
-        """Activities of one `_type` (e.g. "Note"), in insertion order (memoised)."""
-        return self.memo(("activities", type_), lambda: [
-            a for a in self.collections[ACTIVITY].values() if a["_type"] == type_
-        ])  # fmt: skip
+        """Activities of one `_type` (e.g. "Note"), in insertion order."""
+        return self.children(ACTIVITY, "_type", type_)
 
     def children(self, collection: str, key: str, value: Any) -> list[dict[str, Any]]:
-        """Objects of `collection` whose `key` equals `value` (memoised index)."""
-        index = self.memo(("index", collection, key), lambda: self._build_index(collection, key))
-        return index.get(value, [])
+        """Objects of `collection` whose `key` equals `value`, in insertion order (an index
+        kept up to date by the writes; do not edit the list)."""
+        if value is None:
+            return [x for x in self.collections[collection].values() if x.get(key) is None]
+        with self.lock:
+            index = self._indexes.get((collection, key))
+            if index is None:
+                index = self._indexes[(collection, key)] = self._build_index(collection, key)
+            return index.get(value, [])
 
     def _build_index(self, collection: str, key: str) -> dict[Any, list[dict[str, Any]]]:
         index: dict[Any, list[dict[str, Any]]] = {}
         for obj in self.collections[collection].values():
-            index.setdefault(obj.get(key), []).append(obj)
+            value = obj.get(key)
+            if value is not None:
+                index.setdefault(value, []).append(obj)
         return index
+
+    def _reindex(
+        self, collection: str, changes: list[tuple[dict[str, Any] | None, dict[str, Any] | None]]
+    ) -> None:
+        """Bring the indexes of `collection` up to date after writes: (old, new) pairs, None
+        for "absent". A replaced object keeps its place; a new one comes last; one that
+        joins a group it was not in (its key changed) is placed by collection order."""
+        for (coll, key), index in self._indexes.items():
+            if coll == collection:
+                self._reindex_one(collection, key, index, changes)
+
+    def _reindex_one(
+        self,
+        collection: str,
+        key: str,
+        index: dict[Any, list[dict[str, Any]]],
+        changes: list[tuple[dict[str, Any] | None, dict[str, Any] | None]],
+    ) -> None:
+        edited: dict[Any, list[dict[str, Any]]] = {}
+
+        def group(value: Any) -> list[dict[str, Any]]:
+            if value not in edited:
+                edited[value] = list(index.get(value, ()))
+            return edited[value]
+
+        regroup: set[Any] = set()
+        for old, new in changes:
+            was = old.get(key) if old is not None else None
+            now = new.get(key) if new is not None else None
+            if was is not None and (new is None or was != now):
+                members = group(was)
+                spot = next((i for i, x in enumerate(members) if x is old), None)
+                if spot is not None:
+                    del members[spot]
+            if new is None or now is None:
+                continue
+            if old is None:
+                group(now).append(new)
+            elif was == now:
+                members = group(now)
+                spot = next((i for i, x in enumerate(members) if x is old), None)
+                if spot is None:
+                    regroup.add(now)
+                else:
+                    members[spot] = new
+            else:
+                regroup.add(now)
+        if regroup:
+            fresh: dict[Any, list[dict[str, Any]]] = {value: [] for value in regroup}
+            for obj in self.collections[collection].values():
+                value = obj.get(key)
+                if value in fresh:
+                    fresh[value].append(obj)
+            edited.update(fresh)
+        for value, members in edited.items():
+            if members:
+                index[value] = members
+            else:
+                index.pop(value, None)
 
     def memo(self, key: Any, build: Callable[[], T]) -> T:
         """Derived data cached until the next mutation."""
@@ -147,32 +260,40 @@ class FakeOrg:
             return FakeOrg(
                 organization_id=self.organization_id,
                 admin_user_id=self.admin_user_id,
-                now=self.now,
+                now=self.clock(),
                 name=self.name,
                 info=dict(self.info),
                 collections={name: dict(objs) for name, objs in self.collections.items()},
                 version=self.version,
+                events=self.events.copy() if self.events is not None else None,
             )
 
-    # -- writing (the seam for a later mutation + Event Log API) ---------------------------
+    # -- writing (wrapped by `changes.py` / `mutations.py`, which emit events) -------------
 
     def put(self, collection: str, obj: dict[str, Any]) -> None:
         """Insert or replace one object (by its `id`)."""
-        with self.lock:
-            self.collections[collection][obj["id"]] = obj
-            self.version += 1
+        self.put_many(collection, (obj,))
 
     def put_many(self, collection: str, objs: Iterable[dict[str, Any]]) -> None:
         with self.lock:
             target = self.collections[collection]
+            indexed = any(coll == collection for coll, _ in self._indexes)
+            changes = []
             for obj in objs:
+                old = target.get(obj["id"])
                 target[obj["id"]] = obj
+                if indexed:
+                    changes.append((old, obj))
+            if changes:
+                self._reindex(collection, changes)
             self.version += 1
 
     def remove(self, collection: str, object_id: str) -> dict[str, Any] | None:
         """Delete one object; returns it (or None if absent)."""
         with self.lock:
             obj = self.collections[collection].pop(object_id, None)
+            if obj is not None:
+                self._reindex(collection, [(obj, None)])
             self.version += 1
             return obj
 

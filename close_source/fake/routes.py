@@ -1,5 +1,5 @@
-"""Endpoint table and handlers of the fake Close API (reads, `/data/search/`, exports and
-the custom field writes `POST/PUT/DELETE /custom_field/{kind}/...`).
+"""Endpoint table and handlers of the fake Close API (reads, `/data/search/`, exports, the
+Event Log and the custom field writes `POST/PUT/DELETE /custom_field/{kind}/...`).
 
 Each route is a method + path template (`/lead/{id}/`); the template doubles as the
 endpoint group for rate limiting. List endpoints share one paging routine: `_skip` /
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import events as ev
 from . import mutations as m
 from . import org as o
 from . import views as v
@@ -102,11 +103,15 @@ class Router:
         exports: Exports | None = None,
         clock: Callable[[], datetime] | None = None,
         async_conversions: bool = False,
+        events: ev.EventSettings | None = None,
+        api_key_id: str | None = None,
     ) -> None:
         self.org = org
         self.exports = exports
         self.clock = clock
         self.async_conversions = async_conversions
+        self.api_key_id = api_key_id
+        self.events = ev.EventReader(org, events or ev.EventSettings(), clock or org.clock)
         self.max_skip = max_skip
         self.page_caps = dict(DEFAULT_PAGE_CAPS)
         for path, cap in (page_caps or {}).items():
@@ -319,6 +324,9 @@ class Router:
         g("/dialer/{id}/", self.single(o.DIALER))
         g("/webhook/", self.list_handler("/webhook/", lambda r: org.all(o.WEBHOOK)))
         g("/webhook/{id}/", self.single(o.WEBHOOK))
+
+        g("/event/", lambda r: self.events.list(r.params, is_admin(org, r.user_id)))
+        g("/event/{id}/", lambda r: self.events.get(r.match["id"], is_admin(org, r.user_id)))
 
         self.routes.append(Route("POST", "/data/search/", lambda r: self.search.handle(r)))
         if self.exports is not None:
@@ -616,6 +624,17 @@ class Router:
     def _now(self) -> datetime | None:
         return self.clock() if self.clock is not None else None
 
+    def _change(self, req: Request, at: datetime | None) -> Any:
+        """The Event Log request of a write: the key's user and API key id, the path."""
+        return ev.request(
+            self.org,
+            req.method,
+            "/api/v1" + req.path,
+            user_id=req.user_id,
+            api_key_id=self.api_key_id,
+            at=at,
+        )
+
     def _field_write(self, req: Request, kind: str) -> dict[str, Any]:
         """Checks shared by the three writes; returns the JSON body (`{}` for DELETE)."""
         if not is_admin(self.org, req.user_id):
@@ -650,20 +669,22 @@ class Router:
                 extra["custom_activity_type_id"] = body["custom_activity_type_id"]
             if kind == "shared" or "associations" in body:
                 extra["associations"] = body.get("associations")
-            return _invalid_as_400(
-                m.add_field,
-                self.org,
-                kind,
-                body.get("name"),
-                body["type"],
-                choices=body.get("choices"),
-                multi=body.get("accepts_multiple_values", False),
-                description=body.get("description"),
-                editable_with_roles=_string_list(body, "editable_with_roles"),
-                user_id=req.user_id,
-                at=self._now(),
-                **extra,
-            )
+            at = self._now()
+            with self._change(req, at):
+                return _invalid_as_400(
+                    m.add_field,
+                    self.org,
+                    kind,
+                    body.get("name"),
+                    body["type"],
+                    choices=body.get("choices"),
+                    multi=body.get("accepts_multiple_values", False),
+                    description=body.get("description"),
+                    editable_with_roles=_string_list(body, "editable_with_roles"),
+                    user_id=req.user_id,
+                    at=at,
+                    **extra,
+                )
 
         return handle
 
@@ -692,22 +713,24 @@ class Router:
             if "description" in body:
                 options["description"] = body["description"]
             new_type = body.get("type")
-            return _invalid_as_400(
-                m.update_field,
-                self.org,
-                field_id,
-                name=body.get("name"),
-                type_=new_type,
-                multi=body.get("accepts_multiple_values"),
-                choices=body.get("choices"),
-                required=body.get("required"),
-                converting=self.async_conversions
-                and new_type is not None
-                and new_type != current.get("type"),
-                user_id=req.user_id,
-                at=self._now(),
-                **options,
-            )
+            at = self._now()
+            with self._change(req, at):
+                return _invalid_as_400(
+                    m.update_field,
+                    self.org,
+                    field_id,
+                    name=body.get("name"),
+                    type_=new_type,
+                    multi=body.get("accepts_multiple_values"),
+                    choices=body.get("choices"),
+                    required=body.get("required"),
+                    converting=self.async_conversions
+                    and new_type is not None
+                    and new_type != current.get("type"),
+                    user_id=req.user_id,
+                    at=at,
+                    **options,
+                )
 
         return handle
 
@@ -716,7 +739,9 @@ class Router:
 
         def handle(req: Request) -> dict[str, Any]:
             self._field_write(req, kind)
-            _invalid_as_400(m.delete_field, self.org, req.match["id"], at=self._now())
+            at = self._now()
+            with self._change(req, at):
+                _invalid_as_400(m.delete_field, self.org, req.match["id"], at=at)
             return {}
 
         return handle

@@ -6,7 +6,8 @@ do not wait on delayed ACKs). Per request, in order: fault injection, authentica
 (HTTP Basic, API key as username, blank password [003:2-6]), forbidden prefixes, routing
 (404/405), the rate limiter (429), the handler. Every API response carries the
 `x-rate-limit-*` and `ratelimit` headers [003:153-157]; every response a `Date` from the
-fake's clock (`clock`, by default the organisation's `now`, ticking).
+fake's clock (`clock`, by default the organisation's clock `org.clock()`, ticking; tests
+move it with `org.advance(...)`).
 
 Export files are served by the same server under another host name (`exports.py`):
 `/export-files/...` is outside `/api/v1`, needs no auth, gets no faults and no rate-limit
@@ -20,6 +21,7 @@ import binascii
 import contextlib
 import http
 import math
+import random
 import socket
 import sys
 import threading
@@ -36,7 +38,8 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from . import org as o
-from .common import ApiError, http_date, org_clock
+from .common import SHORT_ID, ApiError, http_date, make_id
+from .events import EventSettings
 from .exports import FILES_PREFIX, Exports, ExportSettings, FileAnswer
 from .faults import Faults, RateLimit, RateState, normalise_prefix
 from .org import FakeOrg
@@ -79,9 +82,12 @@ class FakeClose:
     prefixes (e.g. "/webhook/") that answer 403 for this key. `page_caps` overrides the
     maximum `_limit` of list endpoints (`{"/lead/": 50}`). `export` configures the Export
     API (progress, file shape, failures, download host); `clock` gives the time of `Date`
-    headers, export timestamps and the `date_updated` of custom field writes.
+    headers, export timestamps, the `date_updated` of custom field writes and the Event
+    Log's notion of now; by default the organisation's clock, which `tick=True` makes
+    follow the wall clock from here on (`tick=False` keeps it frozen: deterministic).
     `async_conversions=True`: a `PUT /custom_field/...` that changes a field's type answers
     with `converting_to_type` and leaves the values until `mutations.finish_conversion`.
+    `events` shapes `GET /event/` answers (see `events.EventSettings`).
     """
 
     def __init__(
@@ -103,6 +109,8 @@ class FakeClose:
         export: ExportSettings | None = None,
         clock: Callable[[], datetime] | None = None,
         async_conversions: bool = False,
+        events: EventSettings | None = None,
+        tick: bool = True,
     ) -> None:
         self.org = org
         self.api_key = api_key
@@ -116,7 +124,11 @@ class FakeClose:
         self.forbidden = tuple(normalise_prefix(p) for p in forbidden)
         self.record_requests = record_requests
         self.user_id = org.admin_user_id if admin else _non_admin_user(org)
-        self.clock = clock or org_clock(org.now)
+        if clock is None and tick and not org.ticking:
+            org.tick()
+        self.clock = clock or org.clock
+        # The id Close would log as the events' `api_key_id` (its shape is not documented).
+        self.api_key_id = make_id(random.Random(api_key), "apikey", SHORT_ID)
         self.search = SearchEngine(org, cursor_ttl=search_cursor_ttl, walk_max=search_walk_max)
         self.exports = Exports(
             org, export or ExportSettings(), clock=self.clock, port=lambda: self.port
@@ -129,6 +141,8 @@ class FakeClose:
             exports=self.exports,
             clock=self.clock,
             async_conversions=async_conversions,
+            events=events,
+            api_key_id=self.api_key_id,
         )
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
