@@ -8,6 +8,7 @@ Data flows one way: catalog -> client -> read path (export | lists) -> shaping -
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import dlt
@@ -19,12 +20,21 @@ from close_source.custom_columns import NAMING_MODES, STATE_KEY, CustomColumns
 from close_source.custom_fields import fetch_definitions
 from close_source.errors import ConfigError
 from close_source.export import exported_tables
+from close_source.incremental import (
+    EVENTS_TABLE,
+    Watermark,
+    covers_every_event_table,
+    incremental_resources,
+)
+from close_source.incremental import STATE_KEY as EVENTS_STATE_KEY
 from close_source.lists import ReadContext
 from close_source.resources import ExportOptions, export_resource, list_resource
 
 __all__ = ["close_source", "DEFAULT_BASE_URL"]
 
 FULL_LOAD_METHODS = ("export", "lists")
+SYNC_MODES = ("auto", "full")
+log = logging.getLogger(__name__)
 
 
 @dlt.source(name="close", section="close")
@@ -42,6 +52,7 @@ def close_source(
     timeout: float = 60.0,
     max_attempts: int = 8,
     custom_field_columns: str = "name",
+    sync_mode: str = "auto",
 ) -> list[DltResource]:
     """Every Close object type (or the `tables` named), merged on its primary key.
 
@@ -60,6 +71,8 @@ def close_source(
         raise ConfigError(f"full_load must be one of {FULL_LOAD_METHODS}, not {full_load!r}")
     if backup_dir and full_load != "export":
         raise ConfigError("a backup needs the export: full_load must be 'export'")
+    if sync_mode not in SYNC_MODES:
+        raise ConfigError(f"sync_mode must be one of {SYNC_MODES}, not {sync_mode!r}")
     if custom_field_columns not in NAMING_MODES:
         raise ConfigError(f"custom_field_columns must be one of {NAMING_MODES}, "
                           f"not {custom_field_columns!r}")
@@ -72,6 +85,12 @@ def close_source(
         dlt.current.source_state().get(STATE_KEY),
         lambda: fetch_definitions(client, ctx.max_skip),
     )
+    watermark = _incremental_watermark(ctx, selected, sync_mode, export_file or backup_dir)
+    if watermark is not None:
+        return incremental_resources(ctx, selected, watermark)
+    if covers_every_event_table(selected) and not export_file:
+        ctx.full_load_watermark = ctx.started_at
+    selected = [t for t in selected if t != EVENTS_TABLE]  # raw events: incremental runs only
     from_export = [t for t in selected if t in exported_tables()] if full_load == "export" else []
     options = ExportOptions(fallback=export_fallback and not export_file, timeout=export_timeout,
                             poll_initial=export_poll_interval, backup_dir=backup_dir,
@@ -79,3 +98,22 @@ def close_source(
     resources = [export_resource(ctx, from_export, options)] if from_export else []
     resources += [list_resource(ctx, BY_TABLE[t]) for t in selected if t not in from_export]
     return resources
+
+
+def _incremental_watermark(ctx: ReadContext, selected: list[str], sync_mode: str,
+                           export_wanted: str | None) -> Watermark | None:
+    """Where to read the Event Log from, or None when this run must be a full load (asked
+    for, a backup or restore, some tables only, no watermark yet, or one too old)."""
+    if sync_mode == "full" or export_wanted or not covers_every_event_table(selected):
+        return None
+    state = dlt.current.source_state()
+    watermark = Watermark.from_state(state.get(EVENTS_STATE_KEY))
+    if watermark is None:
+        return None  # first run: a full load, which records its T0 as the watermark
+    now = ctx.started_at or watermark.read_until
+    if watermark.too_old(now):
+        log.warning("the last incremental run read the Event Log up to %s, more than 29 days "
+                    "ago: Close keeps 30 days of events, so this run is a full reload",
+                    watermark.read_until.isoformat())
+        return None
+    return watermark

@@ -148,9 +148,11 @@ class TableSpec:
                 table_name=self.name, columns=column_hints, merge_key=self.merge_key,
                 write_disposition={"disposition": "merge", "strategy": "delete-insert"},
             )
+        # a root row carrying `_deleted` true is a hard delete of that key
+        column_hints[TOMBSTONE] = {"name": TOMBSTONE, "data_type": "bool", "hard_delete": True}
         return dlt.mark.make_hints(
             table_name=self.name, columns=column_hints, primary_key=list(self.primary_key),
-            write_disposition="merge",
+            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         )
 
 

@@ -36,6 +36,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+# How a later (incremental) run keeps the table current: `events` from the Event Log,
+# `refresh` read again in full (small tables, or no events exist for them), `created_since`
+# read by date_created from the watermark (no events exist, rows are never edited).
+IncrementalMode = Literal["events", "refresh", "created_since"]
 ReadStrategy = Literal["pages", "windows", "keyset", "organization", "memberships", "users",
                        "detail", "per_parent", "definitions"]
 
@@ -86,6 +90,7 @@ class Entry:
     custom_field_type: str | None = None
     # routing for later read paths
     event_object_types: tuple[str, ...] = ()
+    incremental: IncrementalMode = "refresh"
     # where a full export carries it: "" = the exported lead itself, else the lead's list key
     # (activities further by `_type`); None = not trusted from exports, read from the list
     export_path: str | None = None
@@ -108,6 +113,7 @@ def _activity(table: str, path: str, type_name: str, event: str, doc: str, *,
     return Entry(
         table=table, path=path, doc=doc, read="windows", page_size=200,
         date_ops=("gt", "lt"), event_object_types=(event,) if event else (),
+        incremental="events" if event else "created_since",
         export_path="activities" if in_export else None, export_type=type_name,
         **kw,  # type: ignore[arg-type]
     )
@@ -132,24 +138,25 @@ CATALOG: tuple[Entry, ...] = (
         drop=("contacts", "opportunities", "tasks", "activities"), child_lists=("addresses",),
         child_key="lead_id",
         custom_field_type="lead", event_object_types=("lead",), export_path="",
+        incremental="events",
     ),
     Entry(
         "contacts", "contact/", "Contacts; `_fields` asks for lead_id (not in the list sample).",
         read="keyset", page_size=200, search_object_type="contact", fields=CONTACT_FIELDS,
         child_lists=("emails", "phones", "urls"), child_key="contact_id",
         custom_field_type="contact",
-        event_object_types=("contact",), export_path="contacts",
+        event_object_types=("contact",), export_path="contacts", incremental="events",
     ),
     Entry(
         "opportunities", "opportunity/", "Opportunities; aggregate keys beside `data` are ignored.",
         read="windows", page_size=200, date_ops=("gte", "lt"), dates=("date_won", "date_lost"),
         custom_field_type="opportunity", event_object_types=("opportunity",),
-        export_path="opportunities",
+        export_path="opportunities", incremental="events",
     ),
     Entry(
         "tasks", "task/", "Every task type: the endpoint defaults to `_type=lead` [003:3236].",
         read="windows", page_size=200, params={"_type": "all"}, date_ops=("gte", "lt"),
-        timestamps=("date", "due_date"), event_object_types=("task.*",),
+        timestamps=("date", "due_date"), event_object_types=("task.*",), incremental="events",
     ),
     # ---- activities [003:1003]: per-type endpoints filter org-wide by date_created ----------
     _activity("calls", "activity/call/", "Call", "activity.call", "Calls [003:1691-1754]."),
@@ -255,5 +262,9 @@ def entries(names: list[str] | None = None) -> Iterator[Entry]:
             yield entry
 
 
+# Tables only synced when named: the raw Event Log (incremental runs only).
+OPTIONAL_TABLES = ("events",)
+
+
 def unknown_tables(names: list[str]) -> list[str]:
-    return [name for name in names if name not in BY_TABLE]
+    return [name for name in names if name not in BY_TABLE and name not in OPTIONAL_TABLES]

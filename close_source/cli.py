@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
     pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name)
-    source = close_source(**_source_args(tables, args.full_load))
+    source = close_source(**_source_args(tables, args.full_load),
+                          **({"sync_mode": "full"} if args.full_refresh else {}))
     started = time.monotonic()
     run_sync(pipeline, source, full_refresh=args.full_refresh)
     _print_summary(pipeline, time.monotonic() - started)
@@ -65,7 +66,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
     pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name)
     output = Path(args.output).resolve()
-    source = close_source(backup_dir=str(output), **_source_args(tables, "export"))
+    source = close_source(backup_dir=str(output), sync_mode="full",
+                          **_source_args(tables, "export"))
     started = time.monotonic()
     run_sync(pipeline, source)
     _print_summary(pipeline, time.monotonic() - started)
@@ -105,7 +107,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with FakeClose(generate_org(seed=args.seed, leads=args.leads)) as fake:
         pipeline = make_pipeline(None, DATASET_NAME, DEMO_PIPELINE, progress=False)
         source = close_source(api_key=fake.api_key, base_url=fake.base_url,
-                              export_poll_interval=0.2)
+                              export_poll_interval=0.2, sync_mode="full")
         started = time.monotonic()
         run_sync(pipeline, source, full_refresh=True)
         _print_summary(pipeline, time.monotonic() - started)

@@ -156,14 +156,20 @@ class FieldColumns:
     def column(self) -> str:
         return self.columns[self.kind]
 
+    choices: tuple[str, ...] = ()
+    was_active: bool | None = None  # in the run that saved the state (None: first sight)
+
     def to_state(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "kind": self.kind,
-                "columns": dict(self.columns)}
+                "columns": dict(self.columns), "choices": list(self.choices),
+                "active": self.active}
 
     @classmethod
     def from_state(cls, field_id: str, kept: Mapping[str, Any]) -> FieldColumns:
         return cls(field_id, str(kept.get("name", "")), str(kept.get("type", "")),
-                   str(kept["kind"]), dict(kept["columns"]), active=False)
+                   str(kept["kind"]), dict(kept["columns"]), active=False,
+                   choices=tuple(kept.get("choices") or ()),
+                   was_active=bool(kept.get("active", True)))
 
 
 @dataclass
@@ -174,10 +180,16 @@ class TableColumns:
     fields: dict[str, FieldColumns] = field(default_factory=dict)
     _by_name: dict[tuple[str | None, str], str] = field(default_factory=dict)
 
-    def apply(self, definitions: list[FieldDefinition], mode: NamingMode) -> None:
-        """Current definitions: new fields and new kinds get columns, older ones are kept."""
+    def apply(self, definitions: list[FieldDefinition], mode: NamingMode) -> bool:
+        """Current definitions: new fields and new kinds get columns, older ones are kept.
+
+        True when a change alters values already stored without touching the objects (a field
+        deleted, moved to another column kind, its choices changed): the table needs a re-read.
+        """
         taken = set(RESERVED) | {c for f in self.fields.values() for c in f.columns.values()}
         current = {definition.id for definition in definitions}
+        stale = any(kept.was_active and kept.field_id not in current
+                    for kept in self.fields.values())
         for kept in self.fields.values():
             kept.active = kept.field_id in current
         by_name: dict[tuple[str | None, str], str] = {}
@@ -187,8 +199,12 @@ class TableColumns:
             if entry is None:
                 entry = self.fields[definition.id] = FieldColumns(
                     definition.id, definition.name, definition.type, kind)
+            choices = tuple(str(c) for c in definition.raw.get("choices") or ())
+            if entry.was_active and (entry.kind != kind or entry.choices != choices):
+                stale = True
             entry.name, entry.type, entry.kind = definition.name, definition.type, kind
-            entry.active, entry.definition = True, definition
+            entry.active, entry.definition, entry.choices = True, definition, choices
+            entry.was_active = True
             if kind not in entry.columns:
                 if entry.columns:
                     base = f"{next(iter(entry.columns.values()))}_{SUFFIX_OF_KIND[kind]}"
@@ -202,6 +218,7 @@ class TableColumns:
             if activity_type:
                 by_name.setdefault((str(activity_type), definition.name), definition.id)
         self._by_name = by_name
+        return stale
 
     def resolve(self, ref: str, activity_type: str | None) -> FieldColumns | None:
         """A field by id, else by display name (the deprecated `custom` dict and key styles)."""
@@ -235,6 +252,8 @@ class CustomColumns:
         self._refreshed = False
         self._warned: set[tuple[str, str]] = set()
         self.tables = {table: TableColumns(table) for table in KIND_OF_TABLE}
+        # tables whose stored custom values went stale since the last run (see apply)
+        self.stale_tables: set[str] = set()
         if kept and kept.get("version") == STATE_VERSION:
             for table, fields in (kept.get(mode) or {}).items():
                 if table in self.tables:
@@ -245,7 +264,8 @@ class CustomColumns:
 
     def _apply(self, raw: RawDefinitions) -> None:
         for table, definitions in definitions_by_table(raw).items():
-            self.tables[table].apply(definitions, self.mode)
+            if self.tables[table].apply(definitions, self.mode):
+                self.stale_tables.add(table)
 
     def refresh_once(self) -> bool:
         """Reload the definitions (a field created mid-run); False if already done."""

@@ -53,6 +53,8 @@ class ReadContext:
     me: Mapping[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None  # Close's clock when the run began (the preflight)
     custom: CustomColumns | None = None  # the run's custom-field columns
+    # set on a full load of every event-driven table: the next run replays events from here
+    full_load_watermark: datetime | None = None
 
     def learn_max_skip(self, max_skip: int) -> None:
         """Close told us a lower cap than configured (400 "max_skip = N"): use it from now on."""
@@ -156,6 +158,11 @@ def _with_fields(params: Mapping[str, str], fields: tuple[str, ...]) -> dict[str
 def read_windows(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
     """Adaptive `date_created` windows: a window that would pass the cap is split in two."""
     yield from _read_window(ctx, entry, None, None, {})
+
+
+def read_windows_since(ctx: ReadContext, entry: Entry, since: datetime) -> Iterator[Page]:
+    """The same, for objects created at or after `since` only."""
+    yield from _read_window(ctx, entry, since, None, {})
 
 
 def _read_window(ctx: ReadContext, entry: Entry, lo: datetime | None, hi: datetime | None,

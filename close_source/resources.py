@@ -61,6 +61,7 @@ def list_resource(ctx: ReadContext, entry: Entry) -> DltResource:
         yield from _from_lists(ctx, [entry], batcher)
         yield from batcher.flush()
         _save_custom_columns(ctx, [entry])
+        _record_watermark(ctx)
 
     return dlt.resource(read, name=entry.table, parallelized=True)
 
@@ -92,6 +93,7 @@ def export_resource(ctx: ReadContext, tables: Iterable[str], options: ExportOpti
                     _record_full_load(export.method, export.t0, export_id=export.export_id)
         yield from batcher.flush()
         _save_custom_columns(ctx, entries)
+        _record_watermark(ctx)
 
     return dlt.resource(read, name="export", parallelized=True)
 
@@ -165,6 +167,15 @@ def _record_full_load(method: str, t0: datetime | None, **extra: Any) -> None:
     state = dlt.current.source_state().setdefault("full_load", {})
     state.update(version=STATE_VERSION, method=method,
                  t0=(t0 or datetime.now(UTC)).astimezone(UTC).isoformat(), **extra)
+
+
+def _record_watermark(ctx: ReadContext) -> None:
+    """A full load over every event-driven table: the next run replays the Event Log from the
+    moment this run began (Close's clock, taken before anything was read)."""
+    if ctx.full_load_watermark is not None:
+        from close_source.incremental import Watermark, save_watermark
+
+        save_watermark(Watermark(ctx.full_load_watermark, ctx.full_load_watermark))
 
 
 def _write_backup(directory: Path, path: Path, export: dict[str, Any], created_at: datetime,

@@ -144,7 +144,7 @@ def two_syncs(request, tmp_path_factory) -> Iterator[dict[str, Any]]:
         demo = next(a for a in org.all(o.ACTIVITY)
                     if a.get("custom_activity_type_id") == demo_type["id"])
         m.set_custom(org, o.ACTIVITY, demo["id"], new["Activity Type ID"]["id"], "built-in?")
-        sync(fake, workdir, pipeline=pipeline, full_load=full_load)
+        sync(fake, workdir, pipeline=pipeline, full_load=full_load, sync_mode="full")
     yield {"org": org, "pipeline": pipeline, "ids": ids, "new": new, "before": before,
            "first_mapping": first_mapping, "cleared": cleared}
 
