@@ -29,11 +29,15 @@ from close_source.incremental import (
 from close_source.incremental import STATE_KEY as EVENTS_STATE_KEY
 from close_source.lists import ReadContext
 from close_source.resources import ExportOptions, export_resource, list_resource
+from close_source.warehouse import Warehouse
 
 __all__ = ["close_source", "DEFAULT_BASE_URL"]
 
 FULL_LOAD_METHODS = ("export", "lists")
-SYNC_MODES = ("auto", "full")
+# auto: incremental when a watermark allows it; full: a full load (soft-deleted rows kept);
+# refresh: a full load from scratch (`--full-refresh`: the tables are dropped first)
+SYNC_MODES = ("auto", "full", "refresh")
+DELETE_MODES = ("hard", "soft")
 log = logging.getLogger(__name__)
 
 
@@ -53,6 +57,7 @@ def close_source(
     max_attempts: int = 8,
     custom_field_columns: str = "name",
     sync_mode: str = "auto",
+    deletes: str = "hard",
 ) -> list[DltResource]:
     """Every Close object type (or the `tables` named), merged on its primary key.
 
@@ -73,13 +78,18 @@ def close_source(
         raise ConfigError("a backup needs the export: full_load must be 'export'")
     if sync_mode not in SYNC_MODES:
         raise ConfigError(f"sync_mode must be one of {SYNC_MODES}, not {sync_mode!r}")
+    if deletes not in DELETE_MODES:
+        raise ConfigError(f"deletes must be one of {DELETE_MODES}, not {deletes!r}")
     if custom_field_columns not in NAMING_MODES:
         raise ConfigError(f"custom_field_columns must be one of {NAMING_MODES}, "
                           f"not {custom_field_columns!r}")
 
     client = CloseClient(api_key, base_url, timeout=timeout, max_attempts=max_attempts)
     me = client.get("me/")
-    ctx = ReadContext(client=client, max_skip=max_skip, me=me, started_at=client.server_time)
+    ctx = ReadContext(client=client, max_skip=max_skip, me=me, started_at=client.server_time,
+                      soft_deletes=deletes == "soft",
+                      keep_deleted=deletes == "soft" and sync_mode != "refresh",
+                      warehouse=Warehouse.of_current_pipeline())
     ctx.custom = CustomColumns(
         custom_field_columns,  # type: ignore[arg-type]
         dlt.current.source_state().get(STATE_KEY),
@@ -104,7 +114,7 @@ def _incremental_watermark(ctx: ReadContext, selected: list[str], sync_mode: str
                            export_wanted: str | None) -> Watermark | None:
     """Where to read the Event Log from, or None when this run must be a full load (asked
     for, a backup or restore, some tables only, no watermark yet, or one too old)."""
-    if sync_mode == "full" or export_wanted or not covers_every_event_table(selected):
+    if sync_mode != "auto" or export_wanted or not covers_every_event_table(selected):
         return None
     state = dlt.current.source_state()
     watermark = Watermark.from_state(state.get(EVENTS_STATE_KEY))

@@ -33,7 +33,7 @@ import pyarrow.types as pt
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from close_source.catalog import Entry
-from close_source.shaping import POSITION, TOMBSTONE, Json, Row, child_table
+from close_source.shaping import DELETED_AT, POSITION, TOMBSTONE, Json, Row, child_table
 from close_source.timestamps import to_date, to_utc
 
 if TYPE_CHECKING:
@@ -57,7 +57,9 @@ class _ArrowHintNoise(logging.Filter):
     key): that is exactly what the hints are for. It also warns, per table, that Arrow batches
     are converted for jsonl: BigQuery's loader format, chosen on purpose (sync.py)."""
 
-    NOISE = ("when merging arrow schema with dlt schema", "A ArrowToJsonlWriter writer is used")
+    NOISE = ("when merging arrow schema with dlt schema", "A ArrowToJsonlWriter writer is used",
+             # a full load replaces tables that incremental runs merged into, tombstones and all
+             'The "hard_delete" column hint')
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -156,15 +158,21 @@ class TableSpec:
         )
 
 
-def table_specs(entry: Entry, custom: CustomColumns | None = None) -> list[TableSpec]:
-    """The entry's root table and child tables, with the types the catalog declares."""
+def table_specs(entry: Entry, custom: CustomColumns | None = None,
+                soft_deletes: bool = False) -> list[TableSpec]:
+    """The entry's root table and child tables, with the types the catalog declares; with
+    `soft_deletes`, tables whose rows can be deleted declare `_deleted_at`."""
     root_types = {key: "timestamp" for key in entry.all_timestamps}
     root_types.update({key: "date" for key in entry.dates})
     root_types.update({key: "text" for key in entry.primary_key})
+    always = {DELETED_AT: "timestamp"} if soft_deletes and entry.incremental != "refresh" else {}
     declared = None
-    if custom is not None and entry.custom_field_type:
+    if always or (custom is not None and entry.custom_field_type):
         def declared() -> dict[str, str]:
-            return custom.column_types(entry.table)
+            columns = dict(always)
+            if custom is not None and entry.custom_field_type:
+                columns.update(custom.column_types(entry.table))
+            return columns
     specs = [TableSpec(entry.table, root_types, primary_key=entry.primary_key,
                        declared=declared)]
     for list_name in entry.child_lists:
@@ -208,22 +216,30 @@ class ArrowBatcher:
     _schema_loaded: set[str] = field(default_factory=set)
     _children: dict[str, list[str]] = field(default_factory=dict)
     json_type: str = field(default_factory=lambda: json_data_type())
+    # root tables whose keys are remembered as rows pass (soft deletes after a full load)
+    seen_ids: dict[str, set[Any]] | None = None
 
     @classmethod
     def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
-                    batch_rows: int = 1_000, custom: CustomColumns | None = None) -> ArrowBatcher:
+                    batch_rows: int = 1_000, custom: CustomColumns | None = None,
+                    soft_deletes: bool = False) -> ArrowBatcher:
         specs: dict[str, TableSpec] = {}
         children: dict[str, list[str]] = {}
+        seen: dict[str, set[Any]] | None = {} if soft_deletes and mode == "replace" else None
         for entry in entries:
-            entry_specs = table_specs(entry, custom)
+            entry_specs = table_specs(entry, custom, soft_deletes)
             specs.update({spec.name: spec for spec in entry_specs})
             children[entry.table] = [spec.name for spec in entry_specs]
-        return cls(specs, mode, batch_rows, _children=children)
+            if seen is not None and entry.incremental != "refresh":
+                seen[entry.table] = set()
+        return cls(specs, mode, batch_rows, _children=children, seen_ids=seen)
 
     def add(self, table: str, row: Row) -> Iterator[Any]:
         """Queue a row; yields a table's Arrow batch when it is full."""
-        if self.mode == "replace" and TOMBSTONE in row:
+        if self.mode == "replace" and row.get(TOMBSTONE):
             return  # a replaced table holds only what this load brings
+        if self.seen_ids is not None and table in self.seen_ids:
+            self.seen_ids[table].add(row.get("id"))
         columns = self._pending.get(table)
         if columns is None:
             columns = self._pending[table] = Columns()
@@ -234,6 +250,9 @@ class ArrowBatcher:
     def completed(self, entry_table: str) -> None:
         """The entry was read to the end: its tables are replaced even when nothing came."""
         self._complete.update(self._children.get(entry_table, ()))
+
+    def is_complete(self, entry_table: str) -> bool:
+        return entry_table in self._complete
 
     def flush(self) -> Iterator[Any]:
         for table in list(self._pending):

@@ -18,6 +18,8 @@ import dlt
 from close_source import close_source
 from close_source.catalog import CATALOG, unknown_tables
 from close_source.errors import ConfigError
+from close_source.incremental import STATE_KEY as EVENTS_STATE_KEY
+from close_source.incremental import Watermark
 from close_source.sync import (
     DATASET_NAME,
     PIPELINE_NAME,
@@ -55,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
     pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name)
     source = close_source(**_source_args(tables, args.full_load),
-                          **({"sync_mode": "full"} if args.full_refresh else {}))
+                          **({"sync_mode": "refresh"} if args.full_refresh else {}))
     started = time.monotonic()
     run_sync(pipeline, source, full_refresh=args.full_refresh)
     _print_summary(pipeline, time.monotonic() - started)
@@ -96,6 +98,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         failed = any(step.step_exception for step in trace.steps)
         print(f"Last run: {trace.started_at} -> {trace.finished_at} "
               f"({'failed' if failed else 'succeeded'})")
+    watermark = Watermark.from_state(
+        pipeline.state.get("sources", {}).get("close", {}).get(EVENTS_STATE_KEY))
+    if watermark is None:
+        print("Next run: a full load (no Event Log watermark yet).")
+    else:
+        print(f"Event Log applied up to {watermark.newest_event.isoformat()} (Close's clock); "
+              f"the next run reads it from {watermark.window_start.isoformat()}.")
+    if pipeline.has_pending_data:
+        print("A run stopped before its data was loaded: the next run loads it first.")
     _print_counts(table_counts(pipeline), pipeline.dataset_name)
     return 0
 
@@ -107,7 +118,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with FakeClose(generate_org(seed=args.seed, leads=args.leads)) as fake:
         pipeline = make_pipeline(None, DATASET_NAME, DEMO_PIPELINE, progress=False)
         source = close_source(api_key=fake.api_key, base_url=fake.base_url,
-                              export_poll_interval=0.2, sync_mode="full")
+                              export_poll_interval=0.2, sync_mode="refresh")
         started = time.monotonic()
         run_sync(pipeline, source, full_refresh=True)
         _print_summary(pipeline, time.monotonic() - started)

@@ -43,13 +43,29 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "activity.call": ("created", "updated", "deleted", "completed"),
     "activity.meeting": ("created", "updated", "deleted", "scheduled", "started", "completed",
                          "canceled"),
-    "activity.task_completed": ("created", "deleted"),
+    # the docs list no `updated`, but a merge updates every object it moves [003:8180-8187]
+    "activity.task_completed": ("created", "updated", "deleted"),
     "membership": ("activated", "deactivated"),
 }
 DEFAULT_ACTIONS = ("created", "updated", "deleted")
 TASK_TYPES = ("lead", "incoming_email", "email_followup", "missed_call",
               "answered_detached_call", "voicemail", "opportunity_due", "incoming_sms")
 CUSTOM_FIELD_KINDS = ("lead", "contact", "opportunity", "activity", "shared")
+# The docs spell some object types more than one way [003:8122, 8213, 8329, 8529]: the list of
+# events says `activity.note`, `activity.opportunity_status_change`, `task.lead`; the samples
+# also show `note`, `status_change.opportunity`, `lead.task`. Events are matched in the list's
+# spelling; these are the others, mapped to it.
+ACTIVITY_KINDS = ("note", "email", "email_thread", "call", "sms", "meeting",
+                  "lead_status_change", "opportunity_status_change", "task_completed",
+                  "custom_activity")
+SPELLINGS: dict[str, str] = {
+    **{kind: f"activity.{kind}" for kind in ACTIVITY_KINDS},
+    "emailthread": "activity.email_thread",
+    "activity.emailthread": "activity.email_thread",
+    "status_change.lead": "activity.lead_status_change",
+    "status_change.opportunity": "activity.opportunity_status_change",
+    **{f"{kind}.task": f"task.{kind}" for kind in TASK_TYPES},
+}
 
 
 @dataclass(frozen=True)
@@ -73,7 +89,7 @@ class Event:
         if not raw.get("id") or not raw.get("object_type") or updated is None:
             return None
         return cls(
-            id=str(raw["id"]), object_type=str(raw["object_type"]),
+            id=str(raw["id"]), object_type=canonical_object_type(str(raw["object_type"])),
             object_id=str(raw.get("object_id") or ""), action=str(raw.get("action") or ""),
             date_updated=updated, lead_id=raw.get("lead_id"),
             data=raw.get("data") if isinstance(raw.get("data"), Mapping) else None,
@@ -82,6 +98,11 @@ class Event:
             meta=raw.get("meta") if isinstance(raw.get("meta"), Mapping) else {},
             raw=raw,
         )
+
+
+def canonical_object_type(spelled: str) -> str:
+    """The event list's spelling of an object type (`note` -> `activity.note`)."""
+    return SPELLINGS.get(spelled, spelled)
 
 
 def expand_object_types(patterns: Iterable[str]) -> list[str]:
@@ -127,9 +148,12 @@ def read_window(client: CloseClient, since: datetime,
         kept = newest.get(event.id)
         if kept is None or event.date_updated > kept.date_updated:
             newest[event.id] = event
-    # the API's order is newest first and correct per object; reversed, oldest first
+    # The API's order is newest first and correct per object; reversed, oldest first. Read per
+    # (object_type, action), the lists interleave only by time: within one millisecond a
+    # delete goes last, since nothing can follow it.
     order = {raw_id: i for i, raw_id in enumerate(str(r.get("id")) for r in raw_events)}
-    return sorted(newest.values(), key=lambda e: (e.date_updated, -order.get(e.id, 0)))
+    return sorted(newest.values(), key=lambda e: (e.date_updated, e.action == "deleted",
+                                                  -order.get(e.id, 0)))
 
 
 def _read_filtered(client: CloseClient, since: datetime,

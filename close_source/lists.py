@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from close_source.catalog import BY_TABLE, Entry
 from close_source.client import CloseClient
 from close_source.errors import AccessDenied, ApiError, CloseSyncError
 from close_source.timestamps import to_utc
+from close_source.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from close_source.custom_columns import CustomColumns
@@ -55,6 +56,14 @@ class ReadContext:
     custom: CustomColumns | None = None  # the run's custom-field columns
     # set on a full load of every event-driven table: the next run replays events from here
     full_load_watermark: datetime | None = None
+    # list endpoints seen ignoring or refusing `id__in` in this run: fetched one by one
+    no_id_filter: set[str] = field(default_factory=set)
+    # deletes = "soft": deleted objects keep their rows, with `_deleted_at`; `keep_deleted`:
+    # a full load carries such rows over (not when the tables are being refreshed from scratch)
+    soft_deletes: bool = False
+    keep_deleted: bool = False
+    # what earlier runs loaded (incremental decisions, soft deletes)
+    warehouse: Warehouse = field(default_factory=Warehouse)
 
     def learn_max_skip(self, max_skip: int) -> None:
         """Close told us a lower cap than configured (400 "max_skip = N"): use it from now on."""
@@ -259,8 +268,11 @@ def read_keyset(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
     yield from search_walk(ctx.client, entry, paged)
 
 
-def search_walk(client: CloseClient, entry: Entry, already: set[str]) -> Iterator[Page]:
-    """Walk /data/search/ by ascending date_created, restarting where each walk stopped.
+def search_walk(client: CloseClient, entry: Entry, already: set[str],
+                date_field: str = "date_created",
+                since: datetime | None = None) -> Iterator[Page]:
+    """Walk /data/search/ by ascending `date_field` (from `since`), restarting where each walk
+    stopped.
 
     A walk ends after ~10,000 results or when its cursor expires; the next one starts at the
     last date seen (inclusive). Only ids at that boundary date can come back, so only they are
@@ -268,12 +280,11 @@ def search_walk(client: CloseClient, entry: Entry, already: set[str]) -> Iterato
     """
     object_type = entry.search_object_type
     assert object_type is not None
-    since: datetime | None = None
     at_since: set[str] = set()
     while True:
         started_at, fresh_in_walk = since, 0
         cursor: str | None = None
-        body = _search_body(entry, object_type, since)
+        body = _search_body(entry, object_type, since, date_field)
         while True:
             try:
                 answer = client.post(SEARCH_PATH, {**body, "cursor": cursor})
@@ -283,8 +294,9 @@ def search_walk(client: CloseClient, entry: Entry, already: set[str]) -> Iterato
                 raise
             fresh = []
             for obj in answer.get("data") or []:
+                obj.pop("__object_type", None)  # the search's own tag, not a field of the object
                 obj_id = obj["id"]
-                created = to_utc(obj.get("date_created"))
+                created = to_utc(obj.get(date_field))
                 if created is not None and (since is None or created > since):
                     since, at_since = created, set()
                 if obj_id in already or obj_id in at_since:
@@ -302,10 +314,10 @@ def search_walk(client: CloseClient, entry: Entry, already: set[str]) -> Iterato
             return
 
 
-def _search_body(entry: Entry, object_type: str, since: datetime | None) -> dict[str, Any]:
+def _search_body(entry: Entry, object_type: str, since: datetime | None,
+                 field_name: str) -> dict[str, Any]:
     queries: list[dict[str, Any]] = [{"type": "object_type", "object_type": object_type}]
-    date_field = {"type": "regular_field", "object_type": object_type,
-                  "field_name": "date_created"}
+    date_field = {"type": "regular_field", "object_type": object_type, "field_name": field_name}
     if since is not None:
         queries.append({
             "type": "field_condition",
@@ -361,6 +373,68 @@ def _by_id(ctx: ReadContext, entry: Entry, object_ids: list[str],
             log.info("%s %s disappeared while reading; skipped", entry.table, object_id)
     if found:
         yield found
+
+
+ID_BATCH = 100  # ids per `id__in` request: a page, and a body far below any size limit
+
+
+def fetch_by_ids(ctx: ReadContext, entry: Entry,
+                 object_ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """Objects as Close shows them now, by id; None for those that are gone (404).
+
+    Batches of `id__in` on the list endpoint, sent in the body [003:11-22]. Only `/task/`
+    documents `id__in` [003:3300]; an endpoint that ignores it (an id we did not ask for comes
+    back) or refuses it (400) is read one object at a time from then on. An id a batch does not
+    return is asked for alone, so only a 404 counts as deleted.
+    """
+    wanted = list(dict.fromkeys(object_ids))
+    found: dict[str, dict[str, Any] | None] = {}
+    size = min(entry.page_size, ID_BATCH)
+    for start in range(0, len(wanted), size):
+        if entry.path in ctx.no_id_filter:
+            break
+        batch = wanted[start:start + size]
+        objects = _id_batch(ctx, entry, batch)
+        if objects is None:
+            ctx.no_id_filter.add(entry.path)
+            log.info("/%s does not filter by id__in; fetching objects one by one",
+                     entry.path.strip("/"))
+            break
+        found.update(objects)
+    params = _with_fields({}, entry.fields)
+    for object_id in wanted:
+        if object_id in found:
+            continue
+        try:
+            found[object_id] = ctx.client.get(f"{entry.path}{object_id}/", params)
+        except AccessDenied as exc:
+            if exc.status != 404:
+                raise
+            found[object_id] = None
+    return found
+
+
+def _id_batch(ctx: ReadContext, entry: Entry,
+              batch: list[str]) -> dict[str, dict[str, Any]] | None:
+    """One `id__in` request (paged, should it be); None when the endpoint does not filter."""
+    params = {**_with_fields(entry.params, entry.fields), "id__in": ",".join(batch)}
+    asked, objects, skip = set(batch), {}, 0
+    while True:
+        try:
+            body = ctx.client.get_in_body(entry.path,
+                                          {**params, "_skip": skip, "_limit": len(batch)})
+        except ApiError as exc:
+            if exc.status == 400:
+                return None
+            raise
+        data = body.get("data") or []
+        for obj in data:
+            if obj.get("id") not in asked:
+                return None
+            objects[obj["id"]] = obj
+        if not body.get("has_more") or not data:
+            return objects
+        skip += len(data)
 
 
 def read_details(ctx: ReadContext, entry: Entry) -> Iterator[Page]:

@@ -38,7 +38,7 @@ from close_source.export import (
     run_export_job,
 )
 from close_source.lists import ReadContext, read_entry
-from close_source.shaping import shape
+from close_source.shaping import DELETED_AT, child_table, shape
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,10 @@ class ExportOptions:
 
 def list_resource(ctx: ReadContext, entry: Entry) -> DltResource:
     def read() -> Iterator[object]:
-        batcher = ArrowBatcher.for_entries([entry], custom=ctx.custom)
+        batcher = ArrowBatcher.for_entries([entry], custom=ctx.custom,
+                                           soft_deletes=ctx.soft_deletes)
         yield from _from_lists(ctx, [entry], batcher)
+        yield from _keep_soft_deleted(ctx, [entry], batcher)
         yield from batcher.flush()
         _save_custom_columns(ctx, [entry])
         _record_watermark(ctx)
@@ -70,7 +72,8 @@ def export_resource(ctx: ReadContext, tables: Iterable[str], options: ExportOpti
     entries = [BY_TABLE[table] for table in tables]
 
     def read() -> Iterator[object]:
-        batcher = ArrowBatcher.for_entries(entries, custom=ctx.custom)
+        batcher = ArrowBatcher.for_entries(entries, custom=ctx.custom,
+                                           soft_deletes=ctx.soft_deletes)
         with tempfile.TemporaryDirectory(prefix="close-export-") as workdir:
             try:
                 export = _obtain_export(ctx, options, Path(workdir))
@@ -91,6 +94,7 @@ def export_resource(ctx: ReadContext, tables: Iterable[str], options: ExportOpti
                                   export.job.created_at, counts)
                 if export.t0 is not None:
                     _record_full_load(export.method, export.t0, export_id=export.export_id)
+        yield from _keep_soft_deleted(ctx, entries, batcher)
         yield from batcher.flush()
         _save_custom_columns(ctx, entries)
         _record_watermark(ctx)
@@ -153,6 +157,33 @@ def load_export_file(ctx: ReadContext, path: Path, entries: list[Entry],
         if leads % 5000 == 0:
             log.info("%s: %d leads loaded", path.name, leads)
     return router.counts
+
+
+def _keep_soft_deleted(ctx: ReadContext, entries: Iterable[Entry],
+                       batcher: ArrowBatcher) -> Iterator[object]:
+    """Soft deletes and a full load, which replaces tables: rows of objects Close no longer
+    has stay, with their child rows, and with `_deleted_at` (this run's start when Close
+    deleted the object since the last run: no event tells when)."""
+    if not ctx.keep_deleted or batcher.seen_ids is None:
+        return
+    for entry in entries:
+        seen = batcher.seen_ids.get(entry.table)
+        if seen is None or not batcher.is_complete(entry.table):
+            continue
+        gone = [object_id for object_id in ctx.warehouse.all_ids(entry.table)
+                if object_id not in seen]
+        if not gone:
+            continue
+        log.info("%s: %d rows of deleted objects kept (deletes = \"soft\")", entry.table,
+                 len(gone))
+        for row in ctx.warehouse.rows_where(entry.table, "id", gone):
+            if row.get(DELETED_AT) is None:
+                row[DELETED_AT] = ctx.started_at or datetime.now(UTC)
+            yield from batcher.add(entry.table, row)
+        for list_name in entry.child_lists:
+            table = child_table(entry, list_name)
+            for row in ctx.warehouse.rows_where(table, entry.child_key or "parent_id", gone):
+                yield from batcher.add(table, row)
 
 
 def _save_custom_columns(ctx: ReadContext, entries: Iterable[Entry]) -> None:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 POSITION = "_pos"
 TOMBSTONE = "_deleted"
+DELETED_AT = "_deleted_at"  # soft deletes: when Close deleted the row's object
 SEPARATOR = "__"
 
 

@@ -41,6 +41,8 @@ def sync(fake: FakeClose, workdir: Path, *, resources: list[str] | None = None,
     """One `close-sync run` against the fake, as the CLI does it."""
     pipeline = pipeline or new_pipeline(workdir, warehouse=warehouse)
     source_args.setdefault("export_poll_interval", 0.01)
+    if full_refresh:
+        source_args.setdefault("sync_mode", "refresh")
     source = close_source(api_key=fake.api_key, base_url=fake.base_url, tables=resources,
                           **source_args)
     run_sync(pipeline, source, full_refresh=full_refresh)

@@ -28,10 +28,11 @@ from tests.oracle import (
 KIND_OF_TABLE = {table: kind for kind, table in TABLE_OF_KIND.items()}
 
 
-def db_rows(pipeline: dlt.Pipeline, table: str) -> dict[Any, dict[str, Any]]:
+def db_rows(pipeline: dlt.Pipeline, table: str,
+            where: str | None = None) -> dict[Any, dict[str, Any]]:
     entry = BY_TABLE[table]
-    with pipeline.sql_client() as client, client.execute_query(
-            f"SELECT * FROM close.{table}") as cursor:
+    sql = f"SELECT * FROM close.{table}" + (f" WHERE {where}" if where else "")
+    with pipeline.sql_client() as client, client.execute_query(sql) as cursor:
         names = [column[0] for column in cursor.description]
         result = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     key = (lambda row: row["id"]) if entry.primary_key == ("id",) else (
@@ -56,11 +57,14 @@ def custom_columns(pipeline: dlt.Pipeline, kind: str) -> dict[str, str]:
                                f"WHERE object_type = '{kind}' AND NOT is_deleted"))
 
 
-def mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str, limit: int = 10) -> list[str]:
-    """What differs between the table and the organisation (empty when equal)."""
+def mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str, limit: int = 10,
+               soft: bool = False) -> list[str]:
+    """What differs between the table and the organisation (empty when equal); with `soft`,
+    rows with `_deleted_at` set are left out (soft deletes)."""
     entry = BY_TABLE[table]
     expected = expected_objects(org, table)
-    actual = db_rows(pipeline, table)
+    live = soft and entry.incremental != "refresh"
+    actual = db_rows(pipeline, table, "_deleted_at IS NULL" if live else None)
     problems: list[str] = []
     if set(actual) != set(expected):
         problems.append(f"{table}: missing {sorted(set(expected) - set(actual))[:5]}, "
@@ -74,7 +78,7 @@ def mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str, limit: int = 10
         for field, value in obj.items():
             if field in entry.drop or field in NOT_LISTED.get(table, ()):
                 continue
-            if field.startswith("custom."):
+            if field.startswith("custom.") or field == "_deleted_at":
                 continue
             column = naming.normalize_identifier(field)
             if isinstance(value, list | dict):
@@ -98,20 +102,22 @@ def mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str, limit: int = 10
                 problems.append(f"{table} {key} {column}: {row.get(column)!r} != {want!r}")
         if len(problems) >= limit:
             break
-    problems += _child_mismatches(org, pipeline, table, expected)
+    problems += _child_mismatches(org, pipeline, table, expected, live)
     return problems[:limit]
 
 
 def _child_mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str,
-                      expected: dict[Any, dict[str, Any]]) -> list[str]:
+                      expected: dict[Any, dict[str, Any]], live: bool) -> list[str]:
     entry = BY_TABLE[table]
     problems = []
     for list_name in entry.child_lists:
         if not any(list_name in obj for obj in expected.values()):
             continue  # assembled at response time (a pipeline's statuses): not stored here
         key = entry.child_key or "parent_id"
-        counts = dict(rows(pipeline, f"SELECT {key}, count(*) FROM close.{table}__{list_name} "
-                                     f"GROUP BY {key}"))
+        where = (f" WHERE {key} IN (SELECT id FROM close.{table} WHERE _deleted_at IS NULL)"
+                 if live else "")
+        counts = dict(rows(pipeline, f"SELECT {key}, count(*) FROM close.{table}__{list_name}"
+                                     f"{where} GROUP BY {key}"))
         want = {obj_id: len(obj.get(list_name) or []) for obj_id, obj in expected.items()
                 if obj.get(list_name)}
         if counts != want:
@@ -121,9 +127,10 @@ def _child_mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str,
     return problems
 
 
-def every_table_mismatches(org: FakeOrg, pipeline: dlt.Pipeline) -> dict[str, list[str]]:
+def every_table_mismatches(org: FakeOrg, pipeline: dlt.Pipeline,
+                           soft: bool = False) -> dict[str, list[str]]:
     found = {}
     for entry in CATALOG:
-        if problems := mismatches(org, pipeline, entry.table):
+        if problems := mismatches(org, pipeline, entry.table, soft=soft):
             found[entry.table] = problems
     return found

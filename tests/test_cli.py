@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 import os
+import random
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from close_source.catalog import CATALOG
-from close_source.fake import FakeClose, Faults, generate_org
+from close_source.fake import FakeClose, Faults, generate_org, random_changes
 
 SECRET = "api_S3cr3t_do_not_leak_4f1d2c3b"
 
@@ -95,11 +97,22 @@ def test_run_then_status_and_the_key_appears_nowhere(fake, tmp_path):
     assert {e.table for e in CATALOG} - {"webhook_subscriptions"} <= tables
     assert "skipping webhook_subscriptions" in result.stderr
     assert "Last run:" in status.stdout and "leads" in status.stdout
+    assert "the next run reads it from" in status.stdout
+
+    # an incremental run: events, objects fetched by id (a non-admin-like refetch of a merge)
+    org = fake.org
+    org.advance(timedelta(minutes=10))
+    random_changes(org, random.Random(5), 20, step=timedelta(seconds=3))
+    org.advance(timedelta(seconds=30))
+    again = close_sync(["-v", "run"], tmp_path, **_env(fake))
+    assert again.returncode == 0, again.stderr
+    assert "Event Log:" in again.stderr
 
     # the key, in clear or as the Basic auth header carries it, is in no output, file or table
     encoded = base64.b64encode(f"{SECRET}:".encode()).decode()
     assert fake.faults.injected["429"] > 0  # retries were logged, too
-    for text in (result.stdout, result.stderr, status.stdout, status.stderr, str(text_values)):
+    for text in (result.stdout, result.stderr, status.stdout, status.stderr, again.stdout,
+                 again.stderr, str(text_values)):
         assert SECRET not in text and encoded not in text
     for path in tmp_path.rglob("*"):
         if path.is_file():

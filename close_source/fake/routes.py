@@ -105,7 +105,11 @@ class Router:
         async_conversions: bool = False,
         events: ev.EventSettings | None = None,
         api_key_id: str | None = None,
+        id_filters: str = "documented",
     ) -> None:
+        if id_filters not in ("documented", "all"):
+            raise ValueError("id_filters must be 'documented' or 'all'.")
+        self.id_filters = id_filters
         self.org = org
         self.exports = exports
         self.clock = clock
@@ -411,7 +415,7 @@ class Router:
                     )
                 ),
             )
-            found = self.cached(key, lambda: items(req))
+            found = self.cached(key, lambda: self.by_ids(template, req, items(req)))
             page = found[skip : skip + limit]
             fields = self.fields(req)
             out: dict[str, Any] = {}
@@ -424,6 +428,19 @@ class Router:
             return out
 
         return handle
+
+    def by_ids(self, template: str, req: Request, items: list[dict]) -> list[dict]:
+        """`id` / `id__in` on every list endpoint with `id_filters="all"` (the docs' general
+        note on "filtering by a long list of IDs" [003:12]); otherwise only `/task/`, the one
+        list that documents them [003:3300], takes them, and other lists ignore them as any
+        unknown parameter."""
+        if self.id_filters != "all" or template == "/task/":
+            return items
+        wanted = req.params.values("id")
+        if wanted is None:
+            return items
+        allowed = set(wanted)
+        return [x for x in items if x.get("id") in allowed]
 
     def unpaged(self, items: Callable[[Request], list[dict]]) -> Callable[[Request], dict]:
         """Lists whose doc samples show no `has_more` (pipelines, groups, custom activity

@@ -87,7 +87,10 @@ class FakeClose:
     follow the wall clock from here on (`tick=False` keeps it frozen: deterministic).
     `async_conversions=True`: a `PUT /custom_field/...` that changes a field's type answers
     with `converting_to_type` and leaves the values until `mutations.finish_conversion`.
-    `events` shapes `GET /event/` answers (see `events.EventSettings`).
+    `events` shapes `GET /event/` answers (see `events.EventSettings`). `id_filters`:
+    "documented" (only `/task/` takes `id__in`, as documented; other lists ignore it) or
+    "all" (every list endpoint does). `on_request(record)` is called as each request
+    arrives, before it is answered (tests use it to act at an exact point of a run).
     """
 
     def __init__(
@@ -111,6 +114,8 @@ class FakeClose:
         async_conversions: bool = False,
         events: EventSettings | None = None,
         tick: bool = True,
+        id_filters: str = "documented",
+        on_request: Callable[[RequestRecord], None] | None = None,
     ) -> None:
         self.org = org
         self.api_key = api_key
@@ -143,7 +148,9 @@ class FakeClose:
             async_conversions=async_conversions,
             events=events,
             api_key_id=self.api_key_id,
+            id_filters=id_filters,
         )
+        self.on_request = on_request
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
@@ -244,6 +251,8 @@ class FakeClose:
         record = RequestRecord(
             method, raw_path, None, params, None, body=None if body is _INVALID else body
         )
+        if self.on_request is not None:
+            self.on_request(record)
         try:
             if raw_path.startswith(FILES_PREFIX):
                 record.endpoint = FILES_PREFIX + "{file}"
