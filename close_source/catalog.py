@@ -240,6 +240,8 @@ CATALOG: tuple[Entry, ...] = (
         "Subscriptions, per sequence: the endpoint requires a filter [003:6768-6771].",
         read="per_parent", parent="sequences", parent_param="sequence_id",
         event_object_types=("sequence_subscription",),
+        # one request per sequence to refresh: events are far cheaper once the org is large
+        incremental="events",
     ),
     Entry("smart_views", "saved_search/", "Smart views (saved searches) [003:6967-7120].",
           event_object_types=("saved_search",)),

@@ -91,10 +91,7 @@ class ChangeSet:
                 if entry.table == "leads":
                     gone_leads.append(change.object_id)
             elif event.data is not None and event.action != "merged":
-                obj = dict(event.data)
-                if entry.table != "leads" and event.lead_id:
-                    obj.setdefault("lead_id", event.lead_id)
-                self.final[key] = obj
+                self.final[key] = dict(event.data)
             else:
                 missing.setdefault(entry.table, []).append(change.object_id)
         for table, object_ids in missing.items():

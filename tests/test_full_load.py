@@ -14,6 +14,7 @@ from close_source.fake import FakeClose, FakeOrg, generate_org
 from close_source.timestamps import to_date, to_utc
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import rows, sync
+from tests.invariant import db_rows
 from tests.oracle import (
     NOT_LISTED,
     TABLE_OF_KIND,
@@ -36,25 +37,11 @@ def loaded(request: pytest.FixtureRequest,
     yield org, pipeline
 
 
-def _db_rows(pipeline: dlt.Pipeline, table: str) -> dict[Any, dict[str, Any]]:
-    entry = BY_TABLE[table]
-    with pipeline.sql_client() as client, client.execute_query(
-        f"SELECT * FROM close.{table}"
-    ) as cursor:
-        names = [column[0] for column in cursor.description]
-        result = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    key = (lambda row: row["id"]) if entry.primary_key == ("id",) else (
-        lambda row: tuple(row[k] for k in entry.primary_key))
-    keyed = {key(row): row for row in result}
-    assert len(keyed) == len(result), f"duplicate keys in {table}"
-    return keyed
-
-
 @pytest.mark.parametrize("table", [entry.table for entry in CATALOG])
 def test_table_holds_exactly_the_org_objects(loaded: tuple[FakeOrg, dlt.Pipeline], table: str):
     org, pipeline = loaded
     expected = expected_objects(org, table)
-    actual = _db_rows(pipeline, table)
+    actual = db_rows(pipeline, table)
     assert expected, f"the fake org has no {table}: the test would prove nothing"
     assert set(actual) == set(expected)
 
@@ -75,7 +62,7 @@ def test_scalar_values_match_close(loaded: tuple[FakeOrg, dlt.Pipeline], table: 
     org, pipeline = loaded
     entry = BY_TABLE[table]
     naming = pipeline.default_schema.naming
-    actual = _db_rows(pipeline, table)
+    actual = db_rows(pipeline, table)
     compared = 0
     for key, obj in expected_objects(org, table).items():
         row = actual[key]
@@ -143,7 +130,7 @@ def test_custom_values_land_typed_in_named_columns(loaded, kind: str):
     org, pipeline = loaded
     table = TABLE_OF_KIND[kind]
     definitions = {fid: d for (k, fid), d in custom_definitions(org).items() if k == kind}
-    actual = _db_rows(pipeline, table)
+    actual = db_rows(pipeline, table)
     columns = pipeline.default_schema.get_table_columns(table)
     for definition in definitions.values():  # declared even when no object has a value
         assert plain_column(definition["name"]) in columns, definition["name"]

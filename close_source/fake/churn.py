@@ -46,6 +46,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "rename_field": 1,
     "repeat_update": 2,
     "rename_status": 0,
+    "subscribe": 1,
+    "update_subscription": 1,
 }
 MIN_LEADS = 3  # deletes and merges keep at least this many leads
 
@@ -512,6 +514,33 @@ def _repeat_update(org: FakeOrg, rng: random.Random) -> str | None:
     return f"lead {lead['id']}: description twice"
 
 
+def _subscribe(org: FakeOrg, rng: random.Random) -> str | None:
+    """A contact with an email address, in no sequence yet, is subscribed to one."""
+    sequences = org.all(o.SEQUENCE)
+    contacts = [x for x in org.all(o.CONTACT) if x.get("emails")
+                and not org.children(o.SEQUENCE_SUBSCRIPTION, "contact_id", x["id"])]
+    if not sequences or not contacts:
+        return None
+    contact, sequence = rng.choice(contacts), rng.choice(sequences)
+    sender = _pick(rng, org.all(o.SEQUENCE_SUBSCRIPTION))  # the sender fields of another one
+    body = {"sequence_id": sequence["id"], "contact_id": contact["id"],
+            "contact_email": contact["emails"][0]["email"], "status": "active"}
+    if sender is not None:
+        body.update({k: sender[k] for k in ("sender_account_id", "sender_name", "sender_email")
+                     if k in sender})
+    sub = c.create(org, o.SEQUENCE_SUBSCRIPTION, body, user_id=_user(org, rng))
+    return f"subscription {sub['id']}"
+
+
+def _update_subscription(org: FakeOrg, rng: random.Random) -> str | None:
+    sub = _pick(rng, org.all(o.SEQUENCE_SUBSCRIPTION))
+    if sub is None:
+        return None
+    status = rng.choice([s for s in ("active", "paused", "finished") if s != sub.get("status")])
+    c.update(org, o.SEQUENCE_SUBSCRIPTION, sub["id"], status=status, user_id=_user(org, rng))
+    return f"subscription {sub['id']}: {status}"
+
+
 def _rename_status(org: FakeOrg, rng: random.Random) -> str | None:
     status = _pick(rng, org.all(o.LEAD_STATUS))
     if status is None:
@@ -545,5 +574,7 @@ _KINDS: dict[str, Callable[[FakeOrg, random.Random], str | None]] = {
     "rename_field": _rename_field,
     "repeat_update": _repeat_update,
     "rename_status": _rename_status,
+    "subscribe": _subscribe,
+    "update_subscription": _update_subscription,
 }
 assert set(_KINDS) == set(DEFAULT_WEIGHTS)
