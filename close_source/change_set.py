@@ -64,10 +64,8 @@ def route(object_type: str) -> Entry | None:
 class ChangeSet:
     """The final state of each object of one window, keyed by (table, id); None = deleted."""
 
-    def __init__(self, ctx: ReadContext, tables: set[str], window_start: datetime,
-                 soft_deletes: bool = False) -> None:
+    def __init__(self, ctx: ReadContext, tables: set[str], window_start: datetime) -> None:
         self.ctx, self.tables, self.window_start = ctx, tables, window_start
-        self.soft_deletes = soft_deletes
         self.final: dict[Key, dict[str, Any] | None] = {}
         self.deleted_at: dict[Key, datetime] = {}
         self.read_again: set[Key] = set()
@@ -223,7 +221,7 @@ class ChangeSet:
             for shaped_table, row in shape(entry, obj, self.ctx.custom):
                 yield from batcher.add(shaped_table, row)
         for table, object_ids in deleted.items():
-            if self.soft_deletes:
+            if self.ctx.soft_deletes:
                 yield from self._soft_deleted(batcher, table, object_ids)
             else:
                 yield from _hard_deleted(batcher, BY_TABLE[table], object_ids)

@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import dlt
@@ -112,16 +113,32 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from close_source.fake import FakeClose, generate_org
+    import random
+
+    from close_source.fake import FakeClose, generate_org, random_changes
 
     print(f"Starting a fake Close organisation ({args.leads} leads) on loopback...")
-    with FakeClose(generate_org(seed=args.seed, leads=args.leads)) as fake:
+    org = generate_org(seed=args.seed, leads=args.leads)
+    with FakeClose(org) as fake:
         pipeline = make_pipeline(None, DATASET_NAME, DEMO_PIPELINE, progress=False)
         source = close_source(api_key=fake.api_key, base_url=fake.base_url,
                               export_poll_interval=0.2, sync_mode="refresh")
         started = time.monotonic()
         run_sync(pipeline, source, full_refresh=True)
         _print_summary(pipeline, time.monotonic() - started)
+        # then what a scheduled run does: apply what changed since, from the Event Log
+        org.advance(timedelta(minutes=15))
+        done = random_changes(org, random.Random(args.seed), 50, step=timedelta(seconds=5))
+        org.advance(timedelta(seconds=30))
+        first_request = len(fake.requests)
+        source = close_source(api_key=fake.api_key, base_url=fake.base_url)
+        started = time.monotonic()
+        run_sync(pipeline, source)
+        print(f"\n{len(done)} changes made in the fake Close (creates, updates, deletes, "
+              f"merges, custom fields); the next run applied them from the Event Log in "
+              f"{time.monotonic() - started:.1f}s with {len(fake.requests) - first_request} "
+              "API requests.")
+        _print_counts(table_counts(pipeline), pipeline.dataset_name)
     database = pipeline.destination_client().config.credentials.database  # type: ignore[attr-defined]
     print(f"\nExample query ({database}):\n{DEMO_QUERY}\n")
     with pipeline.sql_client() as client:

@@ -135,8 +135,9 @@ def read_window(client: CloseClient, since: datetime,
     except ApiError as exc:
         if exc.status != 400:
             raise
-        log.info("the Event Log refuses a date-only filter (%s); reading it per object type "
-                 "and action", exc.api_message)
+        log.info("the Event Log takes no date-only window here; reading it per object type "
+                 "and action")
+        log.debug("Close said: %s", exc.api_message)
         pairs = [{"object_type": object_type, "action": action}
                  for object_type in expand_object_types(object_types)
                  for action in actions_of(object_type)]

@@ -86,7 +86,7 @@ def changes_resource(ctx: ReadContext, tables: list[str], watermark: Watermark,
         log.info("Event Log: %d events since %s", len(events), watermark.window_start)
         batcher = ArrowBatcher.for_entries(entries, mode="merge", custom=ctx.custom,
                                            soft_deletes=ctx.soft_deletes)
-        changes = ChangeSet(ctx, set(tables), watermark.window_start, ctx.soft_deletes)
+        changes = ChangeSet(ctx, set(tables), watermark.window_start)
         changes.collect(events)
         yield from changes.rows(batcher)
         yield from _lead_merges(events)
