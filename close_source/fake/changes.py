@@ -143,6 +143,21 @@ def create(
         return org.get(collection, new["id"]) or new
 
 
+def _stored(org: FakeOrg, collection: str, object_id: str) -> dict[str, Any]:
+    obj = org.get(collection, object_id)
+    if obj is None:
+        raise KeyError(f"Object {object_id} not found in {collection!r}.")
+    return obj
+
+
+def _object_request(org: FakeOrg, method: str, collection: str, obj: Mapping[str, Any],
+                    user_id: str | None, api_key_id: str | None,
+                    at: datetime | None) -> Any:
+    """The Event Log request of a write to one object's own path."""
+    return ev.request(org, method, ev.api_path(collection, obj, True), user_id=user_id,
+                      api_key_id=api_key_id, at=at)
+
+
 def _new(org: FakeOrg, collection: str, body: dict[str, Any], rq: ev.ChangeRequest) -> dict:
     """A complete new object from `body`."""
     prefix, length = ID_PREFIXES.get(collection, (collection[:4], SHORT_ID))
@@ -466,17 +481,8 @@ def update(
     bad = (_FIXED | (_ASSEMBLED if collection == o.LEAD else frozenset())) & set(changes)
     if bad:
         raise ValueError(f"Cannot change {', '.join(sorted(bad))}.")
-    obj = org.get(collection, object_id)
-    if obj is None:
-        raise KeyError(f"Object {object_id} not found in {collection!r}.")
-    with ev.request(
-        org,
-        "PUT",
-        ev.api_path(collection, obj, True),
-        user_id=user_id,
-        api_key_id=api_key_id,
-        at=at,
-    ) as rq:
+    obj = _stored(org, collection, object_id)
+    with _object_request(org, "PUT", collection, obj, user_id, api_key_id, at) as rq:
         obj = org.get(collection, object_id) or obj
         new = dict(obj)
         for key, val in changes.items():
@@ -697,21 +703,12 @@ def delete(
     object."""
     if collection.startswith("custom_field."):
         raise ValueError("Delete custom fields with mutations.delete_field().")
-    obj = org.get(collection, object_id)
-    if obj is None:
-        raise KeyError(f"Object {object_id} not found in {collection!r}.")
+    obj = _stored(org, collection, object_id)
     if collection in (o.LEAD_STATUS, o.OPPORTUNITY_STATUS):
         users = o.LEAD if collection == o.LEAD_STATUS else o.OPPORTUNITY
         if org.children(users, "status_id", object_id):
             raise ValueError(f"Status {object_id} is in use.")
-    with ev.request(
-        org,
-        "DELETE",
-        ev.api_path(collection, obj, True),
-        user_id=user_id,
-        api_key_id=api_key_id,
-        at=at,
-    ) as rq:
+    with _object_request(org, "DELETE", collection, obj, user_id, api_key_id, at) as rq:
         obj = org.get(collection, object_id) or obj
         if collection == o.LEAD:
             _delete_lead(org, obj)

@@ -479,18 +479,7 @@ def _lead_id_of(collection: str, obj: Mapping[str, Any]) -> str | None:
 
 def created(org: FakeOrg, collection: str, obj: dict[str, Any]) -> Event | None:
     """A `created` event for a stored object (None if its type has no events)."""
-    type_ = object_type(collection, obj)
-    if type_ is None:
-        return None
-    return emit(
-        org,
-        type_,
-        obj["id"],
-        "created",
-        lead_id=_lead_id_of(collection, obj),
-        data=data_of(org, collection, obj),
-        previous_data={},
-    )
+    return action(org, collection, obj, "created")
 
 
 def diff(
