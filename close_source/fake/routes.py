@@ -9,6 +9,7 @@ endpoint group for rate limiting. List endpoints share one paging routine: `_ski
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from .exports import Exports
 from .faults import normalise_prefix
 from .org import FakeOrg
 from .params import (
+    RANGE_OPS,
     Params,
     Predicate,
     equals_filter,
@@ -63,6 +65,48 @@ ACTIVITY_ENDPOINTS: dict[str, str] = {
     "task_completed": "TaskCompleted",
     "created": "Created",
     "custom": "CustomActivity",
+}
+
+# Query parameters every paged list takes: paging and `_fields` [003:37-59]; `id` / `id__in`
+# have their own switch (`id_filters`), so `undocumented_filters` leaves them alone.
+ALWAYS_PARAMS = frozenset({"_limit", "_skip", "_fields", "id", "id__in"})
+# The per-type activity endpoints' parameters [003:1203, 1232, 1260, 1512, 1657, 1715, 1777,
+# 1835, 1904]: `__gt` / `__lt` only.
+_ACTIVITY_TYPE_PARAMS = frozenset({"lead_id", "user_id", "date_created__gt", "date_created__lt"})
+
+
+def _ranges(*names: str) -> frozenset[str]:
+    return frozenset(f"{name}__{op}" for name in names for op in RANGE_OPS)
+
+
+# The filters the docs list per paged list endpoint (beyond `ALWAYS_PARAMS`); endpoints not
+# named here document none. `FakeClose(undocumented_filters="ignore")` drops every other
+# query parameter before filtering, as a server that does not know a parameter ignores it.
+DOCUMENTED_PARAMS: dict[str, frozenset[str]] = {
+    "/lead/": frozenset({"query"}),  # [003:227]
+    "/contact/": frozenset(),  # [003:663]: `lead_id` is only in the live docs
+    "/opportunity/": frozenset({
+        "lead_id", "user_id", "status_id", "status_label", "status_type", "value_period",
+        "user_id__in", "status_id__in", "status_label__in", "status_type__in",
+        "value_period__in", "query", "lead_query", "_order_by", "_group_by",
+    }) | _ranges("date_created", "date_updated", "date_won"),  # [003:2949, 2986]
+    "/task/": frozenset({
+        "_type", "_type__in", "lead_id", "membership_id", "is_complete", "assigned_to", "view",
+        "_order_by",
+    }) | _ranges("date", "date_created"),  # [003:3236-3240, 3300]
+    "/activity/": frozenset({
+        "lead_id", "user_id", "user_id__in", "contact_id", "contact_id__in", "_type",
+        "_type__in", "date_created__gt", "date_created__lt", "thread_emails",
+    }),  # [003:990-1003]
+    **{f"/activity/{segment}/": _ACTIVITY_TYPE_PARAMS for segment in ACTIVITY_ENDPOINTS},
+    "/activity/status_change/opportunity/": _ACTIVITY_TYPE_PARAMS | {"opportunity_id"},  # [1865]
+    "/activity/custom/": _ACTIVITY_TYPE_PARAMS
+    | {"custom_activity_type_id", "custom_activity_type_id__in"},  # [003:9202]
+    "/email_template/": frozenset({"is_archived"}),  # [003:6170]; SMS templates: TOC-only
+    "/connected_account/": frozenset({"user_id"}),  # [003:6321]
+    "/sequence_subscription/": frozenset({"sequence_id", "contact_id", "lead_id"}),  # [003:6772]
+    "/dialer/": frozenset({"status", "status__in", "saved_search_id", "user_id"}),  # [003:6887]
+    "/phone_number/": frozenset({"number", "user_id", "is_group_number"}),  # [003:7901]
 }
 
 
@@ -106,10 +150,21 @@ class Router:
         events: ev.EventSettings | None = None,
         api_key_id: str | None = None,
         id_filters: str = "documented",
+        undocumented_filters: str = "honor",
+        page_overlap: int | dict[str, int] = 0,
     ) -> None:
         if id_filters not in ("documented", "all"):
             raise ValueError("id_filters must be 'documented' or 'all'.")
+        if undocumented_filters not in ("honor", "ignore"):
+            raise ValueError("undocumented_filters must be 'honor' or 'ignore'.")
         self.id_filters = id_filters
+        self.undocumented_filters = undocumented_filters
+        overlaps = page_overlap if isinstance(page_overlap, dict) else {"*": page_overlap}
+        if any(k < 0 for k in overlaps.values()):
+            raise ValueError("page_overlap must not be negative.")
+        self.page_overlap = {
+            (path if path == "*" else _norm_template(path)): k for path, k in overlaps.items()
+        }
         self.org = org
         self.exports = exports
         self.clock = clock
@@ -267,7 +322,9 @@ class Router:
 
         g(
             "/email_template/",
-            self.list_handler("/email_template/", self.archivable(o.EMAIL_TEMPLATE)),
+            self.list_handler(
+                "/email_template/", self.archivable(o.EMAIL_TEMPLATE, "/email_template/")
+            ),
         )
         g(
             "/email_template/{id}/",
@@ -275,7 +332,10 @@ class Router:
                 o.EMAIL_TEMPLATE, lambda t, f, r: v.render_email_template(org, t, f, single=True)
             ),
         )
-        g("/sms_template/", self.list_handler("/sms_template/", self.archivable(o.SMS_TEMPLATE)))
+        g(
+            "/sms_template/",
+            self.list_handler("/sms_template/", self.archivable(o.SMS_TEMPLATE, "/sms_template/")),
+        )
         g("/sms_template/{id}/", self.single(o.SMS_TEMPLATE))
         g("/sequence/", self.list_handler("/sequence/", lambda r: org.all(o.SEQUENCE)))
         g(
@@ -405,6 +465,7 @@ class Router:
                     f"supported (max_skip = {self.max_skip}). Narrow the "
                     f"query, e.g. with date filters, or use the Export API.",
                 )
+            req = self.documented_only(template, req)
             key = (
                 template,
                 tuple(
@@ -416,18 +477,51 @@ class Router:
                 ),
             )
             found = self.cached(key, lambda: self.by_ids(template, req, items(req)))
-            page = found[skip : skip + limit]
+            start = self.page_start(template, skip, limit)
+            page = found[start : start + limit]
             fields = self.fields(req)
             out: dict[str, Any] = {}
             if total_results:
                 out["total_results"] = len(found)
             if extras is not None:
                 out.update(extras(found))
-            out["has_more"] = skip + len(page) < len(found)
+            out["has_more"] = start + len(page) < len(found)
             out["data"] = [render(x, fields) if render else v.project(x, fields) for x in page]
             return out
 
         return handle
+
+    def documented_only(self, template: str, req: Request) -> Request:
+        """With `undocumented_filters="ignore"`, the request without the query parameters
+        the docs do not list for this endpoint (`DOCUMENTED_PARAMS`), as a server that does
+        not know them ignores them. Among those the fake otherwise honours: `lead_id` on
+        `/contact/` (none documented [003:663]), `date_created__gte` / `__lte` on the activity
+        endpoints (only `__gt` / `__lt` [003:1003, 1203-1904]), `is_archived` on
+        `/sms_template/` (TOC-only), `pipeline_id` on `/status/opportunity/` (none [003:4808]),
+        `__in` forms the docs do not name (`lead_id__in` on `/activity/`, the per-type activity
+        endpoints, `/opportunity/` and `/task/` [003:2949, 3300]; `user_id__in` on the per-type
+        activity endpoints, `/connected_account/`, `/dialer/`, `/phone_number/`;
+        `opportunity_id__in`, `assigned_to__in`, `view__in`, `saved_search_id__in`,
+        `number__in`, `sequence_id__in`, `contact_id__in` on `/sequence_subscription/`)."""
+        if self.undocumented_filters == "honor":
+            return req
+        allowed = ALWAYS_PARAMS | DOCUMENTED_PARAMS.get(template, frozenset())
+        raw = {k: val for k, val in req.params.raw.items() if k in allowed}
+        if len(raw) == len(req.params.raw):
+            return req
+        return dataclasses.replace(req, params=Params(raw))
+
+    def page_start(self, template: str, skip: int, limit: int) -> int:
+        """Where a page starts. With `page_overlap=k`, the n-th page (`_skip` = n * `_limit`)
+        starts n * k objects earlier than asked, as offset paging does while k objects are
+        inserted at the head of the list between two pages: the last k objects of the
+        previous page come again, none is skipped (k is capped at `_limit` - 1 so paging
+        moves on); `has_more` counts from the real start."""
+        k = self.page_overlap.get(template, self.page_overlap.get("*", 0))
+        if not k or skip <= 0 or limit <= 1:
+            return skip
+        pages_before = -(-skip // limit)
+        return max(0, skip - min(k, limit - 1) * pages_before)
 
     def by_ids(self, template: str, req: Request, items: list[dict]) -> list[dict]:
         """`id` / `id__in` on every list endpoint with `id_filters="all"` (the docs' general
@@ -493,7 +587,8 @@ class Router:
         return self.newest(o.LEAD)
 
     def contact_items(self, req: Request) -> list[dict]:
-        # No filters are documented [003:663]; `lead_id` is accepted as the live docs add it.
+        # No filters are documented [003:663]; `lead_id` is accepted as the live docs add it
+        # (unless `undocumented_filters="ignore"` dropped it).
         return self.filtered(self.newest(o.CONTACT), equals_filter(req.params, "lead_id"))
 
     def opportunity_items(self, req: Request) -> list[dict]:
@@ -577,7 +672,8 @@ class Router:
         return items
 
     def activity_date_filters(self, p: Params) -> list[Predicate]:
-        # Documented: date_created__gt / __lt [003:1003]; __gte / __lte also accepted.
+        # Documented: date_created__gt / __lt [003:1003]; __gte / __lte also accepted (unless
+        # `undocumented_filters="ignore"` dropped them).
         return range_filters(p, "date_created")
 
     def activity_items(self, type_: str) -> Callable[[Request], list[dict]]:
@@ -763,11 +859,17 @@ class Router:
 
         return handle
 
-    def archivable(self, collection: str) -> Callable[[Request], list[dict]]:
+    def archivable(self, collection: str, template: str) -> Callable[[Request], list[dict]]:
         """Templates: `is_archived` filter. The default is not documented; when absent we
-        return only non-archived templates (the stricter reading) [003:6170]."""
+        return only non-archived templates (the stricter reading) [003:6170]. A server that
+        ignores the (for SMS templates undocumented) parameter lists every template."""
+        ignored = self.undocumented_filters == "ignore" and (
+            "is_archived" not in DOCUMENTED_PARAMS.get(template, frozenset())
+        )
 
         def items(req: Request) -> list[dict]:
+            if ignored:
+                return self.org.all(collection)
             archived = req.params.bool("is_archived")
             wanted = bool(archived)
             return [t for t in self.org.all(collection) if bool(t.get("is_archived")) is wanted]

@@ -91,6 +91,29 @@ class FakeClose:
     "documented" (only `/task/` takes `id__in`, as documented; other lists ignore it) or
     "all" (every list endpoint does). `on_request(record)` is called as each request
     arrives, before it is answered (tests use it to act at an exact point of a run).
+
+    `undocumented_filters`: "honor" (default) or "ignore": every paged list endpoint drops
+    the query parameters the docs do not list for it (`routes.DOCUMENTED_PARAMS`), as a real
+    server ignores unknown parameters. The ones the fake otherwise honours: `lead_id` on
+    `/contact/` (no filter documented [003:663], only the live docs add it);
+    `date_created__gte` / `__lte` on `/activity/` and the per-type activity endpoints (only
+    `__gt` / `__lt` [003:1003, 1203-1904]); `is_archived` on `/sms_template/` (TOC-only: then
+    every template is listed, archived or not, with or without the parameter);
+    `pipeline_id` on `/status/opportunity/` (none documented [003:4808]); the `__in` forms
+    the docs do not name, e.g. `lead_id__in` on `/activity/`, `/opportunity/` and `/task/`
+    (only `user_id`, `status_*`, `value_period` take `__in` there [003:2949]; `/task/` lists
+    `id__in` and `_type__in` [003:3239, 3300]), `user_id__in` on the per-type activity
+    endpoints, `/connected_account/`, `/dialer/` and `/phone_number/`, `assigned_to__in` /
+    `view__in` on `/task/`, `sequence_id__in` / `contact_id__in` on
+    `/sequence_subscription/`. `id` / `id__in` follow `id_filters`; `_limit`, `_skip`,
+    `_fields` always work; documented parameters the fake refuses (`query`, `_group_by`)
+    still answer 400. The Event Log (`events`) and `/data/search/` are not affected.
+
+    `page_overlap`: k > 0 makes offset paging shift like a list that gains k objects at its
+    head between two pages: the n-th page (`_skip` = n * `_limit`) starts n * k objects
+    earlier than asked, so the last k objects of the previous page come again; `has_more`
+    stays true until the last object was sent, so none is missing. An int applies to every
+    paged list endpoint, a dict to the named ones (`{"/lead/": 3}`, `"*"`: the others).
     """
 
     def __init__(
@@ -115,6 +138,8 @@ class FakeClose:
         events: EventSettings | None = None,
         tick: bool = True,
         id_filters: str = "documented",
+        undocumented_filters: str = "honor",
+        page_overlap: int | dict[str, int] = 0,
         on_request: Callable[[RequestRecord], None] | None = None,
     ) -> None:
         self.org = org
@@ -149,6 +174,8 @@ class FakeClose:
             events=events,
             api_key_id=self.api_key_id,
             id_filters=id_filters,
+            undocumented_filters=undocumented_filters,
+            page_overlap=page_overlap,
         )
         self.on_request = on_request
         self._log: list[RequestRecord] = []
