@@ -35,6 +35,9 @@ What each change emits (our reading of the list of events, README "Changes"):
 - merge_leads: children moved (`updated`, new `lead_id`), destination `updated`, source
   `deleted`, then `lead.merged` (data: the destination); all carry
   `meta.merge_source_lead_id` / `merge_destination_lead_id` [003:8180-8187].
+- renames (`rename_user`, `rename_pipeline`, `rename_sequence`, `rename_email_template`,
+  `rename_contact`; updates of a `name`): the renamed object's own events only (users and
+  pipelines have none); copies of the name elsewhere follow silently (`_follow_labels`).
 """
 
 from __future__ import annotations
@@ -200,6 +203,9 @@ def _new(org: FakeOrg, collection: str, body: dict[str, Any], rq: ev.ChangeReque
             "date_won": None, "date_lost": None, "confidence": 50, "note": "",
             "user_id": user, "user_name": None, "contact_id": None, **audit,
         }  # fmt: skip
+        if ev.log_of(org).opportunity_contact_name:
+            new = {**{k: val for k, val in new.items() if k not in audit}, "contact_name": None,
+                   **audit}  # fmt: skip
         if not body.get("status_id"):
             active = [s for s in org.all(o.OPPORTUNITY_STATUS) if s["type"] == "active"]
             if not active:
@@ -385,6 +391,9 @@ def _derive_opportunity(
     if changed("lead_id"):
         lead = org.get(o.LEAD, new.get("lead_id") or "")
         new["lead_name"] = lead["display_name"] if lead else None
+    if "contact_name" in new and "contact_name" not in explicit and changed("contact_id"):
+        contact = org.get(o.CONTACT, new.get("contact_id") or "")
+        new["contact_name"] = contact["name"] if contact else None
 
 
 def _lead_data(org: FakeOrg, obj: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -661,30 +670,208 @@ def _task_completion(org: FakeOrg, task: dict[str, Any], rq: ev.ChangeRequest) -
         _touch_lead(org, task["lead_id"], lead_before, rq, force=True)
 
 
+# Copies of a user's name, by the key holding the user's id [003:1209-1224, 3307-3330].
+USER_NAME_COPIES: tuple[tuple[str, str], ...] = (
+    ("user_id", "user_name"),
+    ("created_by", "created_by_name"),
+    ("updated_by", "updated_by_name"),
+    ("assigned_to", "assigned_to_name"),
+)
+# Where the other copied names live: renamed collection -> (the name's key there, then
+# (collection holding copies, key holding the renamed object's id, the copy's key, indexed)).
+# `indexed`: the copies are found with `org.children` (an index kept anyway); otherwise by a
+# scan, so rare renames do not make every write keep one more index up to date.
+NAME_COPIES: dict[str, tuple[str, tuple[tuple[str, str, str, bool], ...]]] = {
+    o.LEAD: ("display_name", (
+        (o.OPPORTUNITY, "lead_id", "lead_name", True),
+        (o.TASK, "lead_id", "lead_name", True),
+    )),
+    o.CONTACT: ("name", (
+        (o.TASK, "contact_id", "contact_name", True),
+        (o.OPPORTUNITY, "contact_id", "contact_name", False),
+    )),
+    o.LEAD_STATUS: ("label", ((o.LEAD, "status_id", "status_label", True),)),
+    o.OPPORTUNITY_STATUS: ("label", ((o.OPPORTUNITY, "status_id", "status_label", True),)),
+    o.PIPELINE: ("name", (
+        (o.OPPORTUNITY, "pipeline_id", "pipeline_name", False),
+        (o.OPPORTUNITY_STATUS, "pipeline_id", "pipeline_name", False),
+    )),
+    o.SEQUENCE: ("name", (
+        (o.ACTIVITY, "sequence_id", "sequence_name", False),
+        (o.SEQUENCE_SUBSCRIPTION, "sequence_id", "sequence_name", False),
+    )),
+    o.EMAIL_TEMPLATE: ("name", ((o.ACTIVITY, "template_id", "template_name", False),)),
+}  # fmt: skip
+# Collections that hold no copies of a user's name.
+_NO_USER_NAMES = frozenset({o.USER, o.MEMBERSHIP, o.INACTIVE_MEMBERSHIP})
+
+
 def _follow_labels(org: FakeOrg, collection: str, old: dict[str, Any], new: dict[str, Any]) -> None:
-    """With `labels="follow"`, denormalised names follow a rename, silently (no events,
-    no `date_updated`): a lead's `display_name` -> `lead_name` of its opportunities and
-    tasks; a contact's `name` -> `contact_name` of tasks; a status `label` ->
-    `status_label` of leads / opportunities."""
+    """With `labels="follow"`, every current copy of a renamed object's name follows,
+    silently (no events, no `date_updated`), as an API computing them would show: a lead's
+    `display_name` -> `lead_name` (opportunities, tasks); a contact's `name` ->
+    `contact_name` (tasks, opportunities that carry it); a status `label` -> `status_label`
+    (leads, opportunities); a pipeline's `name` -> `pipeline_name` (opportunities, statuses
+    that carry it); a sequence's `name` -> `sequence_name` (emails, subscriptions that carry
+    it); an email template's `name` -> `template_name` (emails); a user's name
+    (`org.user_name`) -> `user_name`, `created_by_name`, `updated_by_name`,
+    `assigned_to_name` on every object naming that user.
+
+    Not copies, so they stay: status-change activities' `old_status_label` /
+    `new_status_label` (history: the labels at the time of the change, as the Event Log's
+    old `data` keeps them), email envelopes' and meeting attendees' `name`s (the message and
+    calendar data), connected accounts' identities and subscriptions' `sender_name` (the
+    sending identity, edited on its own)."""
     if ev.log_of(org).labels != "follow":
         return
-    plans: list[tuple[str, str, Any, str, Any]] = []
-    if collection == o.LEAD and old.get("display_name") != new.get("display_name"):
-        for coll in (o.OPPORTUNITY, o.TASK):
-            plans.append((coll, "lead_id", new["id"], "lead_name", new.get("display_name")))
-    elif collection == o.CONTACT and old.get("name") != new.get("name"):
-        plans.append((o.TASK, "contact_id", new["id"], "contact_name", new.get("name")))
-    elif collection in (o.LEAD_STATUS, o.OPPORTUNITY_STATUS) and old["label"] != new["label"]:
-        coll = o.LEAD if collection == o.LEAD_STATUS else o.OPPORTUNITY
-        plans.append((coll, "status_id", new["id"], "status_label", new["label"]))
-    for coll, key, value, label_key, label in plans:
+    if collection == o.USER:
+        before, after = _full_name(old), _full_name(new)
+        if before != after:
+            _follow_user_name(org, new["id"], after)
+        return
+    source = NAME_COPIES.get(collection)
+    if source is None:
+        return
+    name_key, copies = source
+    label = new.get(name_key)
+    if old.get(name_key) == label:
+        return
+    for coll, key, label_key, indexed in copies:
+        objs = (
+            org.children(coll, key, new["id"])
+            if indexed
+            else [x for x in org.collections[coll].values() if x.get(key) == new["id"]]
+        )
         changed = [
-            {**x, label_key: label}
-            for x in org.children(coll, key, value)
-            if label_key in x and x[label_key] != label
+            {**x, label_key: label} for x in objs if label_key in x and x[label_key] != label
         ]
         if changed:
             org.put_many(coll, changed)
+
+
+def _full_name(user: Mapping[str, Any]) -> str:
+    """A user's name as `org.user_name` builds it."""
+    return f"{user.get('first_name') or ''} {user.get('last_name') or ''}".strip()
+
+
+def _follow_user_name(org: FakeOrg, user_id: str, name: str) -> None:
+    """Every `*_name` copy naming the user, in every collection (one scan each)."""
+    for coll in o.COLLECTIONS:
+        if coll in _NO_USER_NAMES:
+            continue
+        changed = []
+        for obj in org.collections[coll].values():
+            keys = [
+                name_key
+                for id_key, name_key in USER_NAME_COPIES
+                if obj.get(id_key) == user_id and name_key in obj and obj[name_key] != name
+            ]
+            if keys:
+                changed.append({**obj, **dict.fromkeys(keys, name)})
+        if changed:
+            org.put_many(coll, changed)
+
+
+# -- renames ---------------------------------------------------------------------------------------
+
+
+def rename_user(
+    org: FakeOrg,
+    target_id: str,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    *,
+    user_id: str | None = ADMIN,
+    api_key_id: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """A user's `first_name` / `last_name` change (None: kept). Users have no Event Log
+    events (only memberships are `activated` / `deactivated` [003:8438-8441]): nothing is
+    logged; the user's `date_updated` moves; with `labels="follow"` every `user_name`,
+    `created_by_name`, `updated_by_name` and `assigned_to_name` naming the user follows,
+    silently. Returns the user."""
+    changes = {
+        k: val for k, val in (("first_name", first_name), ("last_name", last_name))
+        if val is not None
+    }  # fmt: skip
+    if not changes:
+        raise ValueError("Give a first_name and/or a last_name.")
+    if not all(isinstance(val, str) for val in changes.values()):
+        raise ValueError("Names must be strings.")
+    return update(org, o.USER, target_id, changes, user_id=user_id, api_key_id=api_key_id, at=at)
+
+
+def _rename(
+    org: FakeOrg,
+    collection: str,
+    object_id: str,
+    name: str,
+    user_id: str | None,
+    api_key_id: str | None,
+    at: datetime | None,
+) -> dict[str, Any]:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("A name must be a non-empty string.")
+    return update(org, collection, object_id, {"name": name}, user_id=user_id,
+                  api_key_id=api_key_id, at=at)  # fmt: skip
+
+
+def rename_pipeline(
+    org: FakeOrg,
+    pipeline_id: str,
+    name: str,
+    *,
+    user_id: str | None = ADMIN,
+    api_key_id: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """`PUT /pipeline/{id}/` with a new `name` [003:4964]. Pipelines have no Event Log
+    events [003:8157-8492]: nothing is logged; with `labels="follow"` the opportunities'
+    `pipeline_name` follows, silently. Returns the pipeline."""
+    return _rename(org, o.PIPELINE, pipeline_id, name, user_id, api_key_id, at)
+
+
+def rename_sequence(
+    org: FakeOrg,
+    sequence_id: str,
+    name: str,
+    *,
+    user_id: str | None = ADMIN,
+    api_key_id: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """A sequence's new `name`: `sequence.updated` [003:8478-8484]; with `labels="follow"`
+    the emails' `sequence_name` follows, silently. Returns the sequence."""
+    return _rename(org, o.SEQUENCE, sequence_id, name, user_id, api_key_id, at)
+
+
+def rename_email_template(
+    org: FakeOrg,
+    template_id: str,
+    name: str,
+    *,
+    user_id: str | None = ADMIN,
+    api_key_id: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """An email template's new `name`: `email_template.updated` [003:8467-8477]; with
+    `labels="follow"` the emails' `template_name` follows, silently. Returns the template."""
+    return _rename(org, o.EMAIL_TEMPLATE, template_id, name, user_id, api_key_id, at)
+
+
+def rename_contact(
+    org: FakeOrg,
+    contact_id: str,
+    name: str,
+    *,
+    user_id: str | None = ADMIN,
+    api_key_id: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """A contact's new `name` (`update` with `name`): `contact.updated` (its
+    `display_name` follows when it showed the name); with `labels="follow"` the tasks' and
+    opportunities' `contact_name` follows, silently. Returns the contact."""
+    return _rename(org, o.CONTACT, contact_id, name, user_id, api_key_id, at)
 
 
 # -- delete ---------------------------------------------------------------------------------------

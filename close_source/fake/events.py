@@ -206,18 +206,26 @@ class EventLog:
     `consolidation_window`: an `updated` event of an object is folded into the object's
     latest event when that one is an `updated` of the same user and API key created at most
     this long before (None: never). The docs only say "a short time frame" [003:8110].
-    `labels`: "follow" (a renamed lead, contact or status changes the denormalised
-    `lead_name` / `contact_name` / `status_label` of other objects, silently: no events, no
-    `date_updated`) or "frozen" (they keep the old text). `touch_lead`: changes to a lead's
-    contacts, opportunities, tasks and activities move the lead's `date_updated` without an
-    event ("even though they may affect the lead's date_updated" [003:8174-8175]).
-    `created_activity`: a new lead gets a `Created` activity (which has no events).
+    `labels`: "follow" (renaming a lead, contact, status, pipeline, sequence, email template
+    or user changes every copy of its name on other objects: `lead_name`, `contact_name`,
+    `status_label`, `pipeline_name`, `sequence_name`, `template_name`, `user_name`,
+    `created_by_name`, `updated_by_name`, `assigned_to_name`; silently: no events, no
+    `date_updated`; status-change activities' old/new labels are history and stay; see
+    `changes._follow_labels`) or "frozen" (they keep the old text). `touch_lead`: changes to
+    a lead's contacts, opportunities, tasks and activities move the lead's `date_updated`
+    without an event ("even though they may affect the lead's date_updated"
+    [003:8174-8175]). `created_activity`: a new lead gets a `Created` activity (which has no
+    events). `opportunity_contact_name`: opportunities carry `contact_name` next to
+    `contact_id`, as the webhook sample's opportunity does [003:84] while the list sample
+    has none [003:3013-3040]; switching it with `configure` adds or strips it on every
+    stored opportunity.
     """
 
     consolidation_window: timedelta | None = timedelta(minutes=5)
     labels: str = "follow"
     touch_lead: bool = False
     created_activity: bool = True
+    opportunity_contact_name: bool = True
     events: dict[str, Event] = field(default_factory=dict)
     latest: dict[tuple[str, str], str] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
@@ -263,10 +271,14 @@ def log_of(org: FakeOrg) -> EventLog:
 
 
 def configure(org: FakeOrg, **settings: Any) -> EventLog:
-    """Set `consolidation_window`, `labels`, `touch_lead` or `created_activity` (see
-    `EventLog`) for the changes that follow."""
+    """Set `consolidation_window`, `labels`, `touch_lead`, `created_activity` or
+    `opportunity_contact_name` (see `EventLog`) for the changes that follow; a changed
+    `opportunity_contact_name` also reshapes the stored opportunities (silently)."""
     log = log_of(org)
-    allowed = {"consolidation_window", "labels", "touch_lead", "created_activity"}
+    allowed = {
+        "consolidation_window", "labels", "touch_lead", "created_activity",
+        "opportunity_contact_name",
+    }  # fmt: skip
     unknown = set(settings) - allowed
     if unknown:
         raise TypeError(f"Unknown Event Log settings: {sorted(unknown)}.")
@@ -275,7 +287,31 @@ def configure(org: FakeOrg, **settings: Any) -> EventLog:
     with org.lock:
         for key, value in settings.items():
             setattr(log, key, value)
+        if "opportunity_contact_name" in settings:
+            _opportunity_contact_names(org, bool(settings["opportunity_contact_name"]))
     return log
+
+
+def _opportunity_contact_names(org: FakeOrg, on: bool) -> None:
+    """Every opportunity gains (right after `contact_id`) or loses `contact_name`, as if the
+    server had always shown it or never; no events, no `date_updated`."""
+    changed = []
+    for opp in org.collections[o.OPPORTUNITY].values():
+        if on == ("contact_name" in opp):
+            continue
+        if not on:
+            changed.append({k: val for k, val in opp.items() if k != "contact_name"})
+            continue
+        contact = org.get(o.CONTACT, opp.get("contact_id") or "")
+        out: dict[str, Any] = {}
+        for k, val in opp.items():
+            out[k] = val
+            if k == "contact_id":
+                out["contact_name"] = contact["name"] if contact else None
+        out.setdefault("contact_name", contact["name"] if contact else None)
+        changed.append(out)
+    if changed:
+        org.put_many(o.OPPORTUNITY, changed)
 
 
 def events(org: FakeOrg) -> list[Event]:
