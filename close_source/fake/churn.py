@@ -20,8 +20,13 @@ from . import mutations as m
 from . import org as o
 from .org import FakeOrg
 
-# Relative weights of the kinds of change. `rename_status` renames a lead status (its
-# `status_label` follows on leads without events: see `EventLog.labels`); off by default.
+# Relative weights of the kinds of change. Off by default (weight 0, so the default random
+# sequences stay as they were): `rename_status` (a lead status's label), `rename_user`,
+# `rename_pipeline`, `rename_sequence`, `rename_template` (an email template),
+# `rename_contact`, whose names are copied onto other objects and follow silently (see
+# `EventLog.labels`); `delete_field`, `retype_field` (a change of type or of
+# `accepts_multiple_values` that changes the field's column type, values converted by
+# `mutations.update_field`) and `rename_choice`, which change custom values without events.
 DEFAULT_WEIGHTS: dict[str, float] = {
     "create_lead": 3,
     "update_lead": 6,
@@ -48,8 +53,18 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "rename_status": 0,
     "subscribe": 1,
     "update_subscription": 1,
+    "rename_user": 0,
+    "rename_pipeline": 0,
+    "rename_sequence": 0,
+    "rename_template": 0,
+    "rename_contact": 0,
+    "delete_field": 0,
+    "retype_field": 0,
+    "rename_choice": 0,
 }
 MIN_LEADS = 3  # deletes and merges keep at least this many leads
+# One kind of change: applies itself and describes it, or None when it does not apply.
+Change = Callable[[FakeOrg, random.Random], str | None]
 
 _WORDS = ("alpha", "beta", "gamma", "delta", "omega", "north", "south", "prime", "nova", "apex")
 _COMPANY = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Wonka", "Stark", "Tyrell")
@@ -58,6 +73,12 @@ _PEOPLE = ("Ann Lee", "Bo Chen", "Chloé Roux", "Dario Rossi", "Eve Adams", "Jü
 _TITLES = ("CEO", "CTO", "VP Sales", "Buyer", "", None)
 _CITIES = (("Gotham", "NJ", "US"), ("Berlin", "BE", "DE"), ("Osaka", "27", "JP"))
 _FIELD_TYPES = ("text", "number", "date", "datetime", "choices", "user", "textarea")
+_FIRST_NAMES = ("Ada", "Bruno", "Carla", "Dmitri", "Elif", "Femi", "Greta", "Hiro", "Inès")
+_LAST_NAMES = ("Ng", "Okoro", "Petrov", "Quinn", "Rossi", "Sato", "Tan", "Ueda", "Varga")
+# Field kinds that hold values (`delete_field`, `retype_field`) and the collection of each.
+_VALUE_KINDS: dict[str, str] = {
+    "lead": o.LEAD, "contact": o.CONTACT, "opportunity": o.OPPORTUNITY, "activity": o.ACTIVITY,
+}  # fmt: skip
 _NEW_ACTIVITY_TYPES = ("Note", "Call", "SMS", "Email", "CustomActivity")
 # Keys a cloned activity does not take from its template.
 _CLONE_SKIP = frozenset({
@@ -276,7 +297,7 @@ def _update_contact(org: FakeOrg, rng: random.Random) -> str | None:
     return f"contact {contact['id']}: {what}"
 
 
-def _delete_of(collection: str) -> Callable[[FakeOrg, random.Random], str | None]:
+def _delete_of(collection: str) -> Change:
     def run(org: FakeOrg, rng: random.Random) -> str | None:
         obj = _pick(rng, org.all(collection))
         if obj is None:
@@ -550,7 +571,141 @@ def _rename_status(org: FakeOrg, rng: random.Random) -> str | None:
     return f"lead status {status['id']}"
 
 
-_KINDS: dict[str, Callable[[FakeOrg, random.Random], str | None]] = {
+def _renamed(rng: random.Random, old: str) -> str:
+    """`old` with a new ` ~N` suffix (never the same text)."""
+    base = old.split(" ~")[0]
+    while True:
+        name = f"{base} ~{rng.randint(1, 999)}"
+        if name != old:
+            return name
+
+
+def _rename_user(org: FakeOrg, rng: random.Random) -> str | None:
+    """A user (active or former member) gets a new full name, unique in the organisation
+    (user custom fields map exact names to users [003:4283-4285])."""
+    user = _pick(rng, org.all(o.USER))
+    if user is None:
+        return None
+    taken = {org.user_name(u["id"]) for u in org.all(o.USER)}
+    for _ in range(50):
+        first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+        if f"{first} {last}" not in taken:
+            break
+    else:
+        last = _renamed(rng, last)
+    c.rename_user(org, user["id"], first, last, user_id=_user(org, rng))
+    return f"user {user['id']}"
+
+
+def _rename_named(collection: str, rename: Callable[..., dict[str, Any]], what: str) -> Change:
+    """A pipeline, sequence or email template gets a new `name` (` ~N` suffix)."""
+
+    def run(org: FakeOrg, rng: random.Random) -> str | None:
+        obj = _pick(rng, org.all(collection))
+        if obj is None:
+            return None
+        rename(org, obj["id"], _renamed(rng, obj.get("name") or what), user_id=_user(org, rng))
+        return f"{what} {obj['id']}"
+
+    return run
+
+
+def _rename_contact(org: FakeOrg, rng: random.Random) -> str | None:
+    contact = _pick(rng, org.all(o.CONTACT))
+    if contact is None:
+        return None
+    people = [p for p in _PEOPLE if p and p != contact.get("name")]
+    name = rng.choice(people) + rng.choice(("", " Jr.", " Sr."))
+    if name == contact.get("name"):
+        name = _renamed(rng, name)
+    c.rename_contact(org, contact["id"], name, user_id=_user(org, rng))
+    return f"contact {contact['id']}"
+
+
+def _deletable_fields(org: FakeOrg, kind: str) -> list[dict[str, Any]]:
+    """Fields of a kind whose deletion leaves at least one field of that kind (for activity
+    fields: of that custom activity type), so custom values stay in play."""
+    fields = org.all(m.FIELD_COLLECTIONS[kind])
+    if kind != "activity":
+        return fields if len(fields) > 1 else []
+    per_type: dict[Any, int] = {}
+    for f in fields:
+        per_type[f["custom_activity_type_id"]] = per_type.get(f["custom_activity_type_id"], 0) + 1
+    return [f for f in fields if per_type[f["custom_activity_type_id"]] > 1]
+
+
+def _delete_field(org: FakeOrg, rng: random.Random) -> str | None:
+    kind = rng.choice(tuple(_VALUE_KINDS))
+    field = _pick(rng, _deletable_fields(org, kind))
+    if field is None:
+        return None
+    m.delete_field(org, field["id"])
+    return f"{kind} field {field['id']} ({field['type']})"
+
+
+def _column(type_: str, multi: bool) -> str:
+    """The kind of column a field's values need: a list, a number, a date, a datetime or
+    text (text, textarea, choices, user, contact, hidden)."""
+    if multi:
+        return "list"
+    return type_ if type_ in ("number", "date", "datetime") else "text"
+
+
+def _texts(org: FakeOrg, kind: str, field_id: str) -> list[str]:
+    """The text forms of a field's current values, sorted (choices that keep some)."""
+    key, found = f"custom.{field_id}", set()
+    for obj in org.collections[_VALUE_KINDS[kind]].values():
+        if key in obj:
+            values = obj[key] if isinstance(obj[key], list) else [obj[key]]
+            found.update(str(v) for v in values if isinstance(v, str | int) and str(v))
+    return sorted(found)
+
+
+def _retype_field(org: FakeOrg, rng: random.Random) -> str | None:
+    """A new type or `accepts_multiple_values` whose column differs; values are converted
+    as `mutations.update_field` does (invalid ones go). Required activity fields and running
+    conversions are left alone."""
+    kind = rng.choice(tuple(_VALUE_KINDS))
+    fields = [
+        f for f in org.all(m.FIELD_COLLECTIONS[kind])
+        if not f.get("required") and "converting_to_type" not in f
+    ]  # fmt: skip
+    field = _pick(rng, fields)
+    if field is None:
+        return None
+    now = _column(field["type"], bool(field["accepts_multiple_values"]))
+    targets = [
+        (t, multi) for t in m.FIELD_TYPES for multi in (False, True)
+        if (not multi or t in m.MULTI_TYPES) and _column(t, multi) != now
+    ]  # fmt: skip
+    type_, multi = rng.choice(targets)
+    options: dict[str, Any] = {"type_": type_, "multi": multi}
+    if type_ == "choices" and field["type"] != "choices":
+        texts = _texts(org, kind, field["id"])
+        kept = rng.sample(texts, min(2, len(texts)))
+        options["choices"] = kept + [w for w in rng.sample(_WORDS, 3) if w not in kept]
+    m.update_field(org, field["id"], user_id=_user(org, rng), **options)
+    was = f"{field['type']}{'[]' if field['accepts_multiple_values'] else ''}"
+    return f"{kind} field {field['id']}: {was} -> {type_}{'[]' if multi else ''}"
+
+
+def _rename_choice(org: FakeOrg, rng: random.Random) -> str | None:
+    fields = [
+        f for coll in m.FIELD_COLLECTIONS.values() for f in org.all(coll)
+        if f["type"] == "choices" and f.get("choices")
+    ]  # fmt: skip
+    field = _pick(rng, fields)
+    if field is None:
+        return None
+    old = rng.choice(field["choices"])
+    new = _renamed(rng, old)
+    while new in field["choices"]:
+        new = _renamed(rng, new)
+    m.rename_choice(org, field["id"], old, new, user_id=_user(org, rng))
+    return f"field {field['id']}: {old!r} -> {new!r}"
+
+
+_KINDS: dict[str, Change] = {
     "create_lead": _create_lead,
     "update_lead": _update_lead,
     "delete_lead": _delete_lead,
@@ -576,5 +731,13 @@ _KINDS: dict[str, Callable[[FakeOrg, random.Random], str | None]] = {
     "rename_status": _rename_status,
     "subscribe": _subscribe,
     "update_subscription": _update_subscription,
+    "rename_user": _rename_user,
+    "rename_pipeline": _rename_named(o.PIPELINE, c.rename_pipeline, "pipeline"),
+    "rename_sequence": _rename_named(o.SEQUENCE, c.rename_sequence, "sequence"),
+    "rename_template": _rename_named(o.EMAIL_TEMPLATE, c.rename_email_template, "template"),
+    "rename_contact": _rename_contact,
+    "delete_field": _delete_field,
+    "retype_field": _retype_field,
+    "rename_choice": _rename_choice,
 }
 assert set(_KINDS) == set(DEFAULT_WEIGHTS)
