@@ -182,3 +182,21 @@ def test_all_kinds_together_stay_deterministic_and_valid() -> None:
     assert ev.events(a) == ev.events(b)
     assert set(NEW_KINDS) <= {line.split()[0] for line in done_a}
     assert stale_copies(a) == [] and invalid_values(a) == []
+
+
+def test_indexes_stay_exact_through_renames_that_touch_many_objects() -> None:
+    org = generate_org(seed=8, leads=20)
+    keys = [(o.ACTIVITY, "_type"), (o.ACTIVITY, "lead_id"), (o.ACTIVITY, "user_id"),
+            (o.TASK, "lead_id"), (o.OPPORTUNITY, "contact_id"), (o.LEAD, "status_id")]  # fmt: skip
+    for coll, key in keys:  # build the indexes first, so the changes maintain them
+        org.children(coll, key, "-")
+    weights = {**dict.fromkeys(NEW_KINDS, 3), "rename_status": 1}
+    random_changes(org, random.Random(6), 150, weights=weights)
+    fresh = org.snapshot()  # same objects, indexes built from scratch
+    for coll, key in keys:
+        for value in {x.get(key) for x in org.all(coll)} | {"-"}:
+            assert [x["id"] for x in org.children(coll, key, value)] == [
+                x["id"] for x in fresh.children(coll, key, value)
+            ]
+            assert all(a is b for a, b in zip(org.children(coll, key, value),
+                                              fresh.children(coll, key, value), strict=True))

@@ -201,32 +201,51 @@ class FakeOrg:
         changes: list[tuple[dict[str, Any] | None, dict[str, Any] | None]],
     ) -> None:
         edited: dict[Any, list[dict[str, Any]]] = {}
+        # Many changes at once (a rename touching every activity of a user): look objects up
+        # by identity in a position map per group instead of scanning the group each time.
+        spots: dict[Any, dict[int, int]] | None = {} if len(changes) > 8 else None
 
         def group(value: Any) -> list[dict[str, Any]]:
             if value not in edited:
                 edited[value] = list(index.get(value, ()))
             return edited[value]
 
+        def find(value: Any, obj: dict[str, Any]) -> int | None:
+            members = group(value)
+            if spots is None:
+                return next((i for i, x in enumerate(members) if x is obj), None)
+            where = spots.get(value)
+            if where is None:
+                where = spots[value] = {id(x): i for i, x in enumerate(members)}
+            return where.get(id(obj))
+
         regroup: set[Any] = set()
         for old, new in changes:
             was = old.get(key) if old is not None else None
             now = new.get(key) if new is not None else None
             if was is not None and (new is None or was != now):
-                members = group(was)
-                spot = next((i for i, x in enumerate(members) if x is old), None)
+                spot = find(was, old)  # type: ignore[arg-type]
                 if spot is not None:
-                    del members[spot]
+                    del group(was)[spot]
+                    if spots is not None:
+                        spots.pop(was, None)  # later positions moved
             if new is None or now is None:
                 continue
             if old is None:
-                group(now).append(new)
-            elif was == now:
                 members = group(now)
-                spot = next((i for i, x in enumerate(members) if x is old), None)
+                members.append(new)
+                if spots is not None and now in spots:
+                    spots[now][id(new)] = len(members) - 1
+            elif was == now:
+                spot = find(now, old)
                 if spot is None:
                     regroup.add(now)
                 else:
-                    members[spot] = new
+                    group(now)[spot] = new
+                    if spots is not None:
+                        where = spots[now]
+                        del where[id(old)]
+                        where[id(new)] = spot
             else:
                 regroup.add(now)
         if regroup:
