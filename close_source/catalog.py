@@ -57,6 +57,29 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class Copy:
+    """A column that repeats another object's name (`lead_name` beside `lead_id`).
+
+    Close shows the named object's current name, so a rename of it changes these rows without
+    an event of theirs: the rows naming a renamed object are read again (README "Copied
+    names").
+    """
+
+    column: str
+    key: str
+    source: str  # the table of the named object
+
+
+# Every activity, task and opportunity names its users.
+USER_COPIES = (Copy("user_name", "user_id", "users"),
+               Copy("created_by_name", "created_by", "users"),
+               Copy("updated_by_name", "updated_by", "users"))
+AUDIT_COPIES = USER_COPIES[1:]
+LEAD_AND_CONTACT = (Copy("lead_name", "lead_id", "leads"),
+                    Copy("contact_name", "contact_id", "contacts"))
+
+
+@dataclass(frozen=True)
 class Entry:
     """One Close object type and everything needed to read, shape and route it."""
 
@@ -91,6 +114,9 @@ class Entry:
     # routing for later read paths
     event_object_types: tuple[str, ...] = ()
     incremental: IncrementalMode = "refresh"
+    # columns copying other objects' names, and the fields whose change renames this object
+    copies: tuple[Copy, ...] = ()
+    name_fields: tuple[str, ...] = ()
     # where a full export carries it: "" = the exported lead itself, else the lead's list key
     # (activities further by `_type`); None = not trusted from exports, read from the list
     export_path: str | None = None
@@ -110,6 +136,7 @@ class Entry:
 def _activity(table: str, path: str, type_name: str, event: str, doc: str, *,
               in_export: bool = True, **kw: object) -> Entry:
     """Activities share one shape of entry: windows over date_created with `__gt`/`__lt`."""
+    kw.setdefault("copies", USER_COPIES)
     return Entry(
         table=table, path=path, doc=doc, read="windows", page_size=200,
         date_ops=("gt", "lt"), event_object_types=(event,) if event else (),
@@ -138,7 +165,8 @@ CATALOG: tuple[Entry, ...] = (
         drop=("contacts", "opportunities", "tasks", "activities"), child_lists=("addresses",),
         child_key="lead_id",
         custom_field_type="lead", event_object_types=("lead",), export_path="",
-        incremental="events",
+        incremental="events", name_fields=("display_name", "name"),
+        copies=(Copy("status_label", "status_id", "lead_statuses"), *AUDIT_COPIES),
     ),
     Entry(
         "contacts", "contact/", "Contacts; `_fields` asks for lead_id (not in the list sample).",
@@ -146,22 +174,29 @@ CATALOG: tuple[Entry, ...] = (
         child_lists=("emails", "phones", "urls"), child_key="contact_id",
         custom_field_type="contact",
         event_object_types=("contact",), export_path="contacts", incremental="events",
+        name_fields=("name",), copies=AUDIT_COPIES,
     ),
     Entry(
         "opportunities", "opportunity/", "Opportunities; aggregate keys beside `data` are ignored.",
         read="windows", page_size=200, date_ops=("gte", "lt"), dates=("date_won", "date_lost"),
         custom_field_type="opportunity", event_object_types=("opportunity",),
         export_path="opportunities", incremental="events",
+        copies=(*LEAD_AND_CONTACT, Copy("status_label", "status_id", "opportunity_statuses"),
+                Copy("pipeline_name", "pipeline_id", "pipelines"), *USER_COPIES),
     ),
     Entry(
         "tasks", "task/", "Every task type: the endpoint defaults to `_type=lead` [003:3236].",
         read="windows", page_size=200, params={"_type": "all"}, date_ops=("gte", "lt"),
         timestamps=("date", "due_date"), event_object_types=("task.*",), incremental="events",
+        copies=(*LEAD_AND_CONTACT, Copy("assigned_to_name", "assigned_to", "users"),
+                *AUDIT_COPIES),
     ),
     # ---- activities [003:1003]: per-type endpoints filter org-wide by date_created ----------
     _activity("calls", "activity/call/", "Call", "activity.call", "Calls [003:1691-1754]."),
     _activity("emails", "activity/email/", "Email", "activity.email", "Emails [003:1509-1654].",
-              timestamps=("date_sent", "date_scheduled")),
+              timestamps=("date_sent", "date_scheduled"), copies=(
+                  *USER_COPIES, Copy("sequence_name", "sequence_id", "sequences"),
+                  Copy("template_name", "template_id", "email_templates"))),
     _activity("email_threads", "activity/emailthread/", "EmailThread", "activity.email_thread",
               "Email threads [003:1257-1508]; exports hold their emails, not the threads.",
               in_export=False),
@@ -185,7 +220,7 @@ CATALOG: tuple[Entry, ...] = (
               custom_field_type="activity"),
     # ---- organisation ----------------------------------------------------------------------
     Entry("users", "user/", "Users, deactivated ones included [003:3816-3871, 003:4076].",
-          read="users"),
+          read="users", name_fields=("first_name", "last_name")),
     Entry(
         "organization", "organization/", "The organisation itself [003:3974-4082].",
         read="organization",
@@ -206,11 +241,11 @@ CATALOG: tuple[Entry, ...] = (
     ),
     # ---- configuration ---------------------------------------------------------------------
     Entry("lead_statuses", "status/lead/", "Lead statuses [003:4730-4762].",
-          event_object_types=("status.lead",)),
+          event_object_types=("status.lead",), name_fields=("label",)),
     Entry("opportunity_statuses", "status/opportunity/", "Opportunity statuses [003:4799-4844].",
-          event_object_types=("status.opportunity",)),
+          event_object_types=("status.opportunity",), name_fields=("label",)),
     Entry("pipelines", "pipeline/", "Pipelines and their ordered statuses [003:4893-4930].",
-          child_lists=("statuses",), child_key="pipeline_id"),
+          child_lists=("statuses",), child_key="pipeline_id", name_fields=("name",)),
     Entry(
         "custom_fields", "custom_field/",
         "Custom fields per object type (shared ones under each type), with their columns.",
@@ -226,7 +261,7 @@ CATALOG: tuple[Entry, ...] = (
         "Archived and active templates: the default of `is_archived` is undocumented [003:6166].",
         variants=(Variant("email_template/", {"is_archived": "false"}),
                   Variant("email_template/", {"is_archived": "true"})),
-        event_object_types=("email_template",),
+        event_object_types=("email_template",), name_fields=("name",),
     ),
     Entry(
         "sms_templates", "sms_template/", "SMS templates, archived too (TOC-only in the docs).",
@@ -234,14 +269,15 @@ CATALOG: tuple[Entry, ...] = (
                   Variant("sms_template/", {"is_archived": "true"})),
     ),
     Entry("sequences", "sequence/", "Sequences and their steps [003:6497-6588].",
-          child_lists=("steps",), child_key="sequence_id", event_object_types=("sequence",)),
+          child_lists=("steps",), child_key="sequence_id", event_object_types=("sequence",),
+          name_fields=("name",)),
     Entry(
         "sequence_subscriptions", "sequence_subscription/",
         "Subscriptions, per sequence: the endpoint requires a filter [003:6768-6771].",
         read="per_parent", parent="sequences", parent_param="sequence_id",
         event_object_types=("sequence_subscription",),
         # one request per sequence to refresh: events are far cheaper once the org is large
-        incremental="events",
+        incremental="events", copies=(Copy("sequence_name", "sequence_id", "sequences"),),
     ),
     Entry("smart_views", "saved_search/", "Smart views (saved searches) [003:6967-7120].",
           event_object_types=("saved_search",)),
@@ -270,3 +306,18 @@ OPTIONAL_TABLES = ("events",)
 
 def unknown_tables(names: list[str]) -> list[str]:
     return [name for name in names if name not in BY_TABLE and name not in OPTIONAL_TABLES]
+
+
+def child_table(entry: Entry, list_name: str) -> str:
+    """The table of one of the entry's child lists: `leads__addresses`."""
+    return f"{entry.table}__{list_name}"
+
+
+def owned_tables(entry: Entry) -> tuple[str, ...]:
+    """The entry's root table and its child tables: what selecting the entry loads."""
+    return (entry.table, *(child_table(entry, name) for name in entry.child_lists))
+
+
+def copies_of(source: str) -> list[tuple[Entry, Copy]]:
+    """Every column that repeats a name of the `source` table's objects."""
+    return [(entry, copy) for entry in CATALOG for copy in entry.copies if copy.source == source]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from close_source.catalog import Entry
+from close_source.catalog import Entry, child_table
 
 if TYPE_CHECKING:
     from close_source.custom_columns import CustomColumns
@@ -39,10 +39,6 @@ SEPARATOR = "__"
 
 class Json(str):
     """A value already serialised to JSON text (lists and deeper structures)."""
-
-
-def child_table(entry: Entry, list_name: str) -> str:
-    return f"{entry.table}{SEPARATOR}{list_name}"
 
 
 def shape(entry: Entry, obj: dict[str, Any],
