@@ -99,14 +99,15 @@ def kind_of(record: RequestRecord) -> str:
     return "refreshes"
 
 
-def sync(fake: FakeClose, workdir: Path, reading: str, changes: int) -> Run:
+def sync(fake: FakeClose, workdir: Path, reading: str, changes: int,
+         extra: tuple[str, ...] = ()) -> Run:
     first = len(fake.requests)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
     env.update(DLT_DATA_DIR=str(workdir / "dlt_data"), RUNTIME__DLTHUB_TELEMETRY="false",
                SOURCES__CLOSE__API_KEY=fake.api_key, SOURCES__CLOSE__BASE_URL=fake.base_url,
                SOURCES__CLOSE__EXPORT_POLL_INTERVAL="0.2", PYTHONPATH=str(ROOT))
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", CHILD, "run"], cwd=workdir, env=env,
+    done = subprocess.run([sys.executable, "-c", CHILD, "run", *extra], cwd=workdir, env=env,
                           capture_output=True, text=True)
     process_s = time.monotonic() - started
     if done.returncode != 0:
@@ -177,7 +178,9 @@ def render(runs: list[Run], facts: dict[str, str], args: argparse.Namespace,
         "filters by `id__in`; *lenient*: a date-only window and `id__in` everywhere. K = 0 is "
         "the floor: a run after no change. Wall: the run's own time as `close-sync` reports "
         "it (interpreter start and imports, ~2-3 s, not included). Target: ceil(events/50) "
-        "event pages + batched fetches + the refreshes.",
+        "event pages + batched fetches + the refreshes. A row `<reading>: <tables>` is "
+        "`close-sync run --resources <tables>` on a copy of that pipeline after the same "
+        "changes, beside the run of every table.",
         "",
         "| reading | run | wall s | peak RSS MB | events | requests | target | "
         + " | ".join(kinds) + " |",
@@ -203,6 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--leads", type=int, default=20_000)
     parser.add_argument("--changes", default="100,1000,10000")
     parser.add_argument("--no-check", action="store_true", help="skip the final comparison")
+    parser.add_argument("--subset", default="leads,calls",
+                        help="tables of the subset run (`close-sync run --resources ...`)")
+    parser.add_argument("--subset-after", type=int, default=1000,
+                        help="K after which the subset run is measured, beside the full one")
     args = parser.parse_args(argv)
     ks = [0, *(int(k) for k in args.changes.split(",") if k)]
     OUT.mkdir(parents=True, exist_ok=True)
@@ -232,6 +239,16 @@ def main(argv: list[str] | None = None) -> None:
                 random_changes(org, rng, k, step=step)
             org.advance(timedelta(seconds=30))
             for reading, workdir in workdirs.items():
+                if k == args.subset_after and args.subset:
+                    # the same changes, applied to a copy of the pipeline by a subset run
+                    copy = workdir.with_name(workdir.name + "-subset")
+                    shutil.rmtree(copy, ignore_errors=True)
+                    shutil.copytree(workdir, copy)
+                    runs.append(sync(servers[reading], copy, f"{reading}: {args.subset}", k,
+                                     ("--resources", args.subset)))
+                    print(f"{reading}: K={k} subset {args.subset}: {runs[-1].wall_s:.1f} s, "
+                          f"{runs[-1].total} requests", flush=True)
+                    shutil.rmtree(copy)
                 runs.append(sync(servers[reading], workdir, reading, k))
                 run = runs[-1]
                 print(f"{reading}: K={k} {run.wall_s:.1f} s, {run.events} events, "

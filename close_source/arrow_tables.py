@@ -32,8 +32,8 @@ import pyarrow.compute as pc
 import pyarrow.types as pt
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from close_source.catalog import Entry
-from close_source.shaping import DELETED_AT, POSITION, TOMBSTONE, Json, Row, child_table
+from close_source.catalog import Entry, child_table
+from close_source.shaping import DELETED_AT, POSITION, TOMBSTONE, Json, Row, shape
 from close_source.timestamps import to_date, to_utc
 
 if TYPE_CHECKING:
@@ -216,8 +216,9 @@ class ArrowBatcher:
     _schema_loaded: set[str] = field(default_factory=set)
     _children: dict[str, list[str]] = field(default_factory=dict)
     json_type: str = field(default_factory=lambda: json_data_type())
-    # root tables whose keys are remembered as rows pass (soft deletes after a full load)
-    seen_ids: dict[str, set[Any]] | None = None
+    # per root table, the keys of the objects added: one row per key, whatever Close returns
+    seen_ids: dict[str, set[Any]] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
@@ -225,21 +226,41 @@ class ArrowBatcher:
                     soft_deletes: bool = False) -> ArrowBatcher:
         specs: dict[str, TableSpec] = {}
         children: dict[str, list[str]] = {}
-        seen: dict[str, set[Any]] | None = {} if soft_deletes and mode == "replace" else None
         for entry in entries:
             entry_specs = table_specs(entry, custom, soft_deletes)
             specs.update({spec.name: spec for spec in entry_specs})
             children[entry.table] = [spec.name for spec in entry_specs]
-            if seen is not None and entry.incremental != "refresh":
-                seen[entry.table] = set()
-        return cls(specs, mode, batch_rows, _children=children, seen_ids=seen)
+        return cls(specs, mode, batch_rows, _children=children)
+
+    def add_object(self, entry: Entry, obj: dict[str, Any],
+                   custom: CustomColumns | None) -> Iterator[Any]:
+        """Shape and queue one API object, unless an object with its key was added already.
+
+        A server may ignore a filter that splits a read, or shift pages while they are read:
+        whatever it returns, a table gets one row per key. The first copy is kept; on a full
+        load a later change to the object is replayed from the Event Log by the next run (T0
+        precedes every read), and in incremental runs the change set holds one state per key.
+        """
+        key = object_key(entry, obj)
+        seen = self.seen_ids.setdefault(entry.table, set())
+        if key in seen:
+            self.duplicates[entry.table] = self.duplicates.get(entry.table, 0) + 1
+            return
+        seen.add(key)
+        for table, row in shape(entry, obj, custom):
+            yield from self.add(table, row)
+
+    def report_duplicates(self) -> None:
+        """One warning per table that Close sent the same object more than once."""
+        for table, count in sorted(self.duplicates.items()):
+            log.warning("%s: Close returned %d object(s) more than once (an ignored filter or "
+                        "pages that shifted while read); one row per key kept", table, count)
+        self.duplicates.clear()
 
     def add(self, table: str, row: Row) -> Iterator[Any]:
         """Queue a row; yields a table's Arrow batch when it is full."""
         if self.mode == "replace" and row.get(TOMBSTONE):
             return  # a replaced table holds only what this load brings
-        if self.seen_ids is not None and table in self.seen_ids:
-            self.seen_ids[table].add(row.get("id"))
         columns = self._pending.get(table)
         if columns is None:
             columns = self._pending[table] = Columns()
@@ -292,6 +313,12 @@ class ArrowBatcher:
             kind = _FROM_DLT.get(column.get("data_type", ""))
             if kind and not name.startswith("_dlt"):
                 spec.types.setdefault(name, kind)
+
+
+def object_key(entry: Entry, obj: dict[str, Any]) -> Any:
+    if len(entry.primary_key) == 1:
+        return obj.get(entry.primary_key[0])
+    return tuple(obj.get(name) for name in entry.primary_key)
 
 
 def to_arrow(spec: TableSpec, columns: Columns) -> pa.Table:

@@ -1,16 +1,27 @@
 """One Event Log window -> the final state of every object it touched -> merge rows.
 
-Per object the window's last event decides: a delete removes the row (a dlt hard delete, its
-child rows too) or, with soft deletes, keeps it with `_deleted_at`; any other action upserts the
-event's `data`, or the object read by id when `data` is missing (non-admin keys and events older
-than an hour [003:8139-8140]), a 404 meaning deleted. Then what Close changes without events:
+Each table applies only the events at or after its own window start (`windows`): runs of
+different table subsets interleave, and an event is applied to each table once it is new to
+that table. Per object the window's last event decides: a delete removes the row (a dlt hard
+delete, its child rows too) or, with soft deletes, keeps it with `_deleted_at`; any other
+action upserts the event's `data`, or the object read by id when `data` is missing (non-admin
+keys and events older than an hour [003:8139-8140]) or stale, a 404 meaning deleted.
+
+An event's `data` is a snapshot from when it happened. It is not used (the object is read as
+Close shows it now) when something it depends on changed later: a custom field definition of
+its object type (a deleted field's values are never written back, a retyped field's are in its
+new column), or a name it copies (README "Copied names").
+
+Then what Close changes without events:
 
 - rows of a deleted or merged-away lead that no event covered (Created activities have no
-  events; merges move children) are read by id: moved ones are updated, gone ones removed;
+  events; merges move children) are read by id: moved ones are updated, gone ones removed,
+  whichever tables this run reads from the Event Log and whatever else it reads in full;
 - a lead's `date_updated` moves when its contacts, opportunities, tasks or activities change,
   with no `lead.updated` [003:8174-8175]: leads updated since the window began are read again;
-- names copied into other rows (`lead_name`, `contact_name`, `status_label`) follow a rename
-  without events on those rows: the rows naming a renamed object are read again;
+- names copied into other rows follow a rename without events on those rows: the rows naming
+  a renamed lead or contact (from the window's events) or user, status, pipeline, sequence or
+  template (`renames.py`) are read again;
 - Created activities are never edited and have no events: those created since the window began
   are read.
 
@@ -21,32 +32,24 @@ an arbitrary copy of duplicated keys, and a child table would get both copies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from close_source.arrow_tables import ArrowBatcher
-from close_source.catalog import BY_TABLE, CATALOG, Entry
+from close_source.catalog import BY_TABLE, CATALOG, Entry, child_table, copies_of
 from close_source.errors import ApiError
 from close_source.event_log import Event, latest_per_object
 from close_source.lists import ReadContext, fetch_by_ids, read_windows_since, search_walk
-from close_source.shaping import DELETED_AT, TOMBSTONE, child_table, shape
+from close_source.shaping import DELETED_AT, TOMBSTONE
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
 
 # Tables of objects that belong to a lead and go with it when it is deleted or merged.
 CHILDREN_OF_LEADS = tuple(e for e in CATALOG if e.incremental != "refresh" and e.table != "leads")
-# A rename shows in other rows: (renamed table) -> [(table to re-read, column naming it)].
-RELABELS: dict[str, tuple[tuple[str, str], ...]] = {
-    "leads": (("opportunities", "lead_id"), ("tasks", "lead_id")),
-    "contacts": (("tasks", "contact_id"),),
-    "lead_statuses": (("leads", "status_id"),),
-    "opportunity_statuses": (("opportunities", "status_id"),),
-}
-# Event Log types read only for the renames they announce (their tables are refreshed).
-RELABEL_EVENT_TYPES = ("status.lead", "status.opportunity")
-RENAMING_FIELDS = frozenset({"name", "display_name", "label"})
+# Named objects whose renames the Event Log announces (the others: `renames.py`).
+EVENT_SOURCES = tuple(e.table for e in CATALOG if e.name_fields and e.incremental == "events")
 
 Key = tuple[str, str]
 
@@ -62,34 +65,52 @@ def route(object_type: str) -> Entry | None:
 
 
 class ChangeSet:
-    """The final state of each object of one window, keyed by (table, id); None = deleted."""
+    """The final state of each object of one window, keyed by (table, id); None = deleted.
 
-    def __init__(self, ctx: ReadContext, tables: set[str], window_start: datetime) -> None:
-        self.ctx, self.tables, self.window_start = ctx, tables, window_start
+    `renames`: per table, the users, statuses, ... renamed since it last synced (their rows
+    are read again); `renamed_at`: per table, when recent renames were seen (`source:id`),
+    so that older snapshots naming them are not trusted.
+    """
+
+    def __init__(self, ctx: ReadContext, windows: Mapping[str, datetime],
+                 renames: Mapping[str, Mapping[str, set[str]]] | None = None,
+                 renamed_at: Mapping[str, Mapping[str, datetime]] | None = None) -> None:
+        self.ctx, self.windows = ctx, dict(windows)
+        self.renames = renames or {}
+        self.renamed_at = renamed_at or {}
         self.final: dict[Key, dict[str, Any] | None] = {}
+        self.moment: dict[Key, datetime] = {}  # when a state from event `data` was taken
         self.deleted_at: dict[Key, datetime] = {}
         self.read_again: set[Key] = set()
         self._unknown: set[str] = set()
+
+    def applies(self, table: str, moment: datetime) -> bool:
+        """Whether an event of this moment is new to `table` (read from the log this run)."""
+        since = self.windows.get(table)
+        return since is not None and moment >= since
 
     # ---- collecting ---------------------------------------------------------------------
 
     def collect(self, events: list[Event]) -> None:
         """Every event of the window, oldest first."""
-        changes = latest_per_object(events)
         missing: dict[str, list[str]] = {}
-        gone_leads: list[str] = []
-        for change in changes:
+        gone_leads: dict[str, datetime] = {}
+        for change in latest_per_object(events):
             entry = self._entry(change.object_type)
-            if entry is None or entry.table not in self.tables:
+            if entry is None:
+                continue
+            event = change.event
+            if entry.table == "leads" and change.deleted:
+                gone_leads[change.object_id] = event.date_updated
+            if not self.applies(entry.table, event.date_updated):
                 continue
             key = (entry.table, change.object_id)
-            event = change.event
             if change.deleted:
                 self._delete(key, event.date_updated)
-                if entry.table == "leads":
-                    gone_leads.append(change.object_id)
-            elif event.data is not None and event.action != "merged":
+            elif event.data is not None and event.action != "merged" and \
+                    self._fresh(entry, event.data, event.date_updated):
                 self.final[key] = dict(event.data)
+                self.moment[key] = event.date_updated
             else:
                 missing.setdefault(entry.table, []).append(change.object_id)
         for table, object_ids in missing.items():
@@ -106,9 +127,23 @@ class ChangeSet:
             log.info("Event Log: %r events are not synced; skipped", object_type)
         return entry
 
+    def _fresh(self, entry: Entry, data: Mapping[str, Any], moment: datetime) -> bool:
+        """Whether a snapshot taken at `moment` still shows the object as Close would now."""
+        custom = self.ctx.custom
+        if entry.custom_field_type and custom is not None and \
+                custom.changed_after(entry.table, moment):
+            return False
+        renamed = self.renamed_at.get(entry.table)
+        if renamed:
+            for copy in entry.copies:
+                when = renamed.get(f"{copy.source}:{data.get(copy.key)}")
+                if when is not None and when > moment:
+                    return False
+        return True
+
     def _delete(self, key: Key, when: datetime | None) -> None:
         self.final[key] = None
-        self.deleted_at[key] = when or self.ctx.started_at or self.window_start
+        self.deleted_at[key] = when or self.ctx.started_at or min(self.windows.values())
 
     def _read_again(self, entry: Entry, object_ids: Iterable[str]) -> None:
         """By id, as Close shows the objects now (batched); a 404 means deleted."""
@@ -122,54 +157,68 @@ class ChangeSet:
         for object_id, obj in fetch_by_ids(self.ctx, entry, todo).items():
             key = (entry.table, object_id)
             self.read_again.add(key)
+            self.moment.pop(key, None)
             if obj is None:
                 self._delete(key, None)
             else:
                 self.final[key] = obj
 
-    def _rows_of_gone_leads(self, gone_leads: list[str]) -> None:
+    def _naming(self, table: str, column: str, values: Iterable[str]) -> list[str]:
+        """Ids of the table's rows, stored or in this window's states, whose `column` names
+        one of `values`."""
+        values = list(dict.fromkeys(values))
+        if not values:
+            return []
+        wanted = set(values)
+        found = self.ctx.warehouse.ids_where(table, column, values)
+        found += [object_id for (t, object_id), obj in self.final.items()
+                  if t == table and obj is not None and obj.get(column) in wanted]
+        return found
+
+    def _rows_of_gone_leads(self, gone_leads: Mapping[str, datetime]) -> None:
         """Whatever still names a deleted or merged-away lead, in the warehouse or in this
         window's states, is read again: it is gone, or it moved to another lead."""
-        if not gone_leads:
-            return
-        gone = set(gone_leads)
         for entry in CHILDREN_OF_LEADS:
-            if entry.table not in self.tables:
+            gone = [lead for lead, moment in gone_leads.items()
+                    if self.applies(entry.table, moment)]
+            if not gone:
                 continue
             stragglers = [object_id for object_id in
-                          self.ctx.warehouse.ids_where(entry.table, "lead_id", gone_leads)
+                          self.ctx.warehouse.ids_where(entry.table, "lead_id", gone)
                           if (entry.table, object_id) not in self.final]
             stragglers += [object_id for (table, object_id), obj in self.final.items()
                            if table == entry.table and obj is not None
-                           and obj.get("lead_id") in gone]
+                           and obj.get("lead_id") in set(gone)]
             if stragglers:
                 log.info("%s: %d rows of deleted or merged leads checked by id",
-                         entry.table, len(stragglers))
+                         entry.table, len(set(stragglers)))
                 self._read_again(entry, stragglers)
 
     def _touched_leads(self, events: list[Event], gone: set[str]) -> None:
         """Leads whose `date_updated` moved with no event of their own: those updated since
         the window began, by a search on `date_updated`; if Close refuses the search, the
         leads whose children changed later than the lead's own last event, by id."""
-        if "leads" not in self.tables:
+        since = self.windows.get("leads")
+        if since is None:
             return
         leads = BY_TABLE["leads"]
         try:
             for page in search_walk(self.ctx.client, leads, set(), date_field="date_updated",
-                                    since=self.window_start):
+                                    since=since):
                 for obj in page:
                     key = ("leads", str(obj["id"]))
                     if key not in self.final or _newer(obj, self.final[key]):
                         self.final[key] = obj
+                        self.moment.pop(key, None)
             return
         except ApiError as exc:
             log.info("leads updated since %s could not be searched (%s); reading the leads "
-                     "whose children changed by id", self.window_start, exc)
+                     "whose children changed by id", since, exc)
         lead_seen: dict[str, datetime] = {}
         child_seen: dict[str, datetime] = {}
         for event in events:
             entry = route(event.object_type)
-            if entry is None:
+            if entry is None or event.date_updated < since:
                 continue
             if entry.table == "leads":
                 lead_seen[event.object_id] = event.date_updated
@@ -181,31 +230,37 @@ class ChangeSet:
                                  and lead_seen.get(lead_id, moment) <= moment])
 
     def _relabelled(self, events: list[Event]) -> None:
-        """Every rename of the window counts, not only objects' last events."""
-        renamed: dict[tuple[str, str], list[str]] = {}
+        """Rows naming a renamed object are read again: leads and contacts renamed in the
+        window (every rename counts, not only objects' last events), and the small named
+        tables renamed since each table last synced."""
+        naming: dict[tuple[str, str], set[str]] = {}
         for event in events:
             entry = route(event.object_type)
-            if entry is None or event.action != "updated" or not _renamed(event):
+            if entry is None or entry.table not in EVENT_SOURCES or event.action != "updated" \
+                    or not _renamed(event, entry):
                 continue
-            for table, column in RELABELS.get(entry.table, ()):
-                renamed.setdefault((table, column), []).append(event.object_id)
-        for (table, column), values in renamed.items():
-            if table not in self.tables:
+            for dependent, copy in copies_of(entry.table):
+                if self.applies(dependent.table, event.date_updated) and \
+                        self.ctx.warehouse.has_column(dependent.table, copy.column):
+                    naming.setdefault((dependent.table, copy.key), set()).add(event.object_id)
+        for table, sources in self.renames.items():
+            if table not in self.windows:
                 continue
-            wanted = set(values)
-            object_ids = self.ctx.warehouse.ids_where(table, column, values)
-            object_ids += [object_id for (t, object_id), obj in self.final.items()
-                           if t == table and obj is not None and obj.get(column) in wanted]
+            for copy in BY_TABLE[table].copies:
+                if sources.get(copy.source) and self.ctx.warehouse.has_column(table, copy.column):
+                    naming.setdefault((table, copy.key), set()).update(sources[copy.source])
+        for (table, column), values in sorted(naming.items()):
+            object_ids = self._naming(table, column, values)
             if object_ids:
                 log.info("%s: %d rows read again after a rename", table, len(set(object_ids)))
                 self._read_again(BY_TABLE[table], object_ids)
 
     def _created_since(self) -> None:
-        for table in sorted(self.tables):
-            entry = BY_TABLE[table]
-            if entry.incremental != "created_since":
+        for table, since in sorted(self.windows.items()):
+            entry = BY_TABLE.get(table)
+            if entry is None or entry.incremental != "created_since":
                 continue
-            for page in read_windows_since(self.ctx, entry, self.window_start):
+            for page in read_windows_since(self.ctx, entry, since):
                 for obj in page:
                     self.final.setdefault((table, str(obj["id"])), obj)
 
@@ -214,12 +269,10 @@ class ChangeSet:
     def rows(self, batcher: ArrowBatcher) -> Iterator[object]:
         deleted: dict[str, list[str]] = {}
         for (table, object_id), obj in self.final.items():
-            entry = BY_TABLE[table]
             if obj is None:
                 deleted.setdefault(table, []).append(object_id)
                 continue
-            for shaped_table, row in shape(entry, obj, self.ctx.custom):
-                yield from batcher.add(shaped_table, row)
+            yield from batcher.add_object(BY_TABLE[table], obj, self.ctx.custom)
         for table, object_ids in deleted.items():
             if self.ctx.soft_deletes:
                 yield from self._soft_deleted(batcher, table, object_ids)
@@ -252,8 +305,8 @@ def _newer(found: dict[str, Any], known: dict[str, Any] | None) -> bool:
     return mine is not None and (theirs is None or mine > theirs)
 
 
-def _renamed(event: Event) -> bool:
+def _renamed(event: Event, entry: Entry) -> bool:
     changed = event.raw.get("changed_fields")
     if not isinstance(changed, list):
         return True  # not said: assume the worst
-    return bool(RENAMING_FIELDS & set(changed))
+    return bool(set(entry.name_fields) & set(changed))

@@ -17,10 +17,9 @@ from pathlib import Path
 import dlt
 
 from close_source import close_source
+from close_source import state as st
 from close_source.catalog import CATALOG, unknown_tables
 from close_source.errors import ConfigError
-from close_source.incremental import STATE_KEY as EVENTS_STATE_KEY
-from close_source.incremental import Watermark
 from close_source.sync import (
     DATASET_NAME,
     PIPELINE_NAME,
@@ -99,13 +98,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         failed = any(step.step_exception for step in trace.steps)
         print(f"Last run: {trace.started_at} -> {trace.finished_at} "
               f"({'failed' if failed else 'succeeded'})")
-    watermark = Watermark.from_state(
-        pipeline.state.get("sources", {}).get("close", {}).get(EVENTS_STATE_KEY))
-    if watermark is None:
-        print("Next run: a full load (no Event Log watermark yet).")
-    else:
-        print(f"Event Log applied up to {watermark.newest_event.isoformat()} (Close's clock); "
-              f"the next run reads it from {watermark.window_start.isoformat()}.")
+    _print_watermarks(pipeline)
     if pipeline.has_pending_data:
         print("A run stopped before its data was loaded: the next run loads it first.")
     _print_counts(table_counts(pipeline), pipeline.dataset_name)
@@ -167,6 +160,22 @@ def _print_summary(pipeline: dlt.Pipeline, seconds: float) -> None:
     print(f"Synced {rows} rows in {seconds:.1f}s into dataset {pipeline.dataset_name!r} "
           f"({pipeline.destination.destination_name}).")
     _print_counts(table_counts(pipeline), pipeline.dataset_name)
+
+
+def _print_watermarks(pipeline: dlt.Pipeline) -> None:
+    """Each table kept current from the Event Log: how far it was applied."""
+    source_state = dict(pipeline.state.get("sources", {}).get("close", {}))
+    st.migrate(source_state, pipeline.default_schema.tables if pipeline.default_schema_name
+               else [])
+    marks = st.watermarks(source_state)
+    if not marks:
+        print("Next run: a full load (no table has an Event Log watermark yet).")
+        return
+    width = max(len(table) for table in marks)
+    print("\nEvent Log applied up to (Close's clock; the next run of a table reads from 5 "
+          "minutes earlier):")
+    for table, mark in sorted(marks.items()):
+        print(f"  {table:<{width}}  {mark.newest_event.isoformat()}")
 
 
 def _print_counts(counts: dict[str, int], dataset: str) -> None:

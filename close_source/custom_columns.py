@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -158,18 +158,20 @@ class FieldColumns:
 
     choices: tuple[str, ...] = ()
     was_active: bool | None = None  # in the run that saved the state (None: first sight)
+    converting: bool = False  # Close is converting its values to another type
 
     def to_state(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "kind": self.kind,
                 "columns": dict(self.columns), "choices": list(self.choices),
-                "active": self.active}
+                "active": self.active, "converting": self.converting}
 
     @classmethod
     def from_state(cls, field_id: str, kept: Mapping[str, Any]) -> FieldColumns:
         return cls(field_id, str(kept.get("name", "")), str(kept.get("type", "")),
                    str(kept["kind"]), dict(kept["columns"]), active=False,
                    choices=tuple(kept.get("choices") or ()),
-                   was_active=bool(kept.get("active", True)))
+                   was_active=bool(kept.get("active", True)),
+                   converting=bool(kept.get("converting", False)))
 
 
 @dataclass
@@ -179,15 +181,21 @@ class TableColumns:
     table: str
     fields: dict[str, FieldColumns] = field(default_factory=dict)
     _by_name: dict[tuple[str | None, str], str] = field(default_factory=dict)
+    # the newest `date_updated` of the current definitions: an Event Log snapshot older than
+    # it may hold values in a shape the fields no longer have
+    definitions_updated: datetime | None = None
 
     def apply(self, definitions: list[FieldDefinition], mode: NamingMode) -> bool:
         """Current definitions: new fields and new kinds get columns, older ones are kept.
 
         True when a change alters values already stored without touching the objects (a field
-        deleted, moved to another column kind, its choices changed): the table needs a re-read.
+        deleted, moved to another column kind, its choices changed, a conversion of its values
+        begun or ended): the table needs a re-read.
         """
         taken = set(RESERVED) | {c for f in self.fields.values() for c in f.columns.values()}
         current = {definition.id for definition in definitions}
+        updated = [to_utc(d.raw.get("date_updated")) for d in definitions]
+        self.definitions_updated = max((u for u in updated if u is not None), default=None)
         stale = any(kept.was_active and kept.field_id not in current
                     for kept in self.fields.values())
         for kept in self.fields.values():
@@ -200,8 +208,11 @@ class TableColumns:
                 entry = self.fields[definition.id] = FieldColumns(
                     definition.id, definition.name, definition.type, kind)
             choices = tuple(str(c) for c in definition.raw.get("choices") or ())
-            if entry.was_active and (entry.kind != kind or entry.choices != choices):
-                stale = True
+            converting = bool(definition.raw.get("converting_to_type"))
+            if entry.was_active and (entry.kind != kind or entry.choices != choices
+                                     or entry.converting != converting):
+                stale = True  # a conversion that ends changes the values, without events
+            entry.converting = converting
             entry.name, entry.type, entry.kind = definition.name, definition.type, kind
             entry.active, entry.definition, entry.choices = True, definition, choices
             entry.was_active = True
@@ -264,8 +275,18 @@ class CustomColumns:
 
     def _apply(self, raw: RawDefinitions) -> None:
         for table, definitions in definitions_by_table(raw).items():
+            if KIND_OF_TABLE[table] not in raw.by_kind:
+                # this key may not read them: the fields keep the state the last run saw
+                for kept in self.tables[table].fields.values():
+                    kept.active = bool(kept.was_active)
+                continue
             if self.tables[table].apply(definitions, self.mode):
                 self.stale_tables.add(table)
+
+    def changed_after(self, table: str, moment: datetime) -> bool:
+        """Whether a custom field of the table was changed later than `moment`."""
+        updated = self.tables[table].definitions_updated if table in self.tables else None
+        return updated is not None and updated > moment
 
     def refresh_once(self) -> bool:
         """Reload the definitions (a field created mid-run); False if already done."""
@@ -307,6 +328,14 @@ class CustomColumns:
             self._warn_once(columns.table, ref, "names no custom field Close knows")
             unmapped.setdefault(ref, value)
             return
+        if not found.active:
+            # deleted in Close: only an older copy of the object (an Event Log snapshot)
+            # still carries the value, and Close no longer has it
+            if (columns.table, found.field_id) not in self._warned:
+                self._warned.add((columns.table, found.field_id))
+                log.info("%s: custom field %s was deleted in Close; values from older copies "
+                         "of objects are not written", columns.table, found.field_id)
+            return
         column = found.column
         if column in out:
             return  # `custom.<id>` keys come first and win over the name-keyed dict
@@ -328,14 +357,20 @@ class CustomColumns:
         with self._lock:
             return self.tables[table].column_types()
 
-    def save(self, state: MutableMapping[str, Any]) -> None:
-        """Freeze this run's columns in the source state (committed with the load)."""
+    def save(self, state: MutableMapping[str, Any], tables: Iterable[str] | None = None) -> None:
+        """Freeze the columns of the tables this run wrote (all when None) in the source state,
+        committed with the load; the other tables keep what they last synced with, so a
+        later run of them still sees what changed since."""
         with self._lock:
             kept = state.setdefault(STATE_KEY, {})
+            if kept.get("version") != STATE_VERSION:
+                kept.clear()
             kept["version"] = STATE_VERSION
-            kept[self.mode] = {
-                table: {field_id: entry.to_state() for field_id, entry in columns.fields.items()}
-                for table, columns in self.tables.items()}
+            saved = kept.setdefault(self.mode, {})
+            for table, columns in self.tables.items():
+                if tables is None or table in tables:
+                    saved[table] = {field_id: entry.to_state()
+                                    for field_id, entry in columns.fields.items()}
 
     def definition_rows(self) -> Iterator[dict[str, Any]]:
         """The `custom_fields` table: every field per object type, with its column."""

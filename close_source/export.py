@@ -56,6 +56,9 @@ class ExportJob:
 
     export: dict[str, Any]
     created_at: datetime
+    # `created_at` is the export's own `date_created` (Close's database clock, the Event
+    # Log's), not the `Date` header of the response that created it
+    created_on_closes_clock: bool = True
 
     @property
     def export_id(self) -> str:
@@ -70,7 +73,8 @@ def run_export_job(client: CloseClient, *, include_activities: bool = True,
         "format": "json", "type": "leads", "include_activities": include_activities,
         "send_done_email": False,
     })
-    created_at = to_utc(export.get("date_created")) or client.server_time
+    own_clock = to_utc(export.get("date_created"))
+    created_at = own_clock or client.server_time
     if created_at is None:
         raise ExportFailed("Close returned no creation time for the export")
     export_id = export["id"]
@@ -87,7 +91,7 @@ def run_export_job(client: CloseClient, *, include_activities: bool = True,
         _log_progress(export)
     if export.get("status") != DONE or not export.get("download_url"):
         raise ExportFailed(f"export {export_id} ended with status {export.get('status')!r}")
-    return ExportJob(export, created_at)
+    return ExportJob(export, created_at, created_on_closes_clock=own_clock is not None)
 
 
 def _log_progress(export: Mapping[str, Any]) -> None:

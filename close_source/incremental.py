@@ -1,121 +1,143 @@
-"""Incremental runs: what changed in Close since the last run, applied exactly (reference §3.7).
+"""Incremental runs: what changed in Close since each table's last sync, applied exactly
+(reference §3.7).
 
-- Tables driven by events (leads, contacts, opportunities, tasks, activities) are merged from one
-  Event Log window (`event_log.py`), applied object by object (`change_set.py`); `lead_merges`
-  records each merge; the optional `events` table keeps the raw events.
-- Tables without events, and small ones, are read again in full (replace); created activities,
-  which are never edited and have no events, are read from the window start on.
-- A custom field change that alters stored values without row events (a field deleted, its type
-  or multiplicity changed, its choices renamed) re-reads the tables of that object type in full.
+One resource, `read_event_log`, reads the Event Log once per run, from the oldest window a
+selected table needs (`event_log.py`), and serves every table kept current from it through a
+resource of its own (`resources.table_resources`): leads, contacts, opportunities, tasks,
+activities, sequence subscriptions (merged object by object, `change_set.py`); created
+activities (by date); `lead_merges` with leads; the optional raw `events` table.
 
-The watermark (greatest event `date_updated` seen, Close's clock) and the time the window was
-read up to are written to the source state, committed with the load: a run that dies leaves the
-previous watermark, and the next run re-applies the same window (merges are idempotent).
+Each table's watermark (the greatest event `date_updated` seen, Close's clock, and when the
+run began) is written to the source state, committed with the load: a run that dies leaves
+the previous watermarks, and the next run re-applies the same window (merges are idempotent).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import dlt
 from dlt.extract.resource import DltResource
 
+from close_source import state as st
 from close_source.arrow_tables import ArrowBatcher
-from close_source.catalog import BY_TABLE, CATALOG
-from close_source.change_set import RELABEL_EVENT_TYPES, ChangeSet
-from close_source.event_log import RESCAN, Event, read_window
+from close_source.catalog import BY_TABLE, Entry
+from close_source.change_set import ChangeSet
+from close_source.event_log import Event, read_window
 from close_source.lists import ReadContext
+from close_source.plan import EVENTS_TABLE, Plan
+from close_source.resources import save_names, selected_among, table_resources
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
 
-STATE_KEY = "events"
-STATE_VERSION = 1
-HORIZON = timedelta(days=29)  # the Event Log keeps 30 days [003:8105]
+EVENT_LOG_READER = "read_event_log"
 LEAD_MERGES = "lead_merges"
-EVENTS_TABLE = "events"  # optional: `tables=[..., "events"]`
+SKEW_WARNING = timedelta(minutes=1)
 
 
-@dataclass(frozen=True)
-class Watermark:
-    """Where the Event Log was read to: the newest event seen, and the run's start."""
-
-    newest_event: datetime
-    read_until: datetime
-
-    @property
-    def window_start(self) -> datetime:
-        return self.newest_event - RESCAN
-
-    def to_state(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, "newest_event": self.newest_event.isoformat(),
-                "read_until": self.read_until.isoformat()}
-
-    @classmethod
-    def from_state(cls, kept: Any) -> Watermark | None:
-        if not isinstance(kept, dict) or kept.get("version") != STATE_VERSION:
-            return None
-        return cls(datetime.fromisoformat(kept["newest_event"]),
-                   datetime.fromisoformat(kept["read_until"]))
-
-    def too_old(self, now: datetime) -> bool:
-        return now - self.read_until > HORIZON
-
-
-def save_watermark(watermark: Watermark) -> None:
-    dlt.current.source_state()[STATE_KEY] = watermark.to_state()
-
-
-# ---- the events resource --------------------------------------------------------------------
-
-
-def changes_resource(ctx: ReadContext, tables: list[str], watermark: Watermark,
-                     with_events_table: bool = False) -> DltResource:
-    """Every event-driven table named in `tables`, merged from one Event Log window; with
-    `with_events_table`, the raw events too (table `events`, merged on event id)."""
-    entries = [BY_TABLE[t] for t in tables]
-    object_types = [t for e in entries for t in e.event_object_types]
-    object_types += ["lead", *RELABEL_EVENT_TYPES]
+def event_log_resources(ctx: ReadContext, plan: Plan) -> list[DltResource]:
+    """The Event Log's reader and one resource per table it keeps current."""
+    tables = plan.reading("events")
 
     def read() -> Iterator[object]:
-        events = read_window(ctx.client, watermark.window_start, object_types)
-        log.info("Event Log: %d events since %s", len(events), watermark.window_start)
-        batcher = ArrowBatcher.for_entries(entries, mode="merge", custom=ctx.custom,
-                                           soft_deletes=ctx.soft_deletes)
-        changes = ChangeSet(ctx, set(tables), watermark.window_start)
-        changes.collect(events)
-        yield from changes.rows(batcher)
-        yield from _lead_merges(events)
-        if with_events_table:
-            yield from _events_table(events)
-        yield from batcher.flush()
-        newest = max((e.date_updated for e in events), default=watermark.newest_event)
-        save_watermark(Watermark(max(newest, watermark.newest_event),
-                                 ctx.started_at or watermark.read_until))
-        if ctx.custom is not None:
-            ctx.custom.save(dlt.current.source_state())
+        chosen = selected_among(tables, EVENT_LOG_READER)
+        if chosen:
+            yield from _apply_window(ctx, plan, chosen)
 
-    return dlt.resource(read, name="changes", parallelized=True)
+    reader = dlt.resource(read, name=EVENT_LOG_READER, parallelized=True, selected=False)
+    return [reader, *table_resources(reader, tables)]
+
+
+def _apply_window(ctx: ReadContext, plan: Plan, tables: list[str]) -> Iterator[object]:
+    windows = {table: plan.tables[table].since for table in tables}
+    start = min(moment for moment in windows.values() if moment is not None)
+    synced = [table for table in tables if table != EVENTS_TABLE]
+    entries = [BY_TABLE[table] for table in synced]
+    object_types = list(dict.fromkeys(event_types_for(entries)))
+    events = read_window(ctx.client, start, object_types)
+    log.info("Event Log: %d events since %s", len(events), start)
+    newest = max((e.date_updated for e in events), default=None)
+    now = _close_now(ctx, newest)
+    source_state = dlt.current.source_state()
+    renamed_at = {table: _renamed_at(source_state, plan, table, now) for table in synced}
+    batcher = ArrowBatcher.for_entries(entries, mode="merge", custom=ctx.custom,
+                                       soft_deletes=ctx.soft_deletes)
+    changes = ChangeSet(ctx, {t: windows[t] for t in synced if windows[t] is not None},
+                        plan.renames, renamed_at)
+    changes.collect(events)
+    yield from changes.rows(batcher)
+    if "leads" in synced:
+        yield from _lead_merges(e for e in events if changes.applies("leads", e.date_updated))
+    if EVENTS_TABLE in tables:
+        since = windows[EVENTS_TABLE] or start
+        yield from _events_table([e for e in events if e.date_updated >= since])
+    yield from batcher.flush()
+    batcher.report_duplicates()
+    for table in tables:
+        before = st.watermark(source_state, table)
+        reached = max(filter(None, (newest, before.newest_event if before else None)),
+                      default=windows[table] or start)
+        mark = before.advanced(reached, now) if before else st.Watermark(reached, now)
+        st.save_watermark(source_state, [table], mark)
+        if table in renamed_at:
+            st.save_renamed_at(source_state, table, renamed_at[table], mark.window_start)
+    save_names(ctx, synced)
+    if ctx.custom is not None:
+        ctx.custom.save(source_state, synced)
+
+
+def event_types_for(entries: Iterable[Entry]) -> Iterator[str]:
+    """The Event Log types a run must read for these tables: their own, lead deletes and
+    merges (every lead's rows go with it), and the renames of what their rows name."""
+    yield "lead"
+    for entry in entries:
+        yield from entry.event_object_types
+        for copy in entry.copies:
+            if BY_TABLE[copy.source].incremental == "events":
+                yield from BY_TABLE[copy.source].event_object_types
+
+
+def _close_now(ctx: ReadContext, newest_event: datetime | None) -> datetime:
+    """Close's time: the later of its `Date` header and its newest event (their clocks can
+    differ; a window must never end before events already seen)."""
+    header = ctx.started_at
+    if header is None:
+        return newest_event or datetime.now().astimezone()
+    if newest_event is not None and newest_event - header > SKEW_WARNING:
+        log.warning("Close's Event Log times are %s ahead of its Date header; taking the "
+                    "later as Close's time", newest_event - header)
+        return newest_event
+    return header
+
+
+def _renamed_at(source_state: st.State, plan: Plan, table: str,
+                now: datetime) -> dict[str, datetime]:
+    """Recent renames of what the table's rows name, those of this run included (now)."""
+    kept = st.renamed_at(source_state, table)
+    for source, ids in plan.renames.get(table, {}).items():
+        for object_id in ids:
+            kept.setdefault(f"{source}:{object_id}", now)
+    return kept
 
 
 def _lead_merges(events: Iterable[Event]) -> Iterator[object]:
     """`lead_merges`: one row per merge, from the `merged` events' meta [003:8180-8187]."""
-    rows = []
+    rows: dict[str, dict[str, object]] = {}
     for event in events:
         if event.object_type != "lead" or event.action != "merged":
             continue
         source = event.meta.get("merge_source_lead_id")
         if source:
-            rows.append({"source_lead_id": source,
-                         "destination_lead_id": event.meta.get("merge_destination_lead_id")
-                         or event.object_id,
-                         "date_merged": event.date_updated, "event_id": event.id})
+            rows[str(source)] = {
+                "source_lead_id": source,
+                "destination_lead_id": event.meta.get("merge_destination_lead_id")
+                or event.object_id,
+                "date_merged": event.date_updated, "event_id": event.id}
     if rows:
-        yield dlt.mark.with_hints(rows, dlt.mark.make_hints(
+        yield dlt.mark.with_hints(list(rows.values()), dlt.mark.make_hints(
             table_name=LEAD_MERGES, primary_key="source_lead_id", write_disposition="merge"),
             create_table_variant=True)
 
@@ -138,31 +160,3 @@ def _events_table(events: list[Event]) -> Iterator[object]:
     yield dlt.mark.with_hints(rows, dlt.mark.make_hints(
         table_name=EVENTS_TABLE, primary_key="id", write_disposition="merge",
         columns=columns), create_table_variant=True)  # type: ignore[arg-type]
-
-
-# ---- planning -----------------------------------------------------------------------
-
-
-def incremental_resources(ctx: ReadContext, selected: list[str],
-                          watermark: Watermark) -> list[DltResource]:
-    """The resources of an incremental run over `selected` tables."""
-    from close_source.resources import list_resource
-
-    stale = ctx.custom.stale_tables if ctx.custom is not None else set()
-    for table in sorted(stale & set(selected)):
-        log.info("%s: custom field definitions changed how stored values look; re-reading "
-                 "the table in full", table)
-    with_events = EVENTS_TABLE in selected
-    selected = [t for t in selected if t != EVENTS_TABLE]
-    by_events = [t for t in selected if BY_TABLE[t].incremental != "refresh" and t not in stale]
-    resources = [changes_resource(ctx, by_events, watermark, with_events)] \
-        if by_events or with_events else []
-    for table in selected:
-        if BY_TABLE[table].incremental == "refresh" or table in stale:
-            resources.append(list_resource(ctx, BY_TABLE[table]))
-    return resources
-
-
-def covers_every_event_table(selected: Iterable[str]) -> bool:
-    """Only a run over every event-driven table may move the shared watermark."""
-    return {e.table for e in CATALOG if e.incremental != "refresh"} <= set(selected)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from close_source.catalog import BY_TABLE, Entry
+from close_source.catalog import BY_TABLE, Entry, Variant
 from close_source.client import CloseClient
 from close_source.errors import AccessDenied, ApiError, CloseSyncError
 from close_source.timestamps import to_utc
@@ -25,6 +25,7 @@ from close_source.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from close_source.custom_columns import CustomColumns
+    from close_source.renames import References
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ class ReadContext:
     me: Mapping[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None  # Close's clock when the run began (the preflight)
     custom: CustomColumns | None = None  # the run's custom-field columns
-    # set on a full load of every event-driven table: the next run replays events from here
-    full_load_watermark: datetime | None = None
     # list endpoints seen ignoring or refusing `id__in` in this run: fetched one by one
     no_id_filter: set[str] = field(default_factory=set)
     # deletes = "soft": deleted objects keep their rows, with `_deleted_at`; `keep_deleted`:
@@ -64,6 +63,18 @@ class ReadContext:
     keep_deleted: bool = False
     # what earlier runs loaded (incremental decisions, soft deletes)
     warehouse: Warehouse = field(default_factory=Warehouse)
+    # small tables read when the run began (renames, the key's role): their resources reuse
+    references: References | None = None
+
+    def prefetched(self, entry: Entry) -> list[Page] | None:
+        """The entry's objects if they were read when the run began (a 403/404 then is
+        raised again here, for the resource to skip the table as usual)."""
+        if self.references is None:
+            return None
+        if entry.table in self.references.denied:
+            raise self.references.denied[entry.table]
+        found = self.references.objects.get(entry.table)
+        return None if found is None else [found]
 
     def learn_max_skip(self, max_skip: int) -> None:
         """Close told us a lower cap than configured (400 "max_skip = N"): use it from now on."""
@@ -145,16 +156,37 @@ def _tagged(pages: Iterator[Page], tag: Mapping[str, str]) -> Iterator[Page]:
 
 
 def read_pages(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
+    """Every variant's pages, each object once.
+
+    Variants split a collection by a filter (`is_archived`); a server that ignores the filter
+    returns the same objects for each. Their union, each id once, is then the whole
+    collection, also when only one variant's filter is ignored (a fresh unfiltered read could
+    miss what the endpoint hides by default), so overlaps are dropped and reported.
+    """
+    seen: set[Any] = set()
+    overlapping: list[Variant] = []
     for variant in entry.request_variants():
         params = _with_fields(variant.params, entry.fields)
         try:
             pages = iter_pages(ctx.client, variant.path, params, entry.page_size, ctx.max_skip)
-            yield from _tagged(pages, variant.tag)
+            for page in _tagged(pages, variant.tag):
+                fresh = [obj for obj in page if obj.get("id") not in seen]
+                if len(fresh) < len(page) and variant not in overlapping:
+                    overlapping.append(variant)
+                seen.update(obj.get("id") for obj in fresh)
+                if fresh:
+                    yield fresh
         except SkipCapReached:
             raise CloseSyncError(
                 f"{variant.path} holds more objects than Close lets us page through "
                 f"(max_skip = {ctx.max_skip}) and offers no filter to split it"
             ) from None
+    if len(entry.request_variants()) > 1 and overlapping:
+        filters = ", ".join(f"{k}={v}" for variant in overlapping
+                            for k, v in variant.params.items())
+        log.warning("%s: /%s returned the same objects under different filters (%s): the "
+                    "filter is ignored here; each object is kept once", entry.table,
+                    entry.path.strip("/"), filters)
 
 
 def _with_fields(params: Mapping[str, str], fields: tuple[str, ...]) -> dict[str, str]:
@@ -184,18 +216,27 @@ def _read_window(ctx: ReadContext, entry: Entry, lo: datetime | None, hi: dateti
     params = {**entry.params, **_window_params(entry, lo, hi)}
     yielded: dict[str, datetime | None] = {}
     dates: list[datetime] = []
+    outside = 0
     try:
         for page in iter_pages(ctx.client, entry.path, params, entry.page_size, ctx.max_skip):
             fresh = []
             for obj in page:
                 created = to_utc(obj.get(entry.date_field))
                 if created is not None:
+                    if (lo is not None and created < lo) or (hi is not None and created >= hi):
+                        outside += 1  # the server ignored the bounds: another window's object
+                        continue
                     dates.append(created)
                 if obj["id"] not in already and obj["id"] not in yielded:
                     yielded[obj["id"]] = created
                     fresh.append(obj)
             if fresh:
                 yield fresh
+        if outside:
+            log.warning("%s: /%s returned %d objects outside the %s window [%s, %s) asked for "
+                        "(the filter is ignored here); they were left to their own window",
+                        entry.table, entry.path.strip("/"), outside, entry.date_field,
+                        lo or "start", hi or "end")
     except SkipCapReached as reached:
         ctx.learn_max_skip(reached.max_skip)
         split = _split_point(dates, lo, hi)

@@ -1,14 +1,19 @@
-"""dlt resources: each read path's objects, shaped, as Arrow tables.
+"""dlt resources: one per table, named after it, fed by the run's read paths.
 
-- one resource per catalog entry read from its list endpoint;
-- one `export` resource for a full load: the Export API for every table it carries, falling back
-  to those tables' list endpoints when the job or its download fails (unless told not to). A
-  file that breaks while it is being decoded fails the run instead: rows were already handed
-  to dlt, and a replaced table must not hold the same object twice.
+A table read from its list endpoint is a resource of its own. Tables that one read serves
+together (the export: leads, contacts, opportunities, activities; the Event Log window) are
+dlt transformers of that read's resource (`read_export`, `read_event_log`, not loaded
+themselves): `close_source().with_resources("leads", "calls")` selects table resources as
+dlt users expect, and the shared read, run once, reads only the tables selected.
 
-The time from which the next incremental run must replay the Event Log (T0) is taken from
-Close's clock before any object is read, and written to the source state, which dlt commits
-atomically with the load: a failed run leaves the previous T0 in place.
+The export resource falls back to those tables' list endpoints when the job or its download
+fails (unless told not to). A file that breaks while it is being decoded fails the run
+instead: rows were already handed to dlt, and a replaced table must not hold the same object
+twice.
+
+Each resource records, in the source state dlt commits with the load, where its tables were
+synced to (`state.py`): T0 for a full read, taken from Close's clock before any object was
+read, so the next run replays every later change from the Event Log.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from typing import Any
 import dlt
 from dlt.extract.resource import DltResource
 
+from close_source import state as st
 from close_source.arrow_tables import ArrowBatcher
-from close_source.catalog import BY_TABLE, Entry
+from close_source.catalog import BY_TABLE, Entry, child_table, owned_tables
 from close_source.errors import AccessDenied, ApiError, UnreachableError
 from close_source.export import (
     ExportFailed,
@@ -38,11 +44,15 @@ from close_source.export import (
     run_export_job,
 )
 from close_source.lists import ReadContext, read_entry
-from close_source.shaping import DELETED_AT, child_table, shape
+from close_source.plan import incremental_tables
+from close_source.renames import renamed_since
+from close_source.shaping import DELETED_AT
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+EXPORT_READER = "read_export"
+# Tables written along with a selected table: its child tables, and the merges of leads.
+COMPANIONS = {"leads": ("lead_merges",)}
 
 
 @dataclass(frozen=True)
@@ -55,51 +65,144 @@ class ExportOptions:
     export_file: str | None = None  # load this export file (a backup) instead of a new job
 
 
+# ---- one resource per table -----------------------------------------------------------------
+
+
+def selected_among(tables: Iterable[str], reader: str) -> list[str]:
+    """The tables whose resources the running source selected (all, outside a run, or when
+    the shared read itself was selected)."""
+    tables = list(tables)
+    try:
+        chosen = set(dlt.current.source().selected_resources)
+    except Exception:  # noqa: BLE001 - not extracting inside a source: everything
+        return tables
+    if reader in chosen:
+        return tables
+    return [table for table in tables if table in chosen]
+
+
+def table_resources(reader: DltResource, tables: Iterable[str]) -> list[DltResource]:
+    """A transformer per table, passing on the reader's items that belong to it."""
+    return [_table_resource(reader, table) for table in tables]
+
+
+def _table_resource(reader: DltResource, table: str) -> DltResource:
+    owned = set(owned_tables(BY_TABLE[table])) if table in BY_TABLE else {table}
+    owned.update(COMPANIONS.get(table, ()))
+
+    def pick(item: Any, meta: Any = None) -> Iterator[Any]:
+        if _table_of(meta) in owned:
+            yield item
+
+    return dlt.transformer(pick, data_from=reader, name=table)
+
+
+def _table_of(meta: Any) -> str | None:
+    hints = getattr(meta, "hints", None)
+    if isinstance(hints, dict):
+        return hints.get("table_name")
+    return getattr(meta, "table_name", None)
+
+
+# ---- full reads -----------------------------------------------------------------------------
+
+
 def list_resource(ctx: ReadContext, entry: Entry) -> DltResource:
+    """A table read in full from its list endpoint (replaced in the destination)."""
+
     def read() -> Iterator[object]:
         batcher = ArrowBatcher.for_entries([entry], custom=ctx.custom,
                                            soft_deletes=ctx.soft_deletes)
         yield from _from_lists(ctx, [entry], batcher)
         yield from _keep_soft_deleted(ctx, [entry], batcher)
         yield from batcher.flush()
-        _save_custom_columns(ctx, [entry])
-        _record_watermark(ctx)
+        batcher.report_duplicates()
+        finish_full_read(ctx, [entry.table], ctx.started_at)
 
     return dlt.resource(read, name=entry.table, parallelized=True)
 
 
-def export_resource(ctx: ReadContext, tables: Iterable[str], options: ExportOptions) -> DltResource:
-    entries = [BY_TABLE[table] for table in tables]
+def export_resources(ctx: ReadContext, tables: Iterable[str],
+                     options: ExportOptions) -> list[DltResource]:
+    """The export's reader and one resource per table it serves."""
+    tables = list(tables)
 
     def read() -> Iterator[object]:
-        batcher = ArrowBatcher.for_entries(entries, custom=ctx.custom,
-                                           soft_deletes=ctx.soft_deletes)
-        with tempfile.TemporaryDirectory(prefix="close-export-") as workdir:
-            try:
-                export = _obtain_export(ctx, options, Path(workdir))
-            except (ExportFailed, UnreachableError, ApiError) as exc:
-                # nothing was yielded yet, so the list endpoints can take over cleanly
-                if not options.fallback or options.backup_dir:
-                    raise
-                log.warning("the export failed (%s); loading %s from list endpoints instead",
-                            exc, ", ".join(e.table for e in entries))
-                yield from _from_lists(ctx, entries, batcher)
-                _record_full_load("lists", ctx.started_at)
-            else:
-                counts = yield from load_export_file(ctx, export.path, entries, batcher)
-                for entry in entries:
-                    batcher.completed(entry.table)
-                if options.backup_dir and export.job is not None:
-                    _write_backup(Path(options.backup_dir), export.path, export.job.export,
-                                  export.job.created_at, counts)
-                if export.t0 is not None:
-                    _record_full_load(export.method, export.t0, export_id=export.export_id)
-        yield from _keep_soft_deleted(ctx, entries, batcher)
-        yield from batcher.flush()
-        _save_custom_columns(ctx, entries)
-        _record_watermark(ctx)
+        entries = [BY_TABLE[table] for table in selected_among(tables, EXPORT_READER)]
+        if entries:
+            yield from _read_export(ctx, entries, options)
 
-    return dlt.resource(read, name="export", parallelized=True)
+    reader = dlt.resource(read, name=EXPORT_READER, parallelized=True, selected=False)
+    return [reader, *table_resources(reader, tables)]
+
+
+def _read_export(ctx: ReadContext, entries: list[Entry],
+                 options: ExportOptions) -> Iterator[object]:
+    batcher = ArrowBatcher.for_entries(entries, custom=ctx.custom, soft_deletes=ctx.soft_deletes)
+    tables = [entry.table for entry in entries]
+    with tempfile.TemporaryDirectory(prefix="close-export-") as workdir:
+        try:
+            export = _obtain_export(ctx, options, Path(workdir))
+        except (ExportFailed, UnreachableError, ApiError) as exc:
+            # nothing was yielded yet, so the list endpoints can take over cleanly
+            if not options.fallback or options.backup_dir:
+                raise
+            log.warning("the export failed (%s); loading %s from list endpoints instead",
+                        exc, ", ".join(tables))
+            yield from _from_lists(ctx, entries, batcher)
+            t0: datetime | None = ctx.started_at
+            exact = False
+            st.record_full_load(dlt.current.source_state(), "lists", ctx.started_at)
+        else:
+            counts = yield from load_export_file(ctx, export.path, entries, batcher)
+            for entry in entries:
+                batcher.completed(entry.table)
+            if options.backup_dir and export.job is not None:
+                _write_backup(Path(options.backup_dir), export.path, export.job.export,
+                              export.job.created_at, counts)
+            t0, exact = export.t0, export.exact
+            if t0 is not None:
+                st.record_full_load(dlt.current.source_state(), export.method, t0,
+                                    export_id=export.export_id)
+    yield from _keep_soft_deleted(ctx, entries, batcher)
+    yield from batcher.flush()
+    batcher.report_duplicates()
+    finish_full_read(ctx, tables, t0, exact)
+
+
+def finish_full_read(ctx: ReadContext, tables: list[str], t0: datetime | None,
+                     exact: bool = False) -> None:
+    """After a full read: the Event Log tables continue from T0, their names and custom
+    columns are those of now. Without a T0 (a restored file without its manifest) the tables
+    are read in full again by the next run."""
+    source_state = dlt.current.source_state()
+    followed = [table for table in tables if table in incremental_tables()]
+    if t0 is None:
+        st.forget(source_state, followed)
+    else:
+        mark = st.Watermark.at(t0, exact)
+        for table in followed:
+            # renames seen by this read: an older snapshot the next window replays is stale
+            renamed = renamed_since(st.names_seen(source_state, table),
+                                    ctx.references.digests_for(table)) if ctx.references else {}
+            kept = st.renamed_at(source_state, table)
+            kept.update({f"{source}:{object_id}": t0 for source, ids in renamed.items()
+                         for object_id in ids})
+            st.save_renamed_at(source_state, table, kept, mark.window_start)
+        st.save_watermark(source_state, followed, mark)
+        save_names(ctx, followed)
+    if ctx.custom is not None:
+        ctx.custom.save(source_state, tables)
+
+
+def save_names(ctx: ReadContext, tables: Iterable[str]) -> None:
+    """The names the tables' rows copy, as synced now (renames are found against them)."""
+    if ctx.references is None:
+        return
+    source_state = dlt.current.source_state()
+    for table in tables:
+        if table in BY_TABLE and BY_TABLE[table].copies:
+            st.save_names(source_state, table, ctx.references.digests_for(table))
 
 
 @dataclass(frozen=True)
@@ -109,6 +212,7 @@ class _Export:
     t0: datetime | None
     export_id: str | None
     job: ExportJob | None = None
+    exact: bool = False  # T0 is the export's creation time, on the Event Log's clock
 
 
 def _obtain_export(ctx: ReadContext, options: ExportOptions, workdir: Path) -> _Export:
@@ -117,8 +221,8 @@ def _obtain_export(ctx: ReadContext, options: ExportOptions, workdir: Path) -> _
         path = Path(options.export_file)
         manifest = path.with_name(path.name.removesuffix(".json.gz") + ".manifest.json")
         if not manifest.exists():
-            log.warning("%s has no manifest: the next incremental run cannot know what this "
-                        "file's T0 was", path)
+            log.warning("%s has no manifest: without this file's T0 the next run reads its "
+                        "tables in full again", path)
             return _Export(path, "export_file", None, None)
         kept = json.loads(manifest.read_text(encoding="utf-8"))
         return _Export(path, "export_file", datetime.fromisoformat(kept["created_at"]),
@@ -128,17 +232,17 @@ def _obtain_export(ctx: ReadContext, options: ExportOptions, workdir: Path) -> _
     path = workdir / f"{job.export_id}.json.gz"
     size = ctx.client.download(job.export["download_url"], path)
     log.info("export %s downloaded (%.1f MB); loading", job.export_id, size / 1e6)
-    return _Export(path, "export", job.created_at, job.export_id, job)
+    return _Export(path, "export", job.created_at, job.export_id, job,
+                   exact=job.created_on_closes_clock)
 
 
 def _from_lists(ctx: ReadContext, entries: list[Entry],
                 batcher: ArrowBatcher) -> Iterator[object]:
     for entry in entries:
         try:
-            for page in read_entry(ctx, entry):
+            for page in ctx.prefetched(entry) or read_entry(ctx, entry):
                 for obj in page:
-                    for table, row in shape(entry, obj, ctx.custom):
-                        yield from batcher.add(table, row)
+                    yield from batcher.add_object(entry, obj, ctx.custom)
         except AccessDenied as exc:
             log.warning("skipping %s: this API key may not read /%s (%s: %s)",
                         entry.table, exc.path.strip("/"), exc.status, exc.api_message)
@@ -152,8 +256,7 @@ def load_export_file(ctx: ReadContext, path: Path, entries: list[Entry],
     router = ExportRouter({entry.table for entry in entries})
     for leads, lead in enumerate(iter_leads(path), 1):
         for entry, obj in router.route(lead):
-            for table, row in shape(entry, obj, ctx.custom):
-                yield from batcher.add(table, row)
+            yield from batcher.add_object(entry, obj, ctx.custom)
         if leads % 5000 == 0:
             log.info("%s: %d leads loaded", path.name, leads)
     return router.counts
@@ -164,12 +267,12 @@ def _keep_soft_deleted(ctx: ReadContext, entries: Iterable[Entry],
     """Soft deletes and a full load, which replaces tables: rows of objects Close no longer
     has stay, with their child rows, and with `_deleted_at` (this run's start when Close
     deleted the object since the last run: no event tells when)."""
-    if not ctx.keep_deleted or batcher.seen_ids is None:
+    if not ctx.keep_deleted:
         return
     for entry in entries:
-        seen = batcher.seen_ids.get(entry.table)
-        if seen is None or not batcher.is_complete(entry.table):
+        if entry.incremental == "refresh" or not batcher.is_complete(entry.table):
             continue
+        seen = batcher.seen_ids.get(entry.table, set())
         gone = [object_id for object_id in ctx.warehouse.all_ids(entry.table)
                 if object_id not in seen]
         if not gone:
@@ -184,29 +287,6 @@ def _keep_soft_deleted(ctx: ReadContext, entries: Iterable[Entry],
             table = child_table(entry, list_name)
             for row in ctx.warehouse.rows_where(table, entry.child_key or "parent_id", gone):
                 yield from batcher.add(table, row)
-
-
-def _save_custom_columns(ctx: ReadContext, entries: Iterable[Entry]) -> None:
-    """Columns named in this run stay named so: the state is committed with the load."""
-    if ctx.custom is not None and any(e.custom_field_type or e.read == "definitions"
-                                      for e in entries):
-        ctx.custom.save(dlt.current.source_state())
-
-
-def _record_full_load(method: str, t0: datetime | None, **extra: Any) -> None:
-    """T0 for the next incremental run, committed with this load."""
-    state = dlt.current.source_state().setdefault("full_load", {})
-    state.update(version=STATE_VERSION, method=method,
-                 t0=(t0 or datetime.now(UTC)).astimezone(UTC).isoformat(), **extra)
-
-
-def _record_watermark(ctx: ReadContext) -> None:
-    """A full load over every event-driven table: the next run replays the Event Log from the
-    moment this run began (Close's clock, taken before anything was read)."""
-    if ctx.full_load_watermark is not None:
-        from close_source.incremental import Watermark, save_watermark
-
-        save_watermark(Watermark(ctx.full_load_watermark, ctx.full_load_watermark))
 
 
 def _write_backup(directory: Path, path: Path, export: dict[str, Any], created_at: datetime,
@@ -232,3 +312,4 @@ def _write_backup(directory: Path, path: Path, export: dict[str, Any], created_a
     (directory / f"{path.stem.removesuffix('.json')}.manifest.json").write_text(
         json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     log.info("backup written to %s", directory)
+

@@ -55,6 +55,25 @@ class Warehouse:
             found += [str(row[0]) for row in self._select(table, [key], column, chunk)]
         return found
 
+    def tables(self) -> list[str]:
+        """Tables earlier runs created (the pipeline schema's)."""
+        return list(self._tables)
+
+    def has_column(self, table: str, column: str) -> bool:
+        return column in self._tables.get(table, {})
+
+    def count(self, table: str, column: str | None = None,
+              values: Iterable[str] = ()) -> int:
+        """Rows of the table (whose `column` is one of `values`, when given)."""
+        if table not in self._tables or (column is not None and not self.has_column(table,
+                                                                                    column)):
+            return 0
+        if column is None:
+            return sum(int(row[0]) for row in self._select(table, ["count(*)"], None, [],
+                                                           raw=True))
+        return sum(int(row[0]) for chunk in _chunks(values)
+                   for row in self._select(table, ["count(*)"], column, chunk, raw=True))
+
     def all_ids(self, table: str, key: str = "id") -> list[str]:
         if key not in self._tables.get(table, {}):
             return []
@@ -76,13 +95,14 @@ class Warehouse:
         return found
 
     def _select(self, table: str, columns: list[str], where: str | None,
-                values: list[str]) -> list[tuple[Any, ...]]:
+                values: list[str], raw: bool = False) -> list[tuple[Any, ...]]:
         if self._client is None:
             return []
         with self._lock, self._client as client:
             if not client.has_dataset():
                 return []
-            selected = ", ".join(client.escape_column_name(name) for name in columns)
+            selected = ", ".join(columns if raw else
+                                 [client.escape_column_name(name) for name in columns])
             sql = f"SELECT {selected} FROM {client.make_qualified_table_name(table)}"
             if where is not None:
                 placeholders = ", ".join(["%s"] * len(values))

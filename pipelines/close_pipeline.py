@@ -1,13 +1,15 @@
 """Runnable pipeline: `python pipelines/close_pipeline.py run|status|demo ...`.
 
 The same CLI as the `close-sync` console script (which lives in `close_source.cli` so that an
-installed package carries it). For use from your own code:
+installed package carries it). For use from your own code, with what `close-sync run` adds
+to a plain dlt pipeline (one run at a time, an interrupted load finished first, the loader
+file format and replace strategy per destination):
 
-    import dlt
     from close_source import close_source
+    from close_source.sync import make_pipeline, run_sync
 
-    pipeline = dlt.pipeline("close_crm", destination="duckdb", dataset_name="close")
-    pipeline.run(close_source().with_resources("leads", "calls"), loader_file_format="parquet")
+    pipeline = make_pipeline("duckdb", dataset_name="close", pipeline_name="close_crm")
+    run_sync(pipeline, close_source(tables=["leads", "calls"]))
 """
 
 import sys

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 import dlt
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from close_source.catalog import BY_TABLE, CATALOG
 from close_source.fake import FakeOrg
@@ -52,26 +53,61 @@ def same_value(entry: Any, field: str, api_value: Any, db_value: Any) -> bool:
     return api_value == db_value
 
 
-def custom_columns(pipeline: dlt.Pipeline, kind: str) -> dict[str, str]:
-    return dict(rows(pipeline, "SELECT id, column_name FROM close.custom_fields "
-                               f"WHERE object_type = '{kind}' AND NOT is_deleted"))
+def custom_columns(pipeline: dlt.Pipeline, kind: str, from_state: bool = False) -> dict[str, str]:
+    """Field id -> the column its values are in now: as the `custom_fields` table names it,
+    or (`from_state`: that table may be older than the table checked, in subset runs) as the
+    pipeline state froze it for the table."""
+    if not from_state:
+        return dict(rows(pipeline, "SELECT id, column_name FROM close.custom_fields "
+                                   f"WHERE object_type = '{kind}' AND NOT is_deleted"))
+    kept = pipeline.state["sources"]["close"]["custom_columns"]["name"][TABLE_OF_KIND[kind]]
+    return {field_id: value["columns"][value["kind"]] for field_id, value in kept.items()
+            if value.get("active", True)}
+
+
+def duplicate_keys(pipeline: dlt.Pipeline) -> dict[str, list[Any]]:
+    """Every table of the dataset whose key is not unique: catalog tables on their primary
+    key, child tables on (parent, position), `lead_merges` and `events` on theirs."""
+    keys: dict[str, tuple[str, ...]] = {"lead_merges": ("source_lead_id",), "events": ("id",)}
+    for entry in CATALOG:
+        keys[entry.table] = entry.primary_key
+        for list_name in entry.child_lists:
+            keys[f"{entry.table}__{list_name}"] = (entry.child_key or "parent_id", "_pos")
+    found = {}
+    for table in pipeline.default_schema.data_table_names():
+        columns = ", ".join(keys[table])
+        try:
+            repeated = rows(pipeline, f"SELECT {columns}, count(*) FROM close.{table} "
+                                      f"GROUP BY {columns} HAVING count(*) > 1 LIMIT 5")
+        except DatabaseUndefinedRelation:  # declared, never created: no rows
+            continue
+        if repeated:
+            found[table] = repeated
+    return found
 
 
 def mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str, limit: int = 10,
-               soft: bool = False) -> list[str]:
+               soft: bool = False, columns_from_state: bool = False) -> list[str]:
     """What differs between the table and the organisation (empty when equal); with `soft`,
     rows with `_deleted_at` set are left out (soft deletes)."""
     entry = BY_TABLE[table]
     expected = expected_objects(org, table)
     live = soft and entry.incremental != "refresh"
-    actual = db_rows(pipeline, table, "_deleted_at IS NULL" if live else None)
+    where = "_deleted_at IS NULL" if live else None
+    if table == "custom_fields":  # a deleted field keeps its row, marked (README)
+        where = "NOT is_deleted"
+        deleted = db_rows(pipeline, table, "is_deleted")
+        if set(deleted) & set(expected):
+            return [f"custom_fields: fields Close has are marked deleted: "
+                    f"{sorted(set(deleted) & set(expected))[:5]}"]
+    actual = db_rows(pipeline, table, where)
     problems: list[str] = []
     if set(actual) != set(expected):
         problems.append(f"{table}: missing {sorted(set(expected) - set(actual))[:5]}, "
                         f"extra {sorted(set(actual) - set(expected))[:5]}")
     kind = KIND_OF_TABLE.get(table)
     definitions = {fid: d for (k, fid), d in custom_definitions(org).items() if k == kind}
-    columns = custom_columns(pipeline, kind) if kind else {}
+    columns = custom_columns(pipeline, kind, columns_from_state) if kind else {}
     naming = pipeline.default_schema.naming
     for key in sorted(set(actual) & set(expected), key=str):
         obj, row = expected[key], actual[key]
@@ -127,10 +163,16 @@ def _child_mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str,
     return problems
 
 
-def every_table_mismatches(org: FakeOrg, pipeline: dlt.Pipeline,
-                           soft: bool = False) -> dict[str, list[str]]:
-    found = {}
+def every_table_mismatches(org: FakeOrg, pipeline: dlt.Pipeline, soft: bool = False,
+                           tables: list[str] | None = None) -> dict[str, list[str]]:
+    """Every table (or those named) against the organisation, and every table's keys."""
+    found: dict[str, list[str]] = {}
     for entry in CATALOG:
-        if problems := mismatches(org, pipeline, entry.table, soft=soft):
+        if tables is not None and entry.table not in tables:
+            continue
+        if problems := mismatches(org, pipeline, entry.table, soft=soft,
+                                  columns_from_state=tables is not None):
             found[entry.table] = problems
+    for table, repeated in duplicate_keys(pipeline).items():
+        found.setdefault(table, []).append(f"{table}: duplicate keys {repeated}")
     return found

@@ -77,7 +77,8 @@ def typed(definition: dict[str, Any], value: Any) -> Any:
         return date.fromisoformat(value)
     if kind == "datetime":
         return to_utc(value)
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"),
+                                                           ensure_ascii=False)
 
 
 def expected_objects(org: FakeOrg, table: str) -> dict[Any, dict[str, Any]]:

@@ -97,7 +97,10 @@ def test_run_then_status_and_the_key_appears_nowhere(fake, tmp_path):
     assert {e.table for e in CATALOG} - {"webhook_subscriptions"} <= tables
     assert "skipping webhook_subscriptions" in result.stderr
     assert "Last run:" in status.stdout and "leads" in status.stdout
-    assert "the next run reads it from" in status.stdout
+    assert "Event Log applied up to" in status.stdout
+    marks = dict(line.split() for line in status.stdout.split("applied up to", 1)[1]
+                 .split("\n\n")[0].splitlines()[1:] if line.strip())
+    assert {"leads", "calls", "created_activities"} <= set(marks)  # each table's own
 
     # an incremental run: events, objects fetched by id (a non-admin-like refetch of a merge)
     org = fake.org
@@ -148,8 +151,9 @@ def test_a_failing_run_keeps_what_earlier_runs_loaded(tmp_path):
         assert first.returncode == 0, first.stderr
     failing = Faults(p_503=1.0, paths=["/activity/call/"])
     with FakeClose(org, api_key=SECRET, faults=failing) as fake:
-        second = close_sync(["run", "--resources", "leads,calls", "--full-load", "lists"], tmp_path,
-                            SOURCES__CLOSE__MAX_ATTEMPTS="2", **_env(fake))
+        second = close_sync(["run", "--resources", "leads,calls", "--full-load", "lists",
+                             "--full-refresh"], tmp_path, SOURCES__CLOSE__MAX_ATTEMPTS="2",
+                            **_env(fake))
     assert_one_line_user_error(second, "activity/call/", "503")
     with duckdb.connect(str(tmp_path / "close_crm.duckdb"), read_only=True) as db:
         assert db.sql("SELECT count(*) FROM close.leads").fetchall() == [(10,)]

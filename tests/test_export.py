@@ -120,9 +120,11 @@ def test_t0_is_the_export_creation_time_on_closes_clock(org, tmp_path):
         pipeline = sync(fake, tmp_path, resources=["leads"])
         state = pipeline.state["sources"]["close"]["full_load"]
         job = fake.exports.job(state["export_id"])
-    assert state["method"] == "export" and state["version"] == 1
+    assert state["method"] == "export"
     assert job is not None
     assert to_utc(state["t0"]) == to_utc(job.public["date_created"])
+    mark = pipeline.state["sources"]["close"]["tables"]["leads"]["watermark"]
+    assert to_utc(mark["newest_event"]) == to_utc(job.public["date_created"])  # leads' own
 
 
 def test_backup_keeps_the_raw_file_and_a_manifest(org, tmp_path):
@@ -170,7 +172,7 @@ def test_a_second_full_load_is_an_exact_snapshot(tmp_path):
     org.put("contact", {**contact, "emails": []})
     with FakeClose(org, forbidden={"/webhook/"}) as fake:
         sync(fake, tmp_path, resources=["leads", "contacts", "webhook_subscriptions"],
-             pipeline=pipeline)
+             pipeline=pipeline, sync_mode="full")
     assert set(r[0] for r in rows(pipeline, "SELECT id FROM close.leads")) == set(
         expected_objects(org, "leads"))
     assert rows(pipeline, "SELECT count(*) FROM close.contacts__emails "

@@ -14,6 +14,7 @@ import dlt
 import pytest
 
 from close_source.catalog import CATALOG
+from close_source.export import exported_tables
 from close_source.fake import EventSettings, FakeClose, FakeOrg, Faults, generate_org
 from close_source.fake import changes as c
 from close_source.fake import events as ev
@@ -186,8 +187,13 @@ def test_the_first_run_is_a_full_load_whose_start_the_next_run_replays_from(tmp_
     org = generate_org(seed=70, leads=8)
     with FakeClose(org) as fake:
         pipeline = sync(fake, tmp_path)
-        state = pipeline.state["sources"]["close"]["events"]
-        assert state["newest_event"] == state["read_until"]
+        marks = {table: kept["watermark"] for table, kept in
+                 pipeline.state["sources"]["close"]["tables"].items()}
+        assert set(marks) == {e.table for e in CATALOG if e.incremental != "refresh"}
+        # the export's tables from its creation time, the others from the run's start
+        assert all(mark["newest_event"] == mark["read_until"] for mark in marks.values())
+        assert len({marks[t]["newest_event"] for t in exported_tables()}) == 1
+        state = min(marks.values(), key=lambda mark: mark["newest_event"])
         first_window = [r for r in fake.requests if r.endpoint == "/event/"]
         assert first_window == []  # a full load reads no events
         org.advance(timedelta(minutes=1))

@@ -3,11 +3,15 @@
 Tests change a running fake organisation between two syncs and expect the events a real
 Close would log:
 
-    from close_source.fake import changes as c
+    from close_source.fake import changes as c, generate_org, org as o
+
+    org = generate_org(seed=1, leads=5)
     lead = c.create(org, o.LEAD, {"name": "Acme", "contacts": [{"name": "Ann"}]})
+    field_id = org.all(o.CUSTOM_FIELD_LEAD)[0]["id"]
     c.update(org, o.LEAD, lead["id"], {"name": "Acme Inc", f"custom.{field_id}": None})
-    c.update(org, o.TASK, task_id, is_complete=True)
-    c.merge_leads(org, source_id, destination_id)
+    task = next(t for t in org.all(o.TASK) if t["_type"] == "lead")
+    c.update(org, o.TASK, task["id"], {"is_complete": True})
+    c.merge_leads(org, org.all(o.LEAD)[0]["id"], lead["id"])
     c.delete(org, o.LEAD, lead["id"])  # and its contacts, opportunities, tasks, activities
 
 Every call is one request (`events.request`): its events share a request id, user, time

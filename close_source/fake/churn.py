@@ -4,8 +4,11 @@ Each change goes through `changes.py` / `mutations.py`, so it emits the events C
 would log. Deterministic: the same organisation (same history) and the same
 `random.Random` state give the same changes, ids and, with a frozen clock, timestamps.
 
-    rng = random.Random(7)
-    done = random_changes(org, rng, 50)  # ["update lead lead_…: name, status_id", ...]
+    import random
+    from close_source.fake import generate_org, random_changes
+
+    org = generate_org(seed=7, leads=20)
+    done = random_changes(org, random.Random(7), 50)  # ["update_lead lead lead_…: name", ...]
 """
 
 from __future__ import annotations

@@ -1,0 +1,108 @@
+"""What a run does with each selected table: a full read (the export or its list endpoint) or
+the Event Log from the table's own watermark; decided once, before anything is read.
+
+- Tables without usable events (users, statuses, templates, ...) are read in full every run.
+- A table read from the Event Log before, within the last 29 days, continues from its own
+  watermark; any other (first selected, paused too long, `--full-refresh`, a backup or restore)
+  is read in full by itself, through the export when it is in it.
+- A custom field change that alters stored values without events (a field deleted, retyped,
+  its choices renamed) re-reads the tables of that object type in full.
+- A rename of an object many rows name (a user) re-reads those rows; when there are more of
+  them than a full read of the table costs in requests, the table is read in full instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from close_source.catalog import BY_TABLE, CATALOG, OPTIONAL_TABLES
+from close_source.state import Watermark
+
+log = logging.getLogger(__name__)
+
+How = Literal["export", "lists", "events"]
+EVENTS_TABLE = "events"  # the raw Event Log, optional: `tables=[..., "events"]`
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    table: str
+    how: How
+    since: datetime | None = None  # events: apply what was updated at or after this
+    reason: str = ""
+
+
+@dataclass
+class Plan:
+    """The run's decision per table, and what the Event Log part of it needs."""
+
+    tables: dict[str, TablePlan] = field(default_factory=dict)
+    # no-event renames to follow now: table -> {source table: ids renamed since it last synced}
+    renames: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+
+    def reading(self, how: How) -> list[str]:
+        return [t for t, p in self.tables.items() if p.how == how]
+
+    @property
+    def window_start(self) -> datetime | None:
+        """Where the one Event Log read of the run starts: the oldest table window."""
+        starts = [p.since for p in self.tables.values() if p.how == "events" and p.since]
+        return min(starts) if starts else None
+
+
+def incremental_tables() -> list[str]:
+    """Tables kept current from the Event Log (or by date) rather than read in full."""
+    return [entry.table for entry in CATALOG if entry.incremental != "refresh"]
+
+
+def make_plan(selected: Iterable[str], marks: Mapping[str, Watermark], *, now: datetime,
+              full_read: bool, full_load: str, exported: set[str], stale: set[str]) -> Plan:
+    """`full_read`: every table is read in full (`--full-refresh`, a backup or restore)."""
+    plan = Plan()
+    for table in selected:
+        if table in OPTIONAL_TABLES:
+            mark = marks.get(table)
+            plan.tables[table] = TablePlan(table, "events", mark.window_start if mark else None)
+            continue
+        entry = BY_TABLE[table]
+        full = TablePlan(table, "export" if full_load == "export" and table in exported
+                         else "lists")
+        mark = marks.get(table)
+        if entry.incremental == "refresh":
+            plan.tables[table] = TablePlan(table, "lists")
+        elif full_read:
+            plan.tables[table] = full
+        elif mark is None:
+            plan.tables[table] = _full(full, "first load of this table")
+        elif mark.too_old(now):
+            log.warning("%s was last synced from the Event Log up to %s, more than 29 days "
+                        "ago: Close keeps 30 days of events, so it is reloaded in full",
+                        table, mark.read_until.isoformat())
+            plan.tables[table] = _full(full, "more than 29 days since its last sync")
+        elif table in stale:
+            log.info("%s: custom field definitions changed how stored values look; re-reading "
+                     "the table in full", table)
+            plan.tables[table] = TablePlan(table, "lists", reason="custom fields changed")
+        else:
+            plan.tables[table] = TablePlan(table, "events", mark.window_start)
+    start = plan.window_start
+    for table, table_plan in plan.tables.items():  # the raw log from the run's own window
+        if table_plan.how == "events" and table_plan.since is None:
+            plan.tables[table] = TablePlan(table, "events", start or now)
+    return plan
+
+
+def _full(plan: TablePlan, reason: str) -> TablePlan:
+    log.info("%s: full read (%s)", plan.table, reason)
+    return TablePlan(plan.table, plan.how, reason=reason)
+
+
+def read_in_full(plan: Plan, table: str, reason: str) -> None:
+    """Replace an Event Log table's plan by a full read of its list endpoint."""
+    log.info("%s: full read (%s)", table, reason)
+    plan.tables[table] = TablePlan(table, "lists", reason=reason)
+    plan.renames.pop(table, None)

@@ -1,0 +1,165 @@
+"""The source state: where each table was synced to, read and written in one place.
+
+dlt commits the source state atomically with the load it belongs to, so a run that fails
+leaves the previous state in place and the next run repeats its window (merges are
+idempotent). Layout (`sources.close` in the pipeline state):
+
+- ``tables``: per table read from the Event Log (or by date, created activities), its
+  watermark (the newest event `date_updated` applied, Close's clock, and the time the run
+  began) and the names of the objects its rows copy, as last synced (see `names`);
+- ``full_load``: the last full load's method, T0 and export id (information);
+- ``custom_columns``: the frozen custom-field columns (owned by `custom_columns.py`).
+
+Each table keeps its own watermark, so runs of different table subsets can interleave in any
+order: a run reads the Event Log once, from the oldest window it needs, and applies to each
+table only what is new to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+VERSION = 2
+TABLES = "tables"
+FULL_LOAD = "full_load"
+LEGACY_EVENTS = "events"  # version 1: one watermark shared by every table
+RESCAN = timedelta(minutes=5)  # events become visible late and consolidation moves them
+HORIZON = timedelta(days=29)  # the Event Log keeps 30 days [003:8105]
+
+State = MutableMapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """Where the Event Log was applied to for a table: the newest event, the run's start, and
+    the start of the table's last full read while it is within the re-scan (`floor`)."""
+
+    newest_event: datetime
+    read_until: datetime
+    floor: datetime | None = None
+
+    @property
+    def window_start(self) -> datetime:
+        """5 minutes before the newest event (late-visible, consolidated events), but never
+        before a full read's T0: that read already shows every earlier change, and replaying
+        older snapshots onto it would undo what changed without events since (a rename)."""
+        start = self.newest_event - RESCAN
+        return max(start, self.floor) if self.floor is not None else start
+
+    def too_old(self, now: datetime) -> bool:
+        return now - self.read_until > HORIZON
+
+    def advanced(self, newest_event: datetime, read_until: datetime) -> Watermark:
+        """After an incremental run; the floor is kept while the re-scan still reaches it."""
+        keep = self.floor is not None and self.floor > newest_event - RESCAN
+        return Watermark(newest_event, read_until, self.floor if keep else None)
+
+    def to_state(self) -> dict[str, str]:
+        kept = {"newest_event": self.newest_event.isoformat(),
+                "read_until": self.read_until.isoformat()}
+        if self.floor is not None:
+            kept["floor"] = self.floor.isoformat()
+        return kept
+
+    @classmethod
+    def from_state(cls, kept: Any) -> Watermark | None:
+        if not isinstance(kept, Mapping) or "newest_event" not in kept:
+            return None
+        floor = kept.get("floor")
+        return cls(datetime.fromisoformat(kept["newest_event"]),
+                   datetime.fromisoformat(kept["read_until"]),
+                   datetime.fromisoformat(floor) if floor else None)
+
+    @classmethod
+    def at(cls, moment: datetime, exact: bool = False) -> Watermark:
+        """A full read that began at `moment` (T0): later changes are replayed from there.
+        `exact`: T0 is on the Event Log's own clock (an export's creation time), so no event
+        before it needs replaying; a T0 from the `Date` header keeps the 5-minute re-scan,
+        which also absorbs a skew between the two clocks."""
+        return cls(moment, moment, moment if exact else None)
+
+
+def migrate(state: State, loaded_tables: Iterable[str]) -> None:
+    """Version 1 kept one watermark for every table: each table loaded by then gets it."""
+    legacy = state.get(LEGACY_EVENTS)
+    if state.get("version") == VERSION or not isinstance(legacy, Mapping):
+        state["version"] = VERSION
+        return
+    watermark = Watermark.from_state(legacy)
+    tables = state.setdefault(TABLES, {})
+    if watermark is not None:
+        for table in loaded_tables:
+            tables.setdefault(table, {})["watermark"] = watermark.to_state()
+    del state[LEGACY_EVENTS]
+    state["version"] = VERSION
+
+
+def watermark(state: Mapping[str, Any], table: str) -> Watermark | None:
+    return Watermark.from_state((state.get(TABLES) or {}).get(table, {}).get("watermark"))
+
+
+def watermarks(state: Mapping[str, Any]) -> dict[str, Watermark]:
+    found = {}
+    for table in state.get(TABLES) or {}:
+        if (mark := watermark(state, table)) is not None:
+            found[table] = mark
+    return found
+
+
+def save_watermark(state: State, tables: Iterable[str], mark: Watermark) -> None:
+    kept = state.setdefault(TABLES, {})
+    for table in tables:
+        kept.setdefault(table, {})["watermark"] = mark.to_state()
+
+
+def forget(state: State, tables: Iterable[str]) -> None:
+    """The tables' data no longer follows from their watermark (a restore without T0)."""
+    kept = state.setdefault(TABLES, {})
+    for table in tables:
+        kept.pop(table, None)
+
+
+def record_full_load(state: State, method: str, t0: datetime | None, **extra: Any) -> None:
+    state[FULL_LOAD] = {"method": method,
+                        "t0": (t0 or datetime.now(UTC)).astimezone(UTC).isoformat(), **extra}
+
+
+# ---- names the rows copy ------------------------------------------------------------------
+#
+# Users, statuses, pipelines, sequences and templates have no events a sync can rely on for a
+# rename (users and pipelines have none at all), but they are read in full every run. Each
+# table remembers a digest of the names it was last synced with, per object it names; a
+# digest that differs now is a rename the table has not followed yet.
+
+
+def name_digest(obj: Mapping[str, Any], fields: Iterable[str]) -> str:
+    text = "\x1f".join(str(obj.get(name) or "") for name in fields)
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+def names_seen(state: Mapping[str, Any], table: str) -> dict[str, dict[str, str]] | None:
+    """{source table: {object id: digest}} as `table` last synced, None if never recorded."""
+    kept = (state.get(TABLES) or {}).get(table, {}).get("names")
+    return kept if isinstance(kept, dict) else None
+
+
+def save_names(state: State, table: str, names: Mapping[str, Mapping[str, str]]) -> None:
+    state.setdefault(TABLES, {}).setdefault(table, {})["names"] = {
+        source: dict(digests) for source, digests in names.items()}
+
+
+def renamed_at(state: Mapping[str, Any], table: str) -> dict[str, datetime]:
+    """`source:id` -> when a rename was first seen, kept while a window can replay older
+    events (their snapshots carry the old name)."""
+    kept = (state.get(TABLES) or {}).get(table, {}).get("renamed_at") or {}
+    return {key: datetime.fromisoformat(value) for key, value in kept.items()}
+
+
+def save_renamed_at(state: State, table: str, renames: Mapping[str, datetime],
+                    keep_after: datetime) -> None:
+    state.setdefault(TABLES, {}).setdefault(table, {})["renamed_at"] = {
+        key: moment.isoformat() for key, moment in renames.items() if moment >= keep_after}

@@ -1,0 +1,156 @@
+"""The central invariant under randomized run shapes, not only randomized changes.
+
+Rounds of random changes (custom field definitions deleted, retyped and their choices renamed
+in the same windows as lead deletes and merges; renames of contacts, users, statuses,
+pipelines, sequences and templates, whose names other rows copy), each followed by a run of a
+random shape: every table, a random subset of tables (`--resources`), or a subset read in
+full. After a round that changed definitions, a run of every table with no new change follows:
+its 5-minute re-scan replays the events from before the change. After every run, each table
+the run synced equals Close's current state, and every table of the dataset has unique keys;
+after the last round a run of every table makes every table equal. On DuckDB and PostgreSQL,
+with hard and soft deletes, and against a server that ignores the filters the docs do not
+list and shifts its pages while they are read.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import dlt
+import pytest
+
+from close_source.catalog import CATALOG
+from close_source.fake import FakeClose, FakeOrg, generate_org
+from close_source.fake.churn import random_changes
+from tests.conftest import WAREHOUSES, warehouse
+from tests.helpers import new_pipeline, rows, sync
+from tests.invariant import duplicate_keys, every_table_mismatches
+
+ALL = [entry.table for entry in CATALOG]
+# Changes whose effects reach other tables' rows without events of theirs.
+SHAPE_WEIGHTS = {
+    "rename_status": 1, "rename_user": 1, "rename_pipeline": 1, "rename_sequence": 1,
+    "rename_template": 1, "rename_contact": 1.5, "delete_field": 1.5, "retype_field": 1.5,
+    "rename_choice": 1, "delete_lead": 2, "merge_leads": 2,
+}
+DEFINITION_CHANGES = ("delete_field", "retype_field", "rename_choice", "add_field",
+                      "rename_field")
+
+
+def shape_of(rng: random.Random, round_number: int) -> tuple[str, list[str] | None]:
+    """A run over every table, a subset, or a subset read in full (`sync_mode="full"`)."""
+    kind = rng.choice(("all", "subset", "subset", "full subset"))
+    if kind == "all":
+        return kind, None
+    return kind, sorted(rng.sample(ALL, rng.randint(2, 9)))
+
+
+def run_rounds(org: FakeOrg, fake: FakeClose, workdir: Path, seed: int, rounds: int,
+               pipeline: dlt.Pipeline, soft: bool = False) -> list[str]:
+    rng = random.Random(seed)
+    deletes = "soft" if soft else "hard"
+    shapes = []
+
+    def run(tables: list[str] | None, **args: object) -> None:
+        sync(fake, workdir, pipeline=pipeline, resources=tables, deletes=deletes, **args)
+        problems = every_table_mismatches(org, pipeline, soft=soft, tables=tables)
+        assert not problems, (shapes[-1], problems)
+
+    for round_number in range(rounds):
+        org.advance(timedelta(minutes=7))
+        done = random_changes(org, rng, 30, weights=SHAPE_WEIGHTS, step=timedelta(seconds=11))
+        org.advance(timedelta(seconds=30))
+        kind, tables = shape_of(rng, round_number)
+        shapes.append(f"round {round_number}: {kind} {tables or ''} after {done}")
+        run(tables, **({"sync_mode": "full"} if kind == "full subset" else {}))
+        if any(change.split()[0] in DEFINITION_CHANGES for change in done):
+            shapes.append(f"round {round_number}: replay of the window after {done}")
+            run(None)
+    shapes.append("final run of every table")
+    run(None)
+    return shapes
+
+
+@pytest.mark.parametrize("deletes", ["hard", "soft"])
+@pytest.mark.parametrize("kind", WAREHOUSES)
+def test_random_run_shapes_keep_every_table_equal_to_close(request, tmp_path, kind, deletes):
+    org = generate_org(seed=81, leads=12)
+    with FakeClose(org) as fake:
+        pipeline = new_pipeline(tmp_path, warehouse=warehouse(request, kind))
+        sync(fake, tmp_path, pipeline=pipeline, deletes=deletes)
+        shapes = run_rounds(org, fake, tmp_path, 81, 6, pipeline, soft=deletes == "soft")
+    assert any("subset" in shape for shape in shapes)
+    assert any("replay" in shape for shape in shapes)
+
+
+def test_a_server_that_ignores_undocumented_filters_and_shifts_pages(tmp_path, caplog):
+    """`is_archived` on SMS templates is ignored (both variants list every template), so are
+    `date_created__gte` on activities and `lead_id` on contacts; every page repeats the
+    previous page's last objects. Full loads through the lists and the export, then rounds of
+    run shapes: never a key twice, every table equal."""
+    org = generate_org(seed=82, leads=14)
+    templates = len(org.all("sms_template"))
+    with FakeClose(org, undocumented_filters="ignore", page_overlap=2,
+                   page_caps={"/activity/note/": 5, "/contact/": 4}) as fake:
+        pipeline = sync(fake, tmp_path, full_load="lists", max_skip=40)
+        assert rows(pipeline, "SELECT count(*) FROM close.sms_templates") == [(templates,)]
+        assert not duplicate_keys(pipeline)
+        assert not every_table_mismatches(org, pipeline)
+        assert "the filter is ignored here" in caplog.text
+        assert "more than once" in caplog.text
+        run_rounds(org, fake, tmp_path, 82, 4, pipeline)
+        sync(fake, tmp_path, pipeline=pipeline, full_refresh=True)  # the export this time
+    assert not every_table_mismatches(org, pipeline)
+
+
+def test_a_subset_run_reads_the_log_once_and_writes_only_its_tables(tmp_path):
+    org = generate_org(seed=83, leads=10)
+    with FakeClose(org) as fake:
+        pipeline = sync(fake, tmp_path)
+        before = dict(rows(pipeline, "SELECT id, display_name FROM close.leads"))
+        org.advance(timedelta(minutes=10))
+        random_changes(org, random.Random(83), 40, step=timedelta(seconds=5))
+        org.advance(timedelta(seconds=30))
+        first = len(fake.requests)
+        sync(fake, tmp_path, pipeline=pipeline, resources=["opportunities", "calls"])
+        requests = fake.requests[first:]
+        assert not any(r.endpoint == "/export/lead/" for r in requests)
+        windows = [r for r in requests if r.endpoint == "/event/" and "_cursor" not in r.params]
+        assert len({r.params.get("date_updated__gte") for r in windows}) == 1
+        assert not every_table_mismatches(org, pipeline, tables=["opportunities", "calls"])
+        assert dict(rows(pipeline, "SELECT id, display_name FROM close.leads")) == before
+        marks = pipeline.state["sources"]["close"]["tables"]
+        assert marks["calls"]["watermark"] != marks["leads"]["watermark"]
+        sync(fake, tmp_path, pipeline=pipeline)  # every table: leads catch up from their own
+    assert not every_table_mismatches(org, pipeline)
+
+
+def test_tables_first_selected_or_paused_too_long_are_loaded_by_themselves(tmp_path, caplog):
+    org = generate_org(seed=84, leads=8)
+    rng = random.Random(84)
+
+    def changes() -> None:
+        org.advance(timedelta(minutes=10))
+        random_changes(org, rng, 20, step=timedelta(seconds=5))
+        org.advance(timedelta(seconds=30))
+
+    def export_jobs() -> int:
+        return sum(1 for r in fake.requests if r.endpoint == "/export/lead/")
+
+    with FakeClose(org) as fake:
+        pipeline = sync(fake, tmp_path, resources=["leads"])
+        changes()
+        sync(fake, tmp_path, pipeline=pipeline, resources=["leads", "notes"])
+        assert export_jobs() == 2  # notes, first selected: read in full, leads from the log
+        assert not every_table_mismatches(org, pipeline, tables=["leads", "notes"])
+        org.advance(timedelta(days=20))
+        changes()
+        sync(fake, tmp_path, pipeline=pipeline, resources=["leads"])
+        org.advance(timedelta(days=10))  # notes last synced 30 days ago, leads 10
+        changes()
+        sync(fake, tmp_path, pipeline=pipeline, resources=["leads", "notes"])
+        assert export_jobs() == 3
+        assert "notes was last synced" in caplog.text and "leads was last" not in caplog.text
+        assert not every_table_mismatches(org, pipeline, tables=["leads", "notes"])
