@@ -21,6 +21,7 @@ from close_source.catalog import CATALOG, unknown_tables
 from close_source.errors import ConfigError
 from close_source.incremental import STATE_KEY as EVENTS_STATE_KEY
 from close_source.incremental import Watermark
+from close_source.run_lock import run_lock
 from close_source.sync import (
     DATASET_NAME,
     PIPELINE_NAME,
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.command(args) or 0)
     except Exception as exc:  # noqa: BLE001 - mapped to one line when it is the user's to fix
-        message = user_error_message(exc)
+        message = user_error_message(exc, getattr(args, "pipeline", None))
         if message is None:
             raise
         print(f"close-sync: {message}", file=sys.stderr)
@@ -56,23 +57,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name)
-    source = close_source(**_source_args(tables, args.full_load),
-                          **({"sync_mode": "refresh"} if args.full_refresh else {}))
+    pipeline = _pipeline(args)
     started = time.monotonic()
-    run_sync(pipeline, source, full_refresh=args.full_refresh)
+    with run_lock(pipeline):  # before the source reads state and the warehouse
+        source = close_source(**_source_args(tables, args.full_load),
+                              **({"sync_mode": "refresh"} if args.full_refresh else {}))
+        run_sync(pipeline, source, full_refresh=args.full_refresh)
     _print_summary(pipeline, time.monotonic() - started)
     return 0
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name)
+    pipeline = _pipeline(args)
     output = Path(args.output).resolve()
-    source = close_source(backup_dir=str(output), sync_mode="full",
-                          **_source_args(tables, "export"))
     started = time.monotonic()
-    run_sync(pipeline, source)
+    with run_lock(pipeline):
+        source = close_source(backup_dir=str(output), sync_mode="full",
+                              **_source_args(tables, "export"))
+        run_sync(pipeline, source)
     _print_summary(pipeline, time.monotonic() - started)
     print(f"\nBackup (raw export file + manifest) in {output}")
     return 0
@@ -89,7 +92,7 @@ def _source_args(tables: list[str], full_load: str | None) -> dict[str, object]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name, progress=False)
+    pipeline = _pipeline(args, progress=False)
     trace = pipeline.last_trace
     if trace is None and not pipeline.default_schema_name:
         print(f"No sync has run yet for pipeline {args.pipeline_name!r} "
@@ -150,6 +153,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---- helpers --------------------------------------------------------------------------------
+
+
+def _pipeline(args: argparse.Namespace, progress: bool = True) -> dlt.Pipeline:
+    """The command's pipeline, kept in `args` so an error message can name its files."""
+    args.pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name,
+                                  progress=progress)
+    return args.pipeline  # type: ignore[no-any-return]
 
 
 def _resource_list(raw: str | None) -> list[str]:

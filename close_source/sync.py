@@ -14,6 +14,8 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 
+from close_source.run_lock import run_lock
+
 PIPELINE_NAME = "close_crm"
 DATASET_NAME = "close"
 
@@ -86,22 +88,24 @@ def make_pipeline(
 
 
 def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = False) -> LoadInfo:
-    """Extract, normalize and load; `full_refresh` drops the selected tables and reloads them.
+    """Extract, normalize and load under the run lock; `full_refresh` drops the selected
+    tables and reloads them.
 
     A run that died after extracting left a load package behind (its state, the Event Log
     watermark among it, is already the pipeline's): it is loaded first, then this run reads on.
     dlt alone would load it and skip this run's data.
     """
-    if pipeline.has_pending_data:
-        progress_log.warning("an earlier run stopped before its data was loaded; loading it "
-                             "first")
-        pipeline.normalize()
-        pipeline.load()
-    return pipeline.run(
-        source,
-        loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
-        refresh="drop_resources" if full_refresh else None,
-    )
+    with run_lock(pipeline):
+        if pipeline.has_pending_data:
+            progress_log.warning("an earlier run stopped before its data was loaded; loading "
+                                 "it first")
+            pipeline.normalize()
+            pipeline.load()
+        return pipeline.run(
+            source,
+            loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
+            refresh="drop_resources" if full_refresh else None,
+        )
 
 
 def table_counts(pipeline: dlt.Pipeline) -> dict[str, int]:

@@ -24,9 +24,15 @@ _SECRETS = (
 )
 
 
-def user_error_message(exc: BaseException) -> str | None:
-    """The one-line message for a user error anywhere in the exception chain, else None."""
+def user_error_message(exc: BaseException, pipeline: Any = None) -> str | None:
+    """The one-line message for a user error anywhere in the exception chain, else None.
+
+    `pipeline` (when the command made one) names the destination.
+    """
     causes = list(_chain(exc))
+    failed = next((c for c in causes if isinstance(c, PipelineStepFailed)), None)
+    if failed is not None:
+        pipeline = failed.pipeline
     for cause in causes:  # the precise causes first, wherever they are in the chain
         if isinstance(cause, CloseSyncError):
             return str(cause)
@@ -38,7 +44,7 @@ def user_error_message(exc: BaseException) -> str | None:
     for cause in causes:
         if isinstance(cause, PipelineStepFailed) and cause.step == "sync" or \
                 isinstance(cause, DestinationConnectionError):
-            return _unreachable_destination(exc)
+            return _unreachable_destination(exc, pipeline)
     return None
 
 
@@ -69,12 +75,11 @@ def _destination_section(traces: Any) -> str | None:
     return None
 
 
-def _unreachable_destination(exc: BaseException) -> str:
+def _unreachable_destination(exc: BaseException, pipeline: Any) -> str:
     """The driver's first line (what failed, where), without any password in it."""
-    failed = next((c for c in _chain(exc) if isinstance(c, PipelineStepFailed)), None)
     name = "the"
-    if failed is not None and failed.pipeline.destination is not None:
-        name = failed.pipeline.destination.destination_name
+    if pipeline is not None and pipeline.destination is not None:
+        name = pipeline.destination.destination_name
     root = list(_chain(exc))[-1]
     detail = next((line.strip() for line in str(root).splitlines() if line.strip()),
                   type(root).__name__)
