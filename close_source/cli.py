@@ -25,6 +25,7 @@ from close_source.run_lock import run_lock
 from close_source.sync import (
     DATASET_NAME,
     PIPELINE_NAME,
+    duckdb_destination,
     make_pipeline,
     run_sync,
     table_counts,
@@ -123,7 +124,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Starting a fake Close organisation ({args.leads} leads) on loopback...")
     org = generate_org(seed=args.seed, leads=args.leads)
     with FakeClose(org) as fake:
-        pipeline = make_pipeline(None, DATASET_NAME, DEMO_PIPELINE, progress=False)
+        # its own file, wherever DESTINATION__DUCKDB__CREDENTIALS points the real syncs
+        destination = duckdb_destination(Path.cwd() / f"{DEMO_PIPELINE}.duckdb")
+        pipeline = make_pipeline(destination, DATASET_NAME, DEMO_PIPELINE, progress=False)
         source = close_source(api_key=fake.api_key, base_url=fake.base_url,
                               export_poll_interval=0.2, sync_mode="refresh")
         started = time.monotonic()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import dlt
@@ -15,7 +14,6 @@ from dlt.common.configuration.specs.pluggable_run_context import PluggableRunCon
 from dlt.common.pipeline import LoadInfo
 from dlt.common.schema.utils import get_write_disposition
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 
 from close_source.run_lock import run_lock
@@ -31,19 +29,26 @@ progress_log = logging.getLogger("close_sync.progress")
 DUCKDB_LOAD_CONFIG = {"memory_limit": "128MB", "threads": 1}
 
 
-def duckdb_destination(path: str | Path) -> Any:
-    credentials = DuckDbCredentials(str(path), global_config=dict(DUCKDB_LOAD_CONFIG))
-    return dlt.destinations.duckdb(credentials)
+def duckdb_destination(path: str | os.PathLike[str] | None = None) -> Any:
+    """DuckDB at `path`; without one, where dlt's configuration says
+    (`DESTINATION__DUCKDB__CREDENTIALS`, `[destination.duckdb] credentials`), by default
+    `<pipeline name>.duckdb` in the working directory.
 
-
-def destination_for(name: Any, pipeline_name: str) -> Any:
-    """DuckDB by default: `<pipeline>.duckdb` in the working directory.
-
-    The file is named after the pipeline, not the dataset: a DuckDB file named like its dataset
-    makes `close.leads` ambiguous (Binder Error: Ambiguous reference to catalog or schema).
+    Credentials given as a mapping hold only the loading connection's settings: dlt takes the
+    database from its configuration for the fields the mapping leaves out. The file is named
+    after the pipeline, not the dataset: a DuckDB file named like its dataset makes
+    `close.leads` ambiguous (Binder Error: Ambiguous reference to catalog or schema).
     """
+    credentials: dict[str, Any] = {"global_config": dict(DUCKDB_LOAD_CONFIG)}
+    if path is not None:
+        credentials["database"] = str(path)
+    return dlt.destinations.duckdb(credentials=credentials)
+
+
+def destination_for(name: Any) -> Any:
+    """DuckDB by default; any other dlt destination by name or factory."""
     if name is None or name in ("", "duckdb"):
-        return duckdb_destination(Path.cwd() / f"{pipeline_name}.duckdb")
+        return duckdb_destination()
     return name
 
 
@@ -119,7 +124,7 @@ def make_pipeline(
     kwargs: dict[str, Any] = {"progress": collector} if collector else {}
     return dlt.pipeline(
         pipeline_name=pipeline_name,
-        destination=destination_for(destination, pipeline_name),
+        destination=destination_for(destination),
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,
         **kwargs,
