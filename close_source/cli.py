@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -197,6 +198,17 @@ def _configure_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     for name in ("close_source", "close_sync"):
         logging.getLogger(name).setLevel(level)
+    if not verbose:
+        logging.getLogger("dlt").addFilter(_LoaderRetries())
+
+
+class _LoaderRetries(logging.Filter):
+    """dlt logs every failed attempt of a load job with its traceback (a full disk: 55 of
+    them); the run's outcome is our one line, so without `-v` these stay out of stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_loader = f"{os.sep}dlt{os.sep}load{os.sep}" in record.pathname
+        return not record.exc_info and not (from_loader and record.levelno >= logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -67,6 +67,26 @@ def pipeline_of(workdir: Path, dsn: str | None) -> dlt.Pipeline:
                          pipelines_dir=str(workdir / "dlt_data" / "pipelines"))
 
 
+def close_sync(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`close-sync ARGS` run to its end in `cwd`, with only the given Close settings."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    environment.update(DLT_DATA_DIR=str(cwd / "dlt_data"), RUNTIME__DLTHUB_TELEMETRY="false")
+    environment.update(env)
+    return subprocess.run([sys.executable, "-m", "close_source.cli", *args], cwd=cwd,
+                          env=environment, capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_user_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """Exit code 2, no traceback, one `close-sync: ` line holding every needle; returns it."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("close-sync: ")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
 def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str] | None,
                what: str, timeout: float = 240) -> None:
     """Poll `condition` (a fact about the run, not a duration) until it holds."""
