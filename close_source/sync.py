@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import suppress
 from typing import Any
 
 import dlt
@@ -86,6 +87,23 @@ def _register_defaults() -> None:
         dlt.config.register_provider(_Defaults())
 
 
+def _import_lazy_modules() -> None:
+    """Import in the main thread what the extract's worker threads would import on first use.
+
+    dlt runs parallelized resources in a thread pool; the first `pa.array` in a worker imports
+    pandas (pyarrow's pandas shim) and `pyarrow.pandas_compat`, date parsing `_strptime`, and a
+    second thread meeting the half-imported module fails with "partially initialized module
+    'pandas' has no attribute 'DataFrame'". Found by recording the imports made outside the
+    main thread during a full sync (tests/test_lazy_imports.py).
+    """
+    import _strptime  # noqa: F401
+    import zoneinfo  # noqa: F401
+
+    with suppress(ImportError):
+        import pandas  # noqa: F401
+    pa.array([0])  # initialises pyarrow's pandas shim, importing pyarrow.pandas_compat
+
+
 # Loader file format per destination type; others get dlt's default for them.
 LOADER_FILE_FORMATS = {
     # ~20x faster and far less memory than dlt's default insert_values (bench/)
@@ -115,6 +133,7 @@ def make_pipeline(
 ) -> dlt.Pipeline:
     # Arrow's default allocator keeps freed memory; the system one gives it back (bench/)
     pa.set_memory_pool(pa.system_memory_pool())
+    _import_lazy_modules()
     _register_defaults()
     os.environ.setdefault("LOAD__WORKERS", "2")  # parallel load jobs multiply memory, not speed
     collector: Any = (

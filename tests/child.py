@@ -7,14 +7,21 @@ close_source, so the code under test runs as it does for a user:
   a data table of the dataset itself (not staging) ran, before anything commits it.
 - `kill-after-commit`: SIGKILL the process when the destination has committed the first load
   job of table `CLOSE_TEST_TABLE`, before dlt records that the job completed.
+- `import-spy`: record every module first imported outside the main thread; the names are
+  written to `CLOSE_TEST_IMPORTS` when the run ends.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import re
 import signal
 import sys
+import threading
+from importlib.abc import MetaPathFinder
+from pathlib import Path
 from typing import Any
 
 
@@ -52,7 +59,24 @@ def kill_after_commit() -> None:
     PackageStorage.save_pending_transition = save_pending_transition  # type: ignore[method-assign]
 
 
-HOOKS = {"kill-in-replace": kill_in_replace, "kill-after-commit": kill_after_commit}
+def import_spy() -> None:
+    main = threading.main_thread()
+    imported: dict[str, str] = {}
+
+    class Spy(MetaPathFinder):
+        def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+            thread = threading.current_thread()
+            if thread is not main and name not in sys.modules:
+                imported.setdefault(name, thread.name)
+            return None
+
+    sys.meta_path.insert(0, Spy())
+    target = Path(os.environ["CLOSE_TEST_IMPORTS"])
+    atexit.register(lambda: target.write_text(json.dumps(imported)))
+
+
+HOOKS = {"kill-in-replace": kill_in_replace, "kill-after-commit": kill_after_commit,
+         "import-spy": import_spy}
 
 if __name__ == "__main__":
     HOOKS[sys.argv[1]]()
