@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -20,9 +21,11 @@ from close_source import close_source
 from close_source import state as st
 from close_source.catalog import CATALOG, unknown_tables
 from close_source.errors import ConfigError
+from close_source.run_lock import run_lock
 from close_source.sync import (
     DATASET_NAME,
     PIPELINE_NAME,
+    duckdb_destination,
     make_pipeline,
     run_sync,
     table_counts,
@@ -43,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.command(args) or 0)
     except Exception as exc:  # noqa: BLE001 - mapped to one line when it is the user's to fix
-        message = user_error_message(exc)
+        message = user_error_message(exc, getattr(args, "pipeline", None))
         if message is None:
             raise
         print(f"close-sync: {message}", file=sys.stderr)
@@ -55,23 +58,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name)
-    source = close_source(**_source_args(tables, args.full_load),
-                          **({"sync_mode": "refresh"} if args.full_refresh else {}))
+    pipeline = _pipeline(args)
     started = time.monotonic()
-    run_sync(pipeline, source, full_refresh=args.full_refresh)
+    with run_lock(pipeline):  # before the source reads state and the warehouse
+        source = close_source(**_source_args(tables, args.full_load),
+                              **({"sync_mode": "refresh"} if args.full_refresh else {}))
+        run_sync(pipeline, source, full_refresh=args.full_refresh)
     _print_summary(pipeline, time.monotonic() - started)
     return 0
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name)
+    pipeline = _pipeline(args)
     output = Path(args.output).resolve()
-    source = close_source(backup_dir=str(output), sync_mode="full",
-                          **_source_args(tables, "export"))
     started = time.monotonic()
-    run_sync(pipeline, source)
+    with run_lock(pipeline):
+        source = close_source(backup_dir=str(output), sync_mode="full",
+                              **_source_args(tables, "export"))
+        run_sync(pipeline, source)
     _print_summary(pipeline, time.monotonic() - started)
     print(f"\nBackup (raw export file + manifest) in {output}")
     return 0
@@ -88,7 +93,7 @@ def _source_args(tables: list[str], full_load: str | None) -> dict[str, object]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name, progress=False)
+    pipeline = _pipeline(args, progress=False)
     trace = pipeline.last_trace
     if trace is None and not pipeline.default_schema_name:
         print(f"No sync has run yet for pipeline {args.pipeline_name!r} "
@@ -113,7 +118,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Starting a fake Close organisation ({args.leads} leads) on loopback...")
     org = generate_org(seed=args.seed, leads=args.leads)
     with FakeClose(org) as fake:
-        pipeline = make_pipeline(None, DATASET_NAME, DEMO_PIPELINE, progress=False)
+        # its own file, wherever DESTINATION__DUCKDB__CREDENTIALS points the real syncs
+        destination = duckdb_destination(Path.cwd() / f"{DEMO_PIPELINE}.duckdb")
+        pipeline = make_pipeline(destination, DATASET_NAME, DEMO_PIPELINE, progress=False)
         source = close_source(api_key=fake.api_key, base_url=fake.base_url,
                               export_poll_interval=0.2, sync_mode="refresh")
         started = time.monotonic()
@@ -143,6 +150,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---- helpers --------------------------------------------------------------------------------
+
+
+def _pipeline(args: argparse.Namespace, progress: bool = True) -> dlt.Pipeline:
+    """The command's pipeline, kept in `args` so an error message can name its files."""
+    args.pipeline = make_pipeline(args.destination, args.dataset, args.pipeline_name,
+                                  progress=progress)
+    return args.pipeline  # type: ignore[no-any-return]
 
 
 def _resource_list(raw: str | None) -> list[str]:
@@ -193,6 +207,17 @@ def _configure_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     for name in ("close_source", "close_sync"):
         logging.getLogger(name).setLevel(level)
+    if not verbose:
+        logging.getLogger("dlt").addFilter(_LoaderRetries())
+
+
+class _LoaderRetries(logging.Filter):
+    """dlt logs every failed attempt of a load job with its traceback (a full disk: 55 of
+    them); the run's outcome is our one line, so without `-v` these stay out of stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_loader = f"{os.sep}dlt{os.sep}load{os.sep}" in record.pathname
+        return not record.exc_info and not (from_loader and record.levelno >= logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:

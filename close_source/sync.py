@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
+from contextlib import suppress
 from typing import Any
 
 import dlt
 import pyarrow as pa
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.providers import DictionaryProvider
+from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from dlt.common.pipeline import LoadInfo
+from dlt.common.schema.utils import get_write_disposition
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
+
+from close_source.run_lock import run_lock
 
 PIPELINE_NAME = "close_crm"
 DATASET_NAME = "close"
@@ -25,20 +30,78 @@ progress_log = logging.getLogger("close_sync.progress")
 DUCKDB_LOAD_CONFIG = {"memory_limit": "128MB", "threads": 1}
 
 
-def duckdb_destination(path: str | Path) -> Any:
-    credentials = DuckDbCredentials(str(path), global_config=dict(DUCKDB_LOAD_CONFIG))
-    return dlt.destinations.duckdb(credentials)
+def duckdb_destination(path: str | os.PathLike[str] | None = None) -> Any:
+    """DuckDB at `path`; without one, where dlt's configuration says
+    (`DESTINATION__DUCKDB__CREDENTIALS`, `[destination.duckdb] credentials`), by default
+    `<pipeline name>.duckdb` in the working directory.
 
-
-def destination_for(name: Any, pipeline_name: str) -> Any:
-    """DuckDB by default: `<pipeline>.duckdb` in the working directory.
-
-    The file is named after the pipeline, not the dataset: a DuckDB file named like its dataset
-    makes `close.leads` ambiguous (Binder Error: Ambiguous reference to catalog or schema).
+    Credentials given as a mapping hold only the loading connection's settings: dlt takes the
+    database from its configuration for the fields the mapping leaves out. The file is named
+    after the pipeline, not the dataset: a DuckDB file named like its dataset makes
+    `close.leads` ambiguous (Binder Error: Ambiguous reference to catalog or schema).
     """
+    credentials: dict[str, Any] = {"global_config": dict(DUCKDB_LOAD_CONFIG)}
+    if path is not None:
+        credentials["database"] = str(path)
+    return dlt.destinations.duckdb(credentials=credentials)
+
+
+def destination_for(name: Any) -> Any:
+    """DuckDB by default; any other dlt destination by name or factory."""
     if name is None or name in ("", "duckdb"):
-        return duckdb_destination(Path.cwd() / f"{pipeline_name}.duckdb")
+        return duckdb_destination()
     return name
+
+
+class _Defaults(DictionaryProvider):
+    """Our defaults for dlt settings, consulted after every other provider (environment,
+    .dlt/*.toml), so a user's own setting wins.
+
+    `insert-from-staging`: a table replaced in full is loaded into the staging dataset first
+    and swapped in with one transaction (delete + insert), so readers see it as before or as
+    after, never half-loaded; dlt's default, `truncate-and-insert`, empties it when the load
+    begins. Merges go through staging on every SQL destination anyway. Staging tables are
+    emptied once a load is complete, so they do not keep a second copy of the data.
+    """
+
+    NAME = "close-sync defaults"
+
+    def __init__(self) -> None:
+        super().__init__()
+        staged = {"replace_strategy": "insert-from-staging"}
+        self._config_doc = {"destination": {"duckdb": dict(staged), "postgres": dict(staged)},
+                            "load": {"truncate_staging_dataset": True}}
+
+    @property
+    def name(self) -> str:
+        return self.NAME
+
+    @property
+    def supports_secrets(self) -> bool:
+        return False
+
+
+def _register_defaults() -> None:
+    providers = Container()[PluggableRunContext].providers
+    if _Defaults.NAME not in providers:
+        dlt.config.register_provider(_Defaults())
+
+
+def _import_lazy_modules() -> None:
+    """Import in the main thread what the extract's worker threads would import on first use.
+
+    dlt runs parallelized resources in a thread pool; the first `pa.array` in a worker imports
+    pandas (pyarrow's pandas shim) and `pyarrow.pandas_compat`, date parsing `_strptime`, and a
+    second thread meeting the half-imported module fails with "partially initialized module
+    'pandas' has no attribute 'DataFrame'". Found by recording the imports made outside the
+    main thread during a full sync (tests/test_lazy_imports.py).
+    """
+    import _strptime  # noqa: F401
+    import zoneinfo  # noqa: F401
+
+    with suppress(ImportError):
+        import pandas  # noqa: F401
+    pa.array([0])  # initialises pyarrow's pandas shim, importing pyarrow.pandas_compat
 
 
 # Loader file format per destination type; others get dlt's default for them.
@@ -70,6 +133,8 @@ def make_pipeline(
 ) -> dlt.Pipeline:
     # Arrow's default allocator keeps freed memory; the system one gives it back (bench/)
     pa.set_memory_pool(pa.system_memory_pool())
+    _import_lazy_modules()
+    _register_defaults()
     os.environ.setdefault("LOAD__WORKERS", "2")  # parallel load jobs multiply memory, not speed
     collector: Any = (
         dlt.progress.log(log_period=5.0, logger=progress_log, dump_system_stats=False)
@@ -78,7 +143,7 @@ def make_pipeline(
     kwargs: dict[str, Any] = {"progress": collector} if collector else {}
     return dlt.pipeline(
         pipeline_name=pipeline_name,
-        destination=destination_for(destination, pipeline_name),
+        destination=destination_for(destination),
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,
         **kwargs,
@@ -86,22 +151,64 @@ def make_pipeline(
 
 
 def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = False) -> LoadInfo:
-    """Extract, normalize and load; `full_refresh` drops the selected tables and reloads them.
+    """Extract, normalize and load under the run lock; `full_refresh` drops the selected
+    tables and reloads them.
 
     A run that died after extracting left a load package behind (its state, the Event Log
     watermark among it, is already the pipeline's): it is loaded first, then this run reads on.
     dlt alone would load it and skip this run's data.
     """
-    if pipeline.has_pending_data:
-        progress_log.warning("an earlier run stopped before its data was loaded; loading it "
-                             "first")
-        pipeline.normalize()
-        pipeline.load()
-    return pipeline.run(
-        source,
-        loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
-        refresh="drop_resources" if full_refresh else None,
-    )
+    with run_lock(pipeline):
+        if pipeline.has_pending_data:
+            progress_log.warning("an earlier run stopped before its data was loaded; loading "
+                                 "it first")
+            pipeline.normalize()
+            for load_id in pipeline.list_normalized_load_packages():
+                restart_partial_load(pipeline, load_id)
+            pipeline.load()
+        return pipeline.run(
+            source,
+            loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
+            refresh="drop_resources" if full_refresh else None,
+        )
+
+
+def restart_partial_load(pipeline: dlt.Pipeline, load_id: str) -> bool:
+    """Make the load of a package that an earlier run began load it again from the start, so
+    nothing is loaded twice; True if it had begun.
+
+    dlt records a job's completion in the package after the destination committed it; a run
+    that died (or hit a full disk) in between leaves the job in `started_jobs`, and the next
+    load runs it again. It does not re-initialise the package either (staging tables are
+    truncated only when its schema update is applied), so the rows land twice in staging and
+    from there in the table. Here every job of a replaced or merged table goes back to
+    `new_jobs`, their follow-up SQL jobs are dropped (dlt creates them again when a table chain
+    completes), and the schema update is restored so dlt initialises the package again:
+    staging tables emptied, truncate-and-insert tables truncated. Re-running the follow-ups is
+    idempotent: a replace swaps in the staging rows, a delete-insert merge deletes their keys
+    first. Append jobs (dlt's state row) are left to dlt.
+    """
+    packages = pipeline._get_load_storage().normalized_packages  # noqa: SLF001 - dlt's own
+    if packages.get_schema_update_file(load_id) is not None or packages.has_abort_flag(load_id):
+        return False  # never initialised: dlt loads it from the start anyway
+    tables = packages.load_schema(load_id).tables
+    moved = 0
+    for state, job in packages.list_all_jobs_with_states(load_id):
+        name = job.file_name()
+        if job.file_format == "sql":
+            packages.storage.delete(packages.get_job_file_path(load_id, state, name))
+        elif state != "new_jobs" and job.table_name in tables and \
+                get_write_disposition(tables, job.table_name) in ("replace", "merge"):
+            packages.storage.atomic_rename(packages.get_job_file_path(load_id, state, name),
+                                           packages.get_job_file_path(load_id, "new_jobs", name))
+            moved += 1
+        else:
+            continue
+        packages.clear_pending_transition(load_id, name)
+    packages.save_schema_updates(load_id, packages.get_load_package_info(load_id).schema_update)
+    progress_log.warning("load package %s was partly loaded: loading its %d started or "
+                         "finished jobs again from a fresh staging dataset", load_id, moved)
+    return True
 
 
 def table_counts(pipeline: dlt.Pipeline) -> dict[str, int]:

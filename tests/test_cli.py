@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import base64
-import os
 import random
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from close_source.catalog import CATALOG
 from close_source.fake import FakeClose, Faults, generate_org, random_changes
+from tests.cli_runs import assert_one_line_user_error, close_sync
 
 SECRET = "api_S3cr3t_do_not_leak_4f1d2c3b"
-
-
-def close_sync(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
-    environment.update(DLT_DATA_DIR=str(cwd / "dlt_data"), RUNTIME__DLTHUB_TELEMETRY="false",
-                       **env)
-    return subprocess.run([sys.executable, "-m", "close_source.cli", *args], cwd=cwd,
-                          env=environment, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +28,6 @@ def fake():
 def _env(fake: FakeClose, key: str = SECRET) -> dict[str, str]:
     return {"SOURCES__CLOSE__API_KEY": key, "SOURCES__CLOSE__BASE_URL": fake.base_url,
             "SOURCES__CLOSE__EXPORT_POLL_INTERVAL": "0.02"}
-
-
-def assert_one_line_user_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("close-sync: ")]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0]
 
 
 def test_bad_key_exits_2_with_the_setting_to_fix(fake, tmp_path):

@@ -9,13 +9,10 @@ import os
 import random
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-import dlt
 import psycopg2
 import pytest
 
@@ -23,52 +20,17 @@ from close_source.fake import FakeClose, FakeOrg, RequestRecord, generate_org
 from close_source.fake import changes as c
 from close_source.fake import org as o
 from close_source.fake.churn import random_changes
-from close_source.sync import PIPELINE_NAME, make_pipeline
+from close_source.sync import PIPELINE_NAME
+from tests.cli_runs import (
+    KEY,
+    output,
+    pipeline_of,
+    run_to_the_end,
+    sessions_waiting_on_a_lock,
+    start_run,
+    wait_until,
+)
 from tests.invariant import every_table_mismatches
-
-KEY = "api_killed_run_test_key"
-
-
-def start_run(workdir: Path, fake: FakeClose, dsn: str | None) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION"))}
-    env.update(DLT_DATA_DIR=str(workdir / "dlt_data"), RUNTIME__DLTHUB_TELEMETRY="false",
-               SOURCES__CLOSE__API_KEY=KEY, SOURCES__CLOSE__BASE_URL=fake.base_url,
-               SOURCES__CLOSE__EXPORT_POLL_INTERVAL="0.02")
-    args = ["run"]
-    if dsn is not None:
-        env["DESTINATION__POSTGRES__CREDENTIALS"] = dsn
-        args += ["--destination", "postgres"]
-    # output to a file: a pipe nobody reads while the test waits would block the run
-    log = open(workdir / "run.log", "a")  # noqa: SIM115 - the child process owns it
-    return subprocess.Popen([sys.executable, "-m", "close_source.cli", *args], cwd=workdir,
-                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-
-
-def output(workdir: Path) -> str:
-    return (workdir / "run.log").read_text()[-3000:]
-
-
-def run_to_the_end(workdir: Path, fake: FakeClose, dsn: str | None) -> None:
-    process = start_run(workdir, fake, dsn)
-    process.wait(timeout=300)
-    assert process.returncode == 0, output(workdir)
-
-
-def pipeline_of(workdir: Path, dsn: str | None) -> dlt.Pipeline:
-    """The CLI's pipeline, opened in this process to read what it loaded."""
-    os.environ["DLT_DATA_DIR"] = str(workdir / "dlt_data")
-    try:
-        destination = dlt.destinations.postgres(dsn) if dsn else None
-        cwd = os.getcwd()
-        os.chdir(workdir)  # the DuckDB file lies in the working directory of the run
-        try:
-            pipeline = make_pipeline(destination, progress=False,
-                                     pipelines_dir=str(workdir / "dlt_data" / "pipelines"))
-        finally:
-            os.chdir(cwd)
-        return pipeline
-    finally:
-        del os.environ["DLT_DATA_DIR"]
 
 
 def changed(org: FakeOrg, seed: int) -> None:
@@ -143,20 +105,8 @@ def test_killed_while_loading(postgres_server, tmp_path: Path):
 
 def _wait_for_a_blocked_loader(dsn: str, process: subprocess.Popen[str], workdir: Path) -> None:
     """Until a session of this database waits on our lock (a condition, not a fixed sleep)."""
-    deadline = time.monotonic() + 240
-    watcher = psycopg2.connect(dsn)
-    # each query its own transaction: pg_stat_activity is a snapshot per transaction (and
-    # `with connection` would open one even in autocommit mode)
-    watcher.autocommit = True
     try:
-        with watcher.cursor() as cursor:
-            while time.monotonic() < deadline:
-                assert process.poll() is None, output(workdir)
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                               "current_database() AND wait_event_type = 'Lock'")
-                if cursor.fetchone()[0]:
-                    return
-                time.sleep(0.05)
-    finally:
-        watcher.close()
-    pytest.fail(f"the loader never reached the locked table: {output(workdir)}")
+        wait_until(lambda: bool(sessions_waiting_on_a_lock(dsn)), process,
+                   "the loader reached the locked table")
+    except AssertionError as failure:
+        pytest.fail(f"{failure}: {output(workdir)}")

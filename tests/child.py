@@ -1,0 +1,85 @@
+"""`python -m tests.child HOOK ARGS...`: `close-sync ARGS...` with one fault or probe in dlt.
+
+The faults patch dlt's layers (its DuckDB SQL client, its load package storage), never
+close_source, so the code under test runs as it does for a user:
+
+- `kill-in-replace`: SIGKILL the process right after the first statement that writes rows into
+  a data table of the dataset itself (not staging) ran, before anything commits it.
+- `kill-after-commit`: SIGKILL the process when the destination has committed the first load
+  job of table `CLOSE_TEST_TABLE`, before dlt records that the job completed.
+- `import-spy`: record every module first imported outside the main thread; the names are
+  written to `CLOSE_TEST_IMPORTS` when the run ends.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import signal
+import sys
+import threading
+from importlib.abc import MetaPathFinder
+from pathlib import Path
+from typing import Any
+
+
+def _kill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_in_replace() -> None:
+    from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+
+    writes = re.compile(r'INSERT INTO (?:"[^"]+"\.)?"close"\."(?!_dlt)', re.IGNORECASE)
+    original = DuckDbSqlClient.execute_sql
+
+    def execute_sql(self: Any, sql: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, sql, *args, **kwargs)
+        if isinstance(sql, str) and writes.search(sql):
+            _kill()
+        return result
+
+    DuckDbSqlClient.execute_sql = execute_sql  # type: ignore[method-assign]
+
+
+def kill_after_commit() -> None:
+    from dlt.common.storages.load_package import PackageStorage
+
+    table = os.environ["CLOSE_TEST_TABLE"]
+    original = PackageStorage.save_pending_transition
+
+    def save_pending_transition(self: Any, load_id: str, file_name: str, state: str,
+                                failed_message: str | None = None) -> None:
+        if state == "completed" and file_name.startswith(f"{table}."):
+            _kill()
+        original(self, load_id, file_name, state, failed_message)
+
+    PackageStorage.save_pending_transition = save_pending_transition  # type: ignore[method-assign]
+
+
+def import_spy() -> None:
+    main = threading.main_thread()
+    imported: dict[str, str] = {}
+
+    class Spy(MetaPathFinder):
+        def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+            thread = threading.current_thread()
+            if thread is not main and name not in sys.modules:
+                imported.setdefault(name, thread.name)
+            return None
+
+    sys.meta_path.insert(0, Spy())
+    target = Path(os.environ["CLOSE_TEST_IMPORTS"])
+    atexit.register(lambda: target.write_text(json.dumps(imported)))
+
+
+HOOKS = {"kill-in-replace": kill_in_replace, "kill-after-commit": kill_after_commit,
+         "import-spy": import_spy}
+
+if __name__ == "__main__":
+    HOOKS[sys.argv[1]]()
+    from close_source.cli import main as cli
+
+    sys.exit(cli(sys.argv[2:]))

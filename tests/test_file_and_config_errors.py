@@ -1,0 +1,173 @@
+"""What the user can fix ends in one line naming it, exit code 2, no traceback: a DuckDB file
+another process holds, a PostgreSQL DSN without password, a read-only or full file system, an
+unwritable pipeline directory, a malformed `.dlt/*.toml`. None of them blames credentials that
+are present, and none echoes a secret. After a full disk, the next run with space completes
+the load and the tables are exact."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from close_source.fake import FakeClose, generate_org
+from close_source.run_lock import run_lock
+from close_source.sync import PIPELINE_NAME
+from tests.cli_runs import (
+    KEY,
+    assert_one_line_user_error,
+    close_sync,
+    pipeline_of,
+    run_env,
+)
+from tests.invariant import every_table_mismatches
+
+
+@contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Callable[[str], None]]:
+    """A small file system of its own at `path` (tmpfs); yields `remount(options)`."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
+                              str(path)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+
+    def remount(options: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
+
+    try:
+        yield remount
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def can_mount() -> bool:
+    return shutil.which("mount") is not None and os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeClose]:
+    with FakeClose(generate_org(seed=51, leads=8), api_key=KEY) as server:
+        yield server
+
+
+def run(cwd: Path, fake: FakeClose, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return close_sync(list(args or ["run"]), cwd, SOURCES__CLOSE__API_KEY=KEY,
+                      SOURCES__CLOSE__BASE_URL=fake.base_url,
+                      SOURCES__CLOSE__EXPORT_POLL_INTERVAL="0.02", **env)
+
+
+def test_duckdb_file_held_by_another_process(fake, tmp_path):
+    assert run(tmp_path, fake).returncode == 0
+    database = tmp_path / f"{PIPELINE_NAME}.duckdb"
+    with duckdb.connect(str(database)):  # this test process holds DuckDB's write lock
+        result = run(tmp_path, fake)
+    line = assert_one_line_user_error(result, f"the DuckDB file {database} is locked by another "
+                                              f"process (PID {os.getpid()})", "run lock")
+    assert "CREDENTIALS" not in line
+
+
+def test_status_while_a_run_holds_the_file_names_the_run(fake, tmp_path):
+    assert run(tmp_path, fake).returncode == 0
+    pipeline = pipeline_of(tmp_path, None)
+    with run_lock(pipeline), duckdb.connect(str(tmp_path / f"{PIPELINE_NAME}.duckdb")):
+        result = run(tmp_path, fake, "status")
+    assert_one_line_user_error(result, "is locked by another process",
+                               f"a close-sync run of pipeline {PIPELINE_NAME} is in progress "
+                               f"(pid {os.getpid()}, started ", "wait for it to finish")
+
+
+def test_postgres_dsn_without_a_password(fake, tmp_path, postgres_server):
+    dsn = postgres_server.dsn("postgres").replace(f":{postgres_server.password}@", "@")
+    result = run(tmp_path, fake, "run", "--destination", "postgres",
+                 DESTINATION__POSTGRES__CREDENTIALS=dsn)
+    line = assert_one_line_user_error(result, "the postgres credentials have no password",
+                                      "DESTINATION__POSTGRES__CREDENTIALS__PASSWORD")
+    assert "no credentials" not in line
+    assert postgres_server.password not in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not can_mount(), reason="needs root to mount a read-only file system")
+def test_read_only_working_directory(fake, tmp_path):
+    with tmpfs(tmp_path / "ro", "4m") as remount:
+        remount("ro")
+        result = run(tmp_path / "ro", fake, DLT_DATA_DIR=str(tmp_path / "dlt_data"))
+    line = assert_one_line_user_error(
+        result, f"cannot write {tmp_path / 'ro' / PIPELINE_NAME}.duckdb: read-only file system",
+        "the DuckDB file")
+    assert "CREDENTIALS" not in line
+
+
+@pytest.mark.skipif(not can_mount(), reason="needs root to mount a read-only file system")
+def test_unwritable_pipeline_directory(fake, tmp_path):
+    with tmpfs(tmp_path / "ro", "4m") as remount:
+        remount("ro")
+        result = run(tmp_path, fake, DLT_DATA_DIR=str(tmp_path / "ro" / "dlt"))
+    assert_one_line_user_error(result, f"cannot write {tmp_path / 'ro' / 'dlt'}: read-only "
+                                       "file system", "set DLT_DATA_DIR")
+
+
+@pytest.mark.parametrize(("name", "content", "where"), [
+    ("config.toml", '[sources.close]\ntimeout = 60\nmax_skip = = 3\n', "line 3 col 11"),
+    ("secrets.toml", '[sources.close]\napi_key = "api_unterminated\n', "line 2 col 27"),
+])
+def test_malformed_toml_names_the_file_and_line(fake, tmp_path, name, content, where):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / name).write_text(content)
+    result = run(tmp_path, fake)
+    line = assert_one_line_user_error(result, f"{tmp_path / '.dlt' / name} is not valid TOML",
+                                      where)
+    assert "api_unterminated" not in line
+
+
+def test_credentials_in_config_toml_say_where_they_belong(fake, tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        '[destination.duckdb]\ncredentials = "elsewhere.duckdb"\n')
+    assert_one_line_user_error(run(tmp_path, fake), "`destination.duckdb.credentials` is a "
+                                                    "secret", ".dlt/secrets.toml")
+
+
+def test_a_full_disk_exits_2_and_the_next_run_completes_the_load(tmp_path):
+    """Working directory and pipeline directory on a 2 MB file system: the load fills it. With
+    space again, the next run finishes that load (nothing twice) and reads on."""
+    org = generate_org(seed=52, leads=30)
+    small = tmp_path / "small"
+    with FakeClose(org, api_key=KEY) as fake:
+        if can_mount():
+            with tmpfs(small, "2m") as remount:
+                full = _run_in(small, fake)
+                remount("size=256m")
+                again = _run_in(small, fake)
+                tables = every_table_mismatches(org, pipeline_of(small, None))
+            reason = "no space left on device writing"
+        else:  # no mounts here: a file size limit gives EFBIG where a full disk gives ENOSPC
+            full = _run_in(small, fake, limit=600_000)
+            again = _run_in(small, fake)
+            tables = every_table_mismatches(org, pipeline_of(small, None))
+            reason = "file too large"
+    line = assert_one_line_user_error(full, reason, f"{small}", "run close-sync again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "loading it first" in again.stderr
+    assert not tables, (line, tables)
+
+
+def _run_in(workdir: Path, fake: FakeClose,
+            limit: int | None = None) -> subprocess.CompletedProcess[str]:
+    def file_size_limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # type: ignore[arg-type]
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "close_source.cli", "run"], cwd=workdir,
+                          env=run_env(workdir, fake, None), capture_output=True, text=True,
+                          timeout=300, preexec_fn=file_size_limit if limit else None)
