@@ -16,7 +16,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from close_source.catalog import BY_TABLE, CATALOG
 from close_source.fake import FakeOrg
 from close_source.timestamps import to_date, to_utc
-from tests.helpers import as_json, rows
+from tests.helpers import as_json, one_connection, rows, sql_client
 from tests.oracle import (
     NOT_LISTED,
     TABLE_OF_KIND,
@@ -33,7 +33,7 @@ def db_rows(pipeline: dlt.Pipeline, table: str,
             where: str | None = None) -> dict[Any, dict[str, Any]]:
     entry = BY_TABLE[table]
     sql = f"SELECT * FROM close.{table}" + (f" WHERE {where}" if where else "")
-    with pipeline.sql_client() as client, client.execute_query(sql) as cursor:
+    with sql_client(pipeline) as client, client.execute_query(sql) as cursor:
         names = [column[0] for column in cursor.description]
         result = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     key = (lambda row: row["id"]) if entry.primary_key == ("id",) else (
@@ -166,6 +166,12 @@ def _child_mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str,
 def every_table_mismatches(org: FakeOrg, pipeline: dlt.Pipeline, soft: bool = False,
                            tables: list[str] | None = None) -> dict[str, list[str]]:
     """Every table (or those named) against the organisation, and every table's keys."""
+    with one_connection(pipeline):
+        return _every_table_mismatches(org, pipeline, soft, tables)
+
+
+def _every_table_mismatches(org: FakeOrg, pipeline: dlt.Pipeline, soft: bool,
+                            tables: list[str] | None) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for entry in CATALOG:
         if tables is not None and entry.table not in tables:

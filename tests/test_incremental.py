@@ -294,3 +294,35 @@ def test_a_run_that_fails_mid_way_loses_and_duplicates_nothing(tmp_path):
     with FakeClose(org) as fake:
         sync(fake, tmp_path, pipeline=pipeline)
     assert not every_table_mismatches(org, pipeline)
+
+
+def test_event_times_an_hour_ahead_of_the_date_header_are_tolerated(tmp_path, caplog):
+    """Close's Event Log (its database clock) an hour ahead of its `Date` headers (its web
+    front ends): runs complete, tables stay exact, the skew is said."""
+    org = generate_org(seed=73, leads=8)
+    rng = random.Random(73)
+    with FakeClose(org, date_skew=-timedelta(hours=1)) as fake:
+        pipeline = sync(fake, tmp_path, full_load="lists")
+        for _ in range(3):
+            org.advance(timedelta(minutes=10))
+            random_changes(org, rng, 20, step=timedelta(seconds=5))
+            org.advance(timedelta(seconds=30))
+            sync(fake, tmp_path, pipeline=pipeline)
+            assert not every_table_mismatches(org, pipeline)
+    assert "ahead of its Date header" in caplog.text
+    marks = pipeline.state["sources"]["close"]["tables"]
+    newest = max(datetime.fromisoformat(m["watermark"]["newest_event"]) for m in marks.values())
+    read_until = datetime.fromisoformat(marks["leads"]["watermark"]["read_until"])
+    assert read_until >= newest  # Close's time: the later of the two clocks
+
+
+def test_a_non_admin_key_is_said_once_at_the_start(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="close_source")
+    org = generate_org(seed=74, leads=6)
+    with FakeClose(org, admin=False) as fake:
+        sync(fake, tmp_path)
+    assert caplog.text.count("this API key is not an admin's") == 1
+    caplog.clear()
+    with FakeClose(org) as fake:
+        sync(fake, tmp_path / "admin")
+    assert "not an admin's" not in caplog.text

@@ -30,7 +30,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -91,6 +91,8 @@ class FakeClose:
     "documented" (only `/task/` takes `id__in`, as documented; other lists ignore it) or
     "all" (every list endpoint does). `on_request(record)` is called as each request
     arrives, before it is answered (tests use it to act at an exact point of a run).
+    `date_skew` moves the `Date` headers away from every other time the fake shows (events,
+    objects, exports), as when Close's web front ends and its database disagree on the time.
 
     `undocumented_filters`: "honor" (default) or "ignore": every paged list endpoint drops
     the query parameters the docs do not list for it (`routes.DOCUMENTED_PARAMS`), as a real
@@ -141,6 +143,7 @@ class FakeClose:
         undocumented_filters: str = "honor",
         page_overlap: int | dict[str, int] = 0,
         on_request: Callable[[RequestRecord], None] | None = None,
+        date_skew: timedelta = timedelta(0),
     ) -> None:
         self.org = org
         self.api_key = api_key
@@ -178,6 +181,7 @@ class FakeClose:
             page_overlap=page_overlap,
         )
         self.on_request = on_request
+        self.date_skew = date_skew
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
@@ -521,7 +525,7 @@ class _Handler(BaseHTTPRequestHandler):
             phrase = http.HTTPStatus(reply.status).phrase
         except ValueError:
             phrase = ""
-        date = f"date: {http_date(fake.clock())}"
+        date = f"date: {http_date(fake.clock() + fake.date_skew)}"
         if reply.file is not None:
             self._send_file(f"HTTP/1.1 {reply.status} {phrase}", date, reply.file)
             return
