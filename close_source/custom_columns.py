@@ -26,7 +26,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import orjson
@@ -159,11 +159,17 @@ class FieldColumns:
     choices: tuple[str, ...] = ()
     was_active: bool | None = None  # in the run that saved the state (None: first sight)
     converting: bool = False  # Close is converting its values to another type
+    # when Close last changed the field's values without events (a retype, renamed choices,
+    # a conversion): Event Log snapshots older than this hold values it no longer has
+    values_changed_at: datetime | None = None
 
     def to_state(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "kind": self.kind,
+        kept = {"name": self.name, "type": self.type, "kind": self.kind,
                 "columns": dict(self.columns), "choices": list(self.choices),
                 "active": self.active, "converting": self.converting}
+        if self.values_changed_at is not None:
+            kept["values_changed_at"] = self.values_changed_at.isoformat()
+        return kept
 
     @classmethod
     def from_state(cls, field_id: str, kept: Mapping[str, Any]) -> FieldColumns:
@@ -171,7 +177,8 @@ class FieldColumns:
                    str(kept["kind"]), dict(kept["columns"]), active=False,
                    choices=tuple(kept.get("choices") or ()),
                    was_active=bool(kept.get("active", True)),
-                   converting=bool(kept.get("converting", False)))
+                   converting=bool(kept.get("converting", False)),
+                   values_changed_at=to_utc(kept.get("values_changed_at")))
 
 
 @dataclass
@@ -181,9 +188,6 @@ class TableColumns:
     table: str
     fields: dict[str, FieldColumns] = field(default_factory=dict)
     _by_name: dict[tuple[str | None, str], str] = field(default_factory=dict)
-    # the newest `date_updated` of the current definitions: an Event Log snapshot older than
-    # it may hold values in a shape the fields no longer have
-    definitions_updated: datetime | None = None
 
     def apply(self, definitions: list[FieldDefinition], mode: NamingMode) -> bool:
         """Current definitions: new fields and new kinds get columns, older ones are kept.
@@ -194,8 +198,6 @@ class TableColumns:
         """
         taken = set(RESERVED) | {c for f in self.fields.values() for c in f.columns.values()}
         current = {definition.id for definition in definitions}
-        updated = [to_utc(d.raw.get("date_updated")) for d in definitions]
-        self.definitions_updated = max((u for u in updated if u is not None), default=None)
         stale = any(kept.was_active and kept.field_id not in current
                     for kept in self.fields.values())
         for kept in self.fields.values():
@@ -212,6 +214,8 @@ class TableColumns:
             if entry.was_active and (entry.kind != kind or entry.choices != choices
                                      or entry.converting != converting):
                 stale = True  # a conversion that ends changes the values, without events
+                entry.values_changed_at = (to_utc(definition.raw.get("date_updated"))
+                                           or datetime.now(UTC))
             entry.converting = converting
             entry.name, entry.type, entry.kind = definition.name, definition.type, kind
             entry.active, entry.definition, entry.choices = True, definition, choices
@@ -284,9 +288,13 @@ class CustomColumns:
                 self.stale_tables.add(table)
 
     def changed_after(self, table: str, moment: datetime) -> bool:
-        """Whether a custom field of the table was changed later than `moment`."""
-        updated = self.tables[table].definitions_updated if table in self.tables else None
-        return updated is not None and updated > moment
+        """Whether Close changed values of the table's custom fields, without events, later
+        than `moment` (a snapshot from then is stale). A rename or a new field changes no
+        value; a deleted field's values are dropped from every snapshot."""
+        columns = self.tables.get(table)
+        return columns is not None and any(
+            entry.values_changed_at is not None and entry.values_changed_at > moment
+            for entry in columns.fields.values())
 
     def refresh_once(self) -> bool:
         """Reload the definitions (a field created mid-run); False if already done."""
