@@ -60,6 +60,29 @@ def test_replace_strategy_is_insert_from_staging(request, tmp_path):
         assert pipeline.destination_client().config.replace_strategy == "insert-from-staging"
 
 
+def staged_tables(workdir: Path, dsn: str | None) -> set[str]:
+    """The tables dlt created in the staging dataset."""
+    found = rows(pipeline_of(workdir, dsn), "SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_schema = 'close_staging'")
+    return {row[0] for row in found}
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_a_first_load_writes_tables_directly_and_a_reload_swaps_them_in(request, tmp_path,
+                                                                       kind):
+    """A first load has no previous rows to keep visible: its tables are loaded in place, not
+    copied from staging (a quarter of its time); a reload goes through staging."""
+    dsn = _dsn(request, kind)
+    org = generate_org(seed=60, leads=10)
+    with FakeClose(org, api_key=KEY) as fake:
+        run_to_the_end(tmp_path, fake, dsn)
+        assert "leads" not in staged_tables(tmp_path, dsn)
+        assert "users" not in staged_tables(tmp_path, dsn)
+        run_to_the_end(tmp_path, fake, dsn, **FULL_LOAD)
+        assert {"leads", "users"} <= staged_tables(tmp_path, dsn)
+    assert not every_table_mismatches(org, pipeline_of(tmp_path, dsn))
+
+
 def test_duckdb_killed_while_swapping_in_a_table_keeps_every_table(tmp_path):
     """The run dies inside the transaction that replaces the first table, right after its
     rows were written: nothing of it is visible, and every table holds the previous rows."""
@@ -105,8 +128,9 @@ def test_postgres_killed_while_a_replace_waits_keeps_every_table(postgres_server
 
 
 @pytest.mark.parametrize(("kind", "run", "table"), [
-    ("duckdb", "full", "leads"),
-    ("postgres", "full", "leads"),
+    ("duckdb", "full", "leads"),  # a first load: tables written in place
+    ("duckdb", "reload", "leads"),  # through staging
+    ("postgres", "reload", "leads"),
     # a merge: dlt deduplicates root rows by key, not child rows (merged per parent)
     ("duckdb", "incremental", "leads__addresses"),
 ])
@@ -117,13 +141,13 @@ def test_a_job_committed_but_not_recorded_is_not_loaded_twice(request, tmp_path,
     dsn = _dsn(request, kind)
     org = generate_org(seed=63, leads=10)
     with FakeClose(org, api_key=KEY) as fake:
-        if run == "incremental":
+        if run != "full":
             run_to_the_end(tmp_path, fake, dsn)
             org.advance(timedelta(minutes=10))
             random_changes(org, random.Random(63), 30, step=timedelta(seconds=5))
             org.advance(timedelta(seconds=30))
         killed = start_run(tmp_path, fake, dsn, hook="kill-after-commit",
-                           CLOSE_TEST_TABLE=table)
+                           CLOSE_TEST_TABLE=table, **(FULL_LOAD if run == "reload" else {}))
         killed.wait(timeout=300)
         assert killed.returncode == -signal.SIGKILL, output(tmp_path)
         package = tmp_path / "dlt_data" / "pipelines" / PIPELINE_NAME / "load" / "normalized"
