@@ -113,7 +113,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import random
 
-    from close_source.fake import FakeClose, generate_org, random_changes
+    from close_fake import FakeClose, generate_org, random_changes
 
     print(f"Starting a fake Close organisation ({args.leads} leads) on loopback...")
     org = generate_org(seed=args.seed, leads=args.leads)

@@ -13,7 +13,7 @@ from pathlib import Path
 import dlt
 import psycopg2
 
-from close_source.fake import FakeClose
+from close_fake import FakeClose
 from close_source.sync import PIPELINE_NAME, duckdb_destination, make_pipeline
 
 KEY = "api_killed_run_test_key"

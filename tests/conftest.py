@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from close_source.fake import FakeClose, generate_org
+from close_fake import FakeClose, generate_org
 from tests.helpers import Warehouse
 from tests.pg_server import PostgresServer, find_bindir
 

@@ -11,8 +11,8 @@ import re
 from datetime import date
 from typing import Any
 
-from close_source.fake import FakeOrg
-from close_source.fake import org as o
+from close_fake import FakeOrg
+from close_fake import org as o
 from close_source.timestamps import to_utc
 
 COLLECTION_OF: dict[str, str] = {

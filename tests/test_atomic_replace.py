@@ -19,8 +19,8 @@ import psycopg2
 import pytest
 
 from close_source.catalog import BY_TABLE
-from close_source.fake import FakeClose, generate_org
-from close_source.fake.churn import random_changes
+from close_fake import FakeClose, generate_org
+from close_fake.churn import random_changes
 from close_source.sync import PIPELINE_NAME
 from tests.cli_runs import (
     KEY,

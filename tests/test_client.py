@@ -8,7 +8,7 @@ import pytest
 
 from close_source.client import CloseClient
 from close_source.errors import AccessDenied, AuthError, ConfigError, UnreachableError
-from close_source.fake import FakeClose, Faults, RateLimit, generate_org
+from close_fake import FakeClose, Faults, RateLimit, generate_org
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of the fake Close API (`close_source.fake`) over real loopback HTTP."""
+"""Tests of the fake Close API (`close_fake`) over real loopback HTTP."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import httpx
 import orjson
 import pytest
 
-from close_source.fake import FakeClose, FakeOrg, Faults, RateLimit, generate_org
-from close_source.fake import org as o
-from close_source.fake.common import parse_moment
+from close_fake import FakeClose, FakeOrg, Faults, RateLimit, generate_org
+from close_fake import org as o
+from close_fake.common import parse_moment
 
 SEED = 1
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from close_source.fake import FakeOrg, churn, generate_org, random_changes
-from close_source.fake import changes as c
-from close_source.fake import events as ev
-from close_source.fake import mutations as m
-from close_source.fake import org as o
+from close_fake import FakeOrg, churn, generate_org, random_changes
+from close_fake import changes as c
+from close_fake import events as ev
+from close_fake import mutations as m
+from close_fake import org as o
 
 NEW_KINDS = (
     "rename_user", "rename_pipeline", "rename_sequence", "rename_template", "rename_contact",

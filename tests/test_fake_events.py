@@ -1,5 +1,5 @@
 """Tests of the fake's Event Log (`GET /event/`, `GET /event/{id}/`) and of the changes that
-emit events (`close_source.fake.changes`, `mutations`, `churn.random_changes`), over HTTP."""
+emit events (`close_fake.changes`, `mutations`, `churn.random_changes`), over HTTP."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from close_source.fake import EventSettings, FakeClose, FakeOrg, generate_org, random_changes
-from close_source.fake import changes as c
-from close_source.fake import events as ev
-from close_source.fake import mutations as m
-from close_source.fake import org as o
+from close_fake import EventSettings, FakeClose, FakeOrg, generate_org, random_changes
+from close_fake import changes as c
+from close_fake import events as ev
+from close_fake import mutations as m
+from close_fake import org as o
 
 EVENT_KEYS = {
     "action", "api_key_id", "changed_fields", "data", "date_created", "date_updated", "id",

@@ -1,4 +1,4 @@
-"""Tests of the fake Close API's Export API (`close_source.fake.exports`) over real loopback
+"""Tests of the fake Close API's Export API (`close_fake.exports`) over real loopback
 HTTP: the job lifecycle, the file (layouts, custom styles, nested objects), the download host
 (gzip, Range, failures, key leaks) and snapshot isolation."""
 
@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from close_source.fake import ExportSettings, FakeClose, FakeOrg, generate_org, write_export_file
-from close_source.fake import org as o
+from close_fake import ExportSettings, FakeClose, FakeOrg, generate_org, write_export_file
+from close_fake import org as o
 
 LEADS = 24
 EXPORT = {"format": "json", "type": "leads", "include_activities": True, "send_done_email": False}

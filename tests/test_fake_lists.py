@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from close_source.fake import FakeClose, FakeOrg, generate_org
-from close_source.fake import org as o
-from close_source.fake.common import parse_moment
+from close_fake import FakeClose, FakeOrg, generate_org
+from close_fake import org as o
+from close_fake.common import parse_moment
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of the fake's custom-field mutation hooks (`close_source.fake.mutations`) and the
+"""Tests of the fake's custom-field mutation hooks (`close_fake.mutations`) and the
 `POST/PUT/DELETE /custom_field/{kind}/...` routes, checked through what the API returns."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from close_source.fake import ExportSettings, FakeClose, FakeOrg, generate_org
-from close_source.fake import mutations as m
-from close_source.fake import org as o
+from close_fake import ExportSettings, FakeClose, FakeOrg, generate_org
+from close_fake import mutations as m
+from close_fake import org as o
 
 
 @pytest.fixture()

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from close_source.fake import FakeClose, FakeOrg, generate_org
-from close_source.fake import changes as c
-from close_source.fake import events as ev
-from close_source.fake import org as o
+from close_fake import FakeClose, FakeOrg, generate_org
+from close_fake import changes as c
+from close_fake import events as ev
+from close_fake import org as o
 
 
 @pytest.fixture()

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from close_source.fake import FakeClose, generate_org
+from close_fake import FakeClose, generate_org
 from close_source.run_lock import run_lock
 from close_source.sync import PIPELINE_NAME
 from tests.cli_runs import (

@@ -16,10 +16,10 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from close_source.fake import FakeClose, FakeOrg, RequestRecord, generate_org
-from close_source.fake import changes as c
-from close_source.fake import org as o
-from close_source.fake.churn import random_changes
+from close_fake import FakeClose, FakeOrg, RequestRecord, generate_org
+from close_fake import changes as c
+from close_fake import org as o
+from close_fake.churn import random_changes
 from close_source.sync import PIPELINE_NAME
 from tests.cli_runs import (
     KEY,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from close_source.fake import FakeClose, generate_org
+from close_fake import FakeClose, generate_org
 from tests.cli_runs import KEY, pipeline_of, run_to_the_end
 from tests.invariant import every_table_mismatches
 

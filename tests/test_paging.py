@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from close_source.fake import FakeClose, Faults, generate_org
+from close_fake import FakeClose, Faults, generate_org
 from tests.helpers import ids, sync
 from tests.oracle import expected_objects
 

@@ -16,8 +16,8 @@ import dlt
 import pytest
 
 from close_source import close_source
-from close_source.fake import FakeClose, generate_org
-from close_source.fake.churn import random_changes
+from close_fake import FakeClose, generate_org
+from close_fake.churn import random_changes
 from tests.helpers import new_pipeline
 from tests.invariant import mismatches
 

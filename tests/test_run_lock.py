@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from close_source.fake import FakeClose, RequestRecord, generate_org
+from close_fake import FakeClose, RequestRecord, generate_org
 from close_source.run_lock import holder_of
 from close_source.sync import PIPELINE_NAME
 from tests.cli_runs import KEY, output, pipeline_of, run_to_the_end, start_run, wait_until

@@ -3,7 +3,7 @@
 Tests change a running fake organisation between two syncs and expect the events a real
 Close would log:
 
-    from close_source.fake import changes as c, generate_org, org as o
+    from close_fake import changes as c, generate_org, org as o
 
     org = generate_org(seed=1, leads=5)
     lead = c.create(org, o.LEAD, {"name": "Acme", "contacts": [{"name": "Ann"}]})

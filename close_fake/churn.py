@@ -5,7 +5,7 @@ would log. Deterministic: the same organisation (same history) and the same
 `random.Random` state give the same changes, ids and, with a frozen clock, timestamps.
 
     import random
-    from close_source.fake import generate_org, random_changes
+    from close_fake import generate_org, random_changes
 
     org = generate_org(seed=7, leads=20)
     done = random_changes(org, random.Random(7), 50)  # ["update_lead lead lead_…: name", ...]

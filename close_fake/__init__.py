@@ -3,7 +3,7 @@
 Used by the connector's tests, `close-sync demo` and the benchmarks:
 
     import httpx
-    from close_source.fake import FakeClose, generate_org
+    from close_fake import FakeClose, generate_org
 
     with FakeClose(generate_org(seed=1, leads=100)) as fake:
         httpx.get(fake.base_url + "lead/", auth=(fake.api_key, ""))

@@ -1,6 +1,6 @@
 """Serve a fake Close organisation until Ctrl-C:
 
-python -m close_source.fake --port 8000 --seed 1 --leads 100 --api-key KEY
+python -m close_fake --port 8000 --seed 1 --leads 100 --api-key KEY
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .server import DEFAULT_API_KEY, FakeClose
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m close_source.fake", description="Serve a seeded fake Close API on loopback."
+        prog="python -m close_fake", description="Serve a seeded fake Close API on loopback."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
