@@ -147,9 +147,9 @@ def child_connector(job: dict[str, Any]) -> dict[str, Any]:
     """(a): the connector's full load from the export file, through `run_sync`."""
     import dlt
 
-    from close_source import close_source
-    from close_source.export import exported_tables
-    from close_source.sync import make_pipeline, run_sync, table_counts
+    from close_source.pipeline import make_pipeline, run_sync, table_counts
+    from close_source.read.export import exported_tables
+    from close_source.source import close_source
 
     start_rss = rss_mb()
     sampler = RssSampler()

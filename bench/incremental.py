@@ -131,7 +131,7 @@ def expected(run: Run) -> int:
 
 def check(org: object, workdir: Path) -> dict[str, list[str]]:
     """The tests' invariant on a pipeline the CLI made."""
-    from close_source.sync import make_pipeline
+    from close_source.pipeline import make_pipeline
     from tests.invariant import every_table_mismatches
 
     os.environ["DLT_DATA_DIR"] = str(workdir / "dlt_data")

@@ -17,12 +17,9 @@ from pathlib import Path
 
 import dlt
 
-from close_source import close_source
-from close_source import state as st
 from close_source.catalog import CATALOG, unknown_tables
 from close_source.errors import ConfigError
-from close_source.run_lock import run_lock
-from close_source.sync import (
+from close_source.pipeline import (
     DATASET_NAME,
     PIPELINE_NAME,
     duckdb_destination,
@@ -30,6 +27,9 @@ from close_source.sync import (
     run_sync,
     table_counts,
 )
+from close_source.run import state as st
+from close_source.run.lock import run_lock
+from close_source.source import close_source
 from close_source.user_errors import user_error_message
 
 USER_ERROR = 2

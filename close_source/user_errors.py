@@ -28,7 +28,7 @@ from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from close_source.errors import CloseSyncError
-from close_source.run_lock import describe, holder_of
+from close_source.run.lock import describe, holder_of
 
 _SECRETS = (
     (re.compile(r"(://[^:/@\s]+:)[^@\s]+@"), r"\1***@"),  # scheme://user:password@host

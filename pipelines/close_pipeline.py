@@ -6,7 +6,7 @@ to a plain dlt pipeline (one run at a time, an interrupted load finished first, 
 file format and replace strategy per destination):
 
     from close_source import close_source
-    from close_source.sync import make_pipeline, run_sync
+    from close_source.pipeline import make_pipeline, run_sync
 
     pipeline = make_pipeline("duckdb", dataset_name="close", pipeline_name="close_crm")
     run_sync(pipeline, close_source(tables=["leads", "calls"]))

@@ -14,7 +14,7 @@ import dlt
 import psycopg2
 
 from close_fake import FakeClose
-from close_source.sync import PIPELINE_NAME, duckdb_destination, make_pipeline
+from close_source.pipeline import PIPELINE_NAME, duckdb_destination, make_pipeline
 
 KEY = "api_killed_run_test_key"
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ Tables replaced in full are loaded into the staging dataset and swapped in by on
 (dlt's `insert-from-staging`), so a run killed while it writes them leaves every table as the
 previous run left it. A load job whose rows the destination committed but whose completion dlt
 had not recorded is not run on top of them again: the package is loaded again from a fresh
-staging dataset (`close_source.sync.restart_partial_load`).
+staging dataset (`close_source.pipeline.restart_partial_load`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 import psycopg2
 import pytest
 
-from close_source.catalog import BY_TABLE
 from close_fake import FakeClose, generate_org
 from close_fake.churn import random_changes
-from close_source.sync import PIPELINE_NAME
+from close_source.catalog import BY_TABLE
+from close_source.pipeline import PIPELINE_NAME
 from tests.cli_runs import (
     KEY,
     output,

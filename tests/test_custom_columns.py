@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from close_source.custom_columns import MAX_IDENTIFIER, CustomColumns, normalized
-from close_source.custom_fields import RawDefinitions
+from close_source.read.custom_fields import RawDefinitions
+from close_source.shape.custom_columns import MAX_IDENTIFIER, CustomColumns, normalized
 
 
 def field(field_id: str, name: str, type_: str = "text", *, multi: bool = False,
@@ -210,7 +210,7 @@ def test_a_deleted_field_keeps_its_column_and_shows_as_deleted():
 
 def test_shared_fields_apply_where_associations_or_schemas_say():
     """`associations` on the shared definition, or only the per-type schema: both readings."""
-    from close_source.custom_fields import definitions_by_table
+    from close_source.read.custom_fields import definitions_by_table
 
     shared = [field("cf_Assoc1", "Region", associations=[{"object_type": "lead"},
                                                         {"object_type": "contact"}]),

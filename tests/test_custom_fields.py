@@ -15,11 +15,11 @@ from typing import Any
 import dlt
 import pytest
 
-from close_source import close_source
 from close_fake import FakeClose, FakeOrg, generate_org
 from close_fake import mutations as m
 from close_fake import org as o
-from close_source.sync import run_sync
+from close_source.pipeline import run_sync
+from close_source.source import close_source
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import as_json, new_pipeline, rows, sync
 from tests.oracle import TABLE_OF_KIND, custom_definitions, decoded, expected_objects, typed

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from close_fake import FakeClose, generate_org
-from close_source.sync import DUCKDB_LOAD_CONFIG, PIPELINE_NAME, make_pipeline
+from close_source.pipeline import DUCKDB_LOAD_CONFIG, PIPELINE_NAME, make_pipeline
 from tests.cli_runs import KEY, output, run_to_the_end
 from tests.helpers import rows
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from close_source.custom_columns import CustomColumns
-from close_source.custom_fields import RawDefinitions
-from close_source.export import ExportFailed, ExportRouter, iter_leads
+from close_source.read.custom_fields import RawDefinitions
+from close_source.read.export import ExportFailed, ExportRouter, iter_leads
+from close_source.shape.custom_columns import CustomColumns
 
 LEADS = [{"id": f"lead_{i}", "name": f"Lead {i}", "custom": {"Tier": "Gold"},
           "activities": [{"_type": "Note", "id": f"acti_{i}"}, {"_type": "Hologram", "id": "x"}],

@@ -20,8 +20,8 @@ import duckdb
 import pytest
 
 from close_fake import FakeClose, generate_org
-from close_source.run_lock import run_lock
-from close_source.sync import PIPELINE_NAME
+from close_source.pipeline import PIPELINE_NAME
+from close_source.run.lock import run_lock
 from tests.cli_runs import (
     KEY,
     assert_one_line_user_error,

@@ -20,7 +20,7 @@ from close_fake import FakeClose, FakeOrg, RequestRecord, generate_org
 from close_fake import changes as c
 from close_fake import org as o
 from close_fake.churn import random_changes
-from close_source.sync import PIPELINE_NAME
+from close_source.pipeline import PIPELINE_NAME
 from tests.cli_runs import (
     KEY,
     output,

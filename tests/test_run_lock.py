@@ -14,8 +14,8 @@ import psycopg2
 import pytest
 
 from close_fake import FakeClose, RequestRecord, generate_org
-from close_source.run_lock import holder_of
-from close_source.sync import PIPELINE_NAME
+from close_source.pipeline import PIPELINE_NAME
+from close_source.run.lock import holder_of
 from tests.cli_runs import KEY, output, pipeline_of, run_to_the_end, start_run, wait_until
 from tests.invariant import every_table_mismatches
 

@@ -5,9 +5,10 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
-from close_source.arrow_tables import Columns, table_specs, to_arrow
 from close_source.catalog import BY_TABLE
-from close_source.shaping import shape
+from close_source.shape.arrow_tables import table_specs, to_arrow
+from close_source.shape.batcher import Columns
+from close_source.shape.rows import shape
 
 
 def rows_of(table: str, obj: dict) -> dict[str, list[dict]]:

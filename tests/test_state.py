@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from close_source import state as st
-from close_source.renames import renamed_since
+from close_source.read.references import name_digest, renamed_since
+from close_source.run import state as st
 
 T0 = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
 
@@ -43,11 +43,11 @@ def test_only_the_29_day_horizon_makes_a_watermark_too_old():
 
 
 def test_renames_are_names_that_differ_from_what_the_table_synced_with():
-    before = {"users": {"user_a": st.name_digest({"first_name": "Ann"}, ["first_name"]),
-                        "user_b": st.name_digest({"first_name": "Bo"}, ["first_name"])}}
-    now = {"users": {"user_a": st.name_digest({"first_name": "Anna"}, ["first_name"]),
+    before = {"users": {"user_a": name_digest({"first_name": "Ann"}, ["first_name"]),
+                        "user_b": name_digest({"first_name": "Bo"}, ["first_name"])}}
+    now = {"users": {"user_a": name_digest({"first_name": "Anna"}, ["first_name"]),
                      "user_b": before["users"]["user_b"],
-                     "user_c": st.name_digest({"first_name": "Cy"}, ["first_name"])}}
+                     "user_c": name_digest({"first_name": "Cy"}, ["first_name"])}}
     assert renamed_since(before, now) == {"users": {"user_a"}}  # a new user is no rename
     assert renamed_since(None, now) == {}  # never recorded: nothing to compare
 

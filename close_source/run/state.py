@@ -17,7 +17,6 @@ table only what is new to it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -136,9 +135,6 @@ def record_full_load(state: State, method: str, t0: datetime | None, **extra: An
 # digest that differs now is a rename the table has not followed yet.
 
 
-def name_digest(obj: Mapping[str, Any], fields: Iterable[str]) -> str:
-    text = "\x1f".join(str(obj.get(name) or "") for name in fields)
-    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
 def names_seen(state: Mapping[str, Any], table: str) -> dict[str, dict[str, str]] | None:

@@ -32,27 +32,26 @@ from typing import Any
 import dlt
 from dlt.extract.resource import DltResource
 
-from close_source import state as st
-from close_source.arrow_tables import ArrowBatcher
-from close_source.catalog import BY_TABLE, Entry, child_table, owned_tables
+from close_source.catalog import BY_TABLE, Entry, child_table
 from close_source.errors import AccessDenied, ApiError, UnreachableError
-from close_source.export import (
+from close_source.read.export import (
     ExportFailed,
     ExportJob,
     ExportRouter,
     iter_leads,
     run_export_job,
 )
-from close_source.lists import ReadContext, read_entry
-from close_source.plan import incremental_tables
-from close_source.renames import renamed_since
-from close_source.shaping import DELETED_AT
+from close_source.read.lists import read_entry
+from close_source.records import DELETED_AT, Page
+from close_source.run import state as st
+from close_source.run.context import RunContext
+from close_source.run.resources import finish_full_read, selected_among, table_resources
+from close_source.shape.batcher import ArrowBatcher
 
 log = logging.getLogger(__name__)
 
+
 EXPORT_READER = "read_export"
-# Tables written along with a selected table: its child tables, and the merges of leads.
-COMPANIONS = {"leads": ("lead_merges",)}
 
 
 @dataclass(frozen=True)
@@ -65,49 +64,7 @@ class ExportOptions:
     export_file: str | None = None  # load this export file (a backup) instead of a new job
 
 
-# ---- one resource per table -----------------------------------------------------------------
-
-
-def selected_among(tables: Iterable[str], reader: str) -> list[str]:
-    """The tables whose resources the running source selected (all, outside a run, or when
-    the shared read itself was selected)."""
-    tables = list(tables)
-    try:
-        chosen = set(dlt.current.source().selected_resources)
-    except Exception:  # noqa: BLE001 - not extracting inside a source: everything
-        return tables
-    if reader in chosen:
-        return tables
-    return [table for table in tables if table in chosen]
-
-
-def table_resources(reader: DltResource, tables: Iterable[str]) -> list[DltResource]:
-    """A transformer per table, passing on the reader's items that belong to it."""
-    return [_table_resource(reader, table) for table in tables]
-
-
-def _table_resource(reader: DltResource, table: str) -> DltResource:
-    owned = set(owned_tables(BY_TABLE[table])) if table in BY_TABLE else {table}
-    owned.update(COMPANIONS.get(table, ()))
-
-    def pick(item: Any, meta: Any = None) -> Iterator[Any]:
-        if _table_of(meta) in owned:
-            yield item
-
-    return dlt.transformer(pick, data_from=reader, name=table)
-
-
-def _table_of(meta: Any) -> str | None:
-    hints = getattr(meta, "hints", None)
-    if isinstance(hints, dict):
-        return hints.get("table_name")
-    return getattr(meta, "table_name", None)
-
-
-# ---- full reads -----------------------------------------------------------------------------
-
-
-def list_resource(ctx: ReadContext, entry: Entry) -> DltResource:
+def list_resource(ctx: RunContext, entry: Entry) -> DltResource:
     """A table read in full from its list endpoint (replaced in the destination)."""
 
     def read() -> Iterator[object]:
@@ -122,7 +79,7 @@ def list_resource(ctx: ReadContext, entry: Entry) -> DltResource:
     return dlt.resource(read, name=entry.table, parallelized=True)
 
 
-def export_resources(ctx: ReadContext, tables: Iterable[str],
+def export_resources(ctx: RunContext, tables: Iterable[str],
                      options: ExportOptions) -> list[DltResource]:
     """The export's reader and one resource per table it serves."""
     tables = list(tables)
@@ -136,7 +93,7 @@ def export_resources(ctx: ReadContext, tables: Iterable[str],
     return [reader, *table_resources(reader, tables)]
 
 
-def _read_export(ctx: ReadContext, entries: list[Entry],
+def _read_export(ctx: RunContext, entries: list[Entry],
                  options: ExportOptions) -> Iterator[object]:
     batcher = ArrowBatcher.for_entries(entries, custom=ctx.custom, soft_deletes=ctx.soft_deletes)
     tables = [entry.table for entry in entries]
@@ -170,41 +127,6 @@ def _read_export(ctx: ReadContext, entries: list[Entry],
     finish_full_read(ctx, tables, t0, exact)
 
 
-def finish_full_read(ctx: ReadContext, tables: list[str], t0: datetime | None,
-                     exact: bool = False) -> None:
-    """After a full read: the Event Log tables continue from T0, their names and custom
-    columns are those of now. Without a T0 (a restored file without its manifest) the tables
-    are read in full again by the next run."""
-    source_state = dlt.current.source_state()
-    followed = [table for table in tables if table in incremental_tables()]
-    if t0 is None:
-        st.forget(source_state, followed)
-    else:
-        mark = st.Watermark.at(t0, exact)
-        for table in followed:
-            # renames seen by this read: an older snapshot the next window replays is stale
-            renamed = renamed_since(st.names_seen(source_state, table),
-                                    ctx.references.digests_for(table)) if ctx.references else {}
-            kept = st.renamed_at(source_state, table)
-            kept.update({f"{source}:{object_id}": t0 for source, ids in renamed.items()
-                         for object_id in ids})
-            st.save_renamed_at(source_state, table, kept, mark.window_start)
-        st.save_watermark(source_state, followed, mark)
-        save_names(ctx, followed)
-    if ctx.custom is not None:
-        ctx.custom.save(source_state, tables)
-
-
-def save_names(ctx: ReadContext, tables: Iterable[str]) -> None:
-    """The names the tables' rows copy, as synced now (renames are found against them)."""
-    if ctx.references is None:
-        return
-    source_state = dlt.current.source_state()
-    for table in tables:
-        if table in BY_TABLE and BY_TABLE[table].copies:
-            st.save_names(source_state, table, ctx.references.digests_for(table))
-
-
 @dataclass(frozen=True)
 class _Export:
     path: Path
@@ -215,7 +137,7 @@ class _Export:
     exact: bool = False  # T0 is the export's creation time, on the Event Log's clock
 
 
-def _obtain_export(ctx: ReadContext, options: ExportOptions, workdir: Path) -> _Export:
+def _obtain_export(ctx: RunContext, options: ExportOptions, workdir: Path) -> _Export:
     """A ready export file: the one given (a backup), or a new job's, downloaded."""
     if options.export_file:
         path = Path(options.export_file)
@@ -236,11 +158,11 @@ def _obtain_export(ctx: ReadContext, options: ExportOptions, workdir: Path) -> _
                    exact=job.created_on_closes_clock)
 
 
-def _from_lists(ctx: ReadContext, entries: list[Entry],
+def _from_lists(ctx: RunContext, entries: list[Entry],
                 batcher: ArrowBatcher) -> Iterator[object]:
     for entry in entries:
         try:
-            for page in ctx.prefetched(entry) or read_entry(ctx, entry):
+            for page in _pages_of(ctx, entry):
                 for obj in page:
                     yield from batcher.add_object(entry, obj, ctx.custom)
         except AccessDenied as exc:
@@ -250,7 +172,15 @@ def _from_lists(ctx: ReadContext, entries: list[Entry],
             batcher.completed(entry.table)
 
 
-def load_export_file(ctx: ReadContext, path: Path, entries: list[Entry],
+def _pages_of(ctx: RunContext, entry: Entry) -> Iterable[Page]:
+    """The table's objects: read when the run began, or now from its endpoint. Custom field
+    definitions were read when the run began; their rows name their columns."""
+    if entry.read == "definitions":
+        return [list(ctx.custom.definition_rows())]
+    return ctx.prefetched(entry) or read_entry(ctx.read, entry)
+
+
+def load_export_file(ctx: RunContext, path: Path, entries: list[Entry],
                      batcher: ArrowBatcher) -> Generator[object, None, dict[str, int]]:
     """Every lead of an export file, routed and shaped; returns objects seen per table."""
     router = ExportRouter({entry.table for entry in entries})
@@ -262,7 +192,7 @@ def load_export_file(ctx: ReadContext, path: Path, entries: list[Entry],
     return router.counts
 
 
-def _keep_soft_deleted(ctx: ReadContext, entries: Iterable[Entry],
+def _keep_soft_deleted(ctx: RunContext, entries: Iterable[Entry],
                        batcher: ArrowBatcher) -> Iterator[object]:
     """Soft deletes and a full load, which replaces tables: rows of objects Close no longer
     has stay, with their child rows, and with `_deleted_at` (this run's start when Close
@@ -312,4 +242,3 @@ def _write_backup(directory: Path, path: Path, export: dict[str, Any], created_a
     (directory / f"{path.stem.removesuffix('.json')}.manifest.json").write_text(
         json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     log.info("backup written to %s", directory)
-

@@ -27,23 +27,22 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
-from close_source.custom_fields import (
+from close_source.read.custom_fields import (
     KIND_OF_TABLE,
     FieldDefinition,
     RawDefinitions,
     definitions_by_table,
 )
-from close_source.shaping import Json
+from close_source.records import Json
+from close_source.settings import ColumnNaming
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
 
-NamingMode = Literal["name", "id"]
-NAMING_MODES: tuple[NamingMode, ...] = ("name", "id")
 STATE_KEY = "custom_columns"
 STATE_VERSION = 1
 MAX_IDENTIFIER = 63  # PostgreSQL; BigQuery allows 300, DuckDB more
@@ -189,7 +188,7 @@ class TableColumns:
     fields: dict[str, FieldColumns] = field(default_factory=dict)
     _by_name: dict[tuple[str | None, str], str] = field(default_factory=dict)
 
-    def apply(self, definitions: list[FieldDefinition], mode: NamingMode) -> bool:
+    def apply(self, definitions: list[FieldDefinition], mode: ColumnNaming) -> bool:
         """Current definitions: new fields and new kinds get columns, older ones are kept.
 
         True when a change alters values already stored without touching the objects (a field
@@ -259,7 +258,7 @@ class CustomColumns:
     asked for by a value no definition knows, happens at most once per run.
     """
 
-    def __init__(self, mode: NamingMode, kept: Mapping[str, Any] | None,
+    def __init__(self, mode: ColumnNaming, kept: Mapping[str, Any] | None,
                  load_definitions: Callable[[], RawDefinitions]) -> None:
         self.mode = mode
         self._load = load_definitions

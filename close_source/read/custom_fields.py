@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from close_source.client import CloseClient
+from close_source.api.client import CloseClient
+from close_source.api.paging import iter_pages
 from close_source.errors import AccessDenied, ApiError
-from close_source.lists import iter_pages
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from close_source.client import CloseClient
+from close_source.api.client import CloseClient
 from close_source.errors import ApiError
 from close_source.timestamps import to_utc
 

@@ -10,22 +10,26 @@ state when it last synced (`state.names_seen`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from close_source.catalog import BY_TABLE, CATALOG, Entry
 from close_source.errors import AccessDenied
-from close_source.lists import ReadContext, read_entry
-from close_source.state import name_digest
+from close_source.read.context import ReadContext
+from close_source.read.lists import read_entry
 
 log = logging.getLogger(__name__)
+
 
 # Named objects read in full every run: renames are found by comparing names.
 SMALL_SOURCES = tuple(entry.table for entry in CATALOG
                       if entry.name_fields and entry.incremental == "refresh")
+
+
 READ_WORKERS = 4
 
 
@@ -84,3 +88,8 @@ def renamed_since(seen: Mapping[str, Mapping[str, str]] | None,
         if ids:
             renamed[source] = ids
     return renamed
+
+
+def name_digest(obj: Mapping[str, Any], fields: Iterable[str]) -> str:
+    text = "\x1f".join(str(obj.get(name) or "") for name in fields)
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()

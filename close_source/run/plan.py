@@ -17,10 +17,13 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from close_source.catalog import BY_TABLE, CATALOG, OPTIONAL_TABLES
-from close_source.state import Watermark
+from close_source.read.references import References, renamed_since
+from close_source.read.warehouse import Warehouse
+from close_source.run import state as st
+from close_source.run.state import Watermark
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +109,25 @@ def read_in_full(plan: Plan, table: str, reason: str) -> None:
     log.info("%s: full read (%s)", table, reason)
     plan.tables[table] = TablePlan(table, "lists", reason=reason)
     plan.renames.pop(table, None)
+
+
+def follow_renames(plan: Plan, references: References, warehouse: Warehouse,
+                   source_state: Mapping[str, Any]) -> None:
+    """Per table read from the Event Log: the users, statuses, ... renamed since it last
+    synced. Their rows are read again by id, or the table in full when that costs fewer
+    requests (one request per row in the worst case, when Close ignores `id__in`)."""
+    for table in plan.reading("events"):
+        entry = BY_TABLE.get(table)
+        if entry is None or not entry.copies:
+            continue
+        renamed = renamed_since(st.names_seen(source_state, table),
+                                references.digests_for(table))
+        if not renamed:
+            continue
+        rows = sum(warehouse.count(table, copy.key, sorted(renamed[copy.source]))
+                   for copy in entry.copies if copy.source in renamed)
+        total = warehouse.count(table)
+        if rows > 100 and rows > total / entry.page_size:
+            read_in_full(plan, table, f"{rows} rows name renamed objects")
+        else:
+            plan.renames[table] = renamed

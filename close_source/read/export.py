@@ -22,8 +22,8 @@ from typing import IO, Any
 import ijson
 import orjson
 
+from close_source.api.client import CloseClient
 from close_source.catalog import CATALOG, Entry
-from close_source.client import CloseClient
 from close_source.errors import CloseSyncError
 from close_source.timestamps import to_utc
 

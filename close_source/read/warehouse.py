@@ -19,7 +19,7 @@ import dlt
 import orjson
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from close_source.shaping import TOMBSTONE, Json
+from close_source.records import TOMBSTONE, Json
 
 CHUNK = 500  # values per IN (...) list
 

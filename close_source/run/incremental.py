@@ -21,14 +21,14 @@ from datetime import datetime, timedelta
 import dlt
 from dlt.extract.resource import DltResource
 
-from close_source import state as st
-from close_source.arrow_tables import ArrowBatcher
 from close_source.catalog import BY_TABLE, Entry
-from close_source.change_set import ChangeSet
-from close_source.event_log import Event, read_window
-from close_source.lists import ReadContext
-from close_source.plan import EVENTS_TABLE, Plan
-from close_source.resources import save_names, selected_among, table_resources
+from close_source.read.event_log import Event, read_window
+from close_source.run import state as st
+from close_source.run.change_set import ChangeSet
+from close_source.run.context import RunContext
+from close_source.run.plan import EVENTS_TABLE, Plan
+from close_source.run.resources import save_names, selected_among, table_resources
+from close_source.shape.batcher import ArrowBatcher
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ LEAD_MERGES = "lead_merges"
 SKEW_WARNING = timedelta(minutes=1)
 
 
-def event_log_resources(ctx: ReadContext, plan: Plan) -> list[DltResource]:
+def event_log_resources(ctx: RunContext, plan: Plan) -> list[DltResource]:
     """The Event Log's reader and one resource per table it keeps current."""
     tables = plan.reading("events")
 
@@ -51,7 +51,7 @@ def event_log_resources(ctx: ReadContext, plan: Plan) -> list[DltResource]:
     return [reader, *table_resources(reader, tables)]
 
 
-def _apply_window(ctx: ReadContext, plan: Plan, tables: list[str]) -> Iterator[object]:
+def _apply_window(ctx: RunContext, plan: Plan, tables: list[str]) -> Iterator[object]:
     windows = {table: plan.tables[table].since for table in tables}
     start = min(moment for moment in windows.values() if moment is not None)
     synced = [table for table in tables if table != EVENTS_TABLE]
@@ -100,7 +100,7 @@ def event_types_for(entries: Iterable[Entry]) -> Iterator[str]:
                 yield from BY_TABLE[copy.source].event_object_types
 
 
-def _close_now(ctx: ReadContext, newest_event: datetime | None) -> datetime:
+def _close_now(ctx: RunContext, newest_event: datetime | None) -> datetime:
     """Close's time: the later of its `Date` header and its newest event (their clocks can
     differ; a window must never end before events already seen)."""
     header = ctx.started_at

@@ -18,7 +18,7 @@ from dlt.common.schema.utils import get_write_disposition
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
 
-from close_source.run_lock import run_lock
+from close_source.run.lock import run_lock
 
 PIPELINE_NAME = "close_crm"
 DATASET_NAME = "close"

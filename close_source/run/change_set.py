@@ -36,12 +36,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from close_source.arrow_tables import ArrowBatcher
+from close_source.api.search import search_walk
 from close_source.catalog import BY_TABLE, CATALOG, Entry, child_table, copies_of
 from close_source.errors import ApiError
-from close_source.event_log import Event, latest_per_object
-from close_source.lists import ReadContext, fetch_by_ids, read_windows_since, search_walk
-from close_source.shaping import DELETED_AT, TOMBSTONE
+from close_source.read.by_id import fetch_by_ids
+from close_source.read.event_log import Event, latest_per_object
+from close_source.read.windows import read_windows_since
+from close_source.records import DELETED_AT, TOMBSTONE
+from close_source.run.context import RunContext
+from close_source.shape.batcher import ArrowBatcher
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
@@ -72,7 +75,7 @@ class ChangeSet:
     so that older snapshots naming them are not trusted.
     """
 
-    def __init__(self, ctx: ReadContext, windows: Mapping[str, datetime],
+    def __init__(self, ctx: RunContext, windows: Mapping[str, datetime],
                  renames: Mapping[str, Mapping[str, set[str]]] | None = None,
                  renamed_at: Mapping[str, Mapping[str, datetime]] | None = None) -> None:
         self.ctx, self.windows = ctx, dict(windows)
@@ -83,6 +86,7 @@ class ChangeSet:
         self.deleted_at: dict[Key, datetime] = {}
         self.read_again: set[Key] = set()
         self._unknown: set[str] = set()
+        self._no_id_filter: set[str] = set()  # endpoints seen ignoring `id__in` in this run
 
     def applies(self, table: str, moment: datetime) -> bool:
         """Whether an event of this moment is new to `table` (read from the log this run)."""
@@ -154,7 +158,11 @@ class ChangeSet:
                 todo.append(object_id)
         if not todo:
             return
-        for object_id, obj in fetch_by_ids(self.ctx, entry, todo).items():
+        fetched = fetch_by_ids(self.ctx.read, entry, todo,
+                               id_filter=entry.path not in self._no_id_filter)
+        if not fetched.id_filter:
+            self._no_id_filter.add(entry.path)
+        for object_id, obj in fetched.found.items():
             key = (entry.table, object_id)
             self.read_again.add(key)
             self.moment.pop(key, None)
@@ -260,7 +268,7 @@ class ChangeSet:
             entry = BY_TABLE.get(table)
             if entry is None or entry.incremental != "created_since":
                 continue
-            for page in read_windows_since(self.ctx, entry, since):
+            for page in read_windows_since(self.ctx.read, entry, since):
                 for obj in page:
                     self.final.setdefault((table, str(obj["id"])), obj)
 

@@ -21,24 +21,13 @@ Values stay as Close sent them: timestamps are parsed to UTC by the Arrow layer,
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from close_source.catalog import Entry, child_table
-
-if TYPE_CHECKING:
-    from close_source.custom_columns import CustomColumns
-
-Row = dict[str, Any]
-POSITION = "_pos"
-TOMBSTONE = "_deleted"
-DELETED_AT = "_deleted_at"  # soft deletes: when Close deleted the row's object
-SEPARATOR = "__"
-
-
-class Json(str):
-    """A value already serialised to JSON text (lists and deeper structures)."""
+from close_source.records import POSITION, SEPARATOR, TOMBSTONE, Json, Row
+from close_source.shape.custom_columns import CustomColumns
 
 
 def shape(entry: Entry, obj: dict[str, Any],

@@ -1,0 +1,1 @@
+"""Talking to Close over HTTP: the client, paging and search walks; it knows no tables."""

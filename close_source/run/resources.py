@@ -1,0 +1,95 @@
+"""dlt resources: one per table, named after it, fed by the run's shared reads; and what a
+full read of a table records in the state when it is done."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import dlt
+from dlt.extract.resource import DltResource
+
+from close_source.catalog import BY_TABLE, owned_tables
+from close_source.read.references import renamed_since
+from close_source.run import state as st
+from close_source.run.context import RunContext
+from close_source.run.plan import incremental_tables
+
+log = logging.getLogger(__name__)
+
+
+# Tables written along with a selected table: its child tables, and the merges of leads.
+COMPANIONS = {"leads": ("lead_merges",)}
+
+
+def selected_among(tables: Iterable[str], reader: str) -> list[str]:
+    """The tables whose resources the running source selected (all, outside a run, or when
+    the shared read itself was selected)."""
+    tables = list(tables)
+    try:
+        chosen = set(dlt.current.source().selected_resources)
+    except Exception:  # noqa: BLE001 - not extracting inside a source: everything
+        return tables
+    if reader in chosen:
+        return tables
+    return [table for table in tables if table in chosen]
+
+
+def table_resources(reader: DltResource, tables: Iterable[str]) -> list[DltResource]:
+    """A transformer per table, passing on the reader's items that belong to it."""
+    return [_table_resource(reader, table) for table in tables]
+
+
+def _table_resource(reader: DltResource, table: str) -> DltResource:
+    owned = set(owned_tables(BY_TABLE[table])) if table in BY_TABLE else {table}
+    owned.update(COMPANIONS.get(table, ()))
+
+    def pick(item: Any, meta: Any = None) -> Iterator[Any]:
+        if _table_of(meta) in owned:
+            yield item
+
+    return dlt.transformer(pick, data_from=reader, name=table)
+
+
+def _table_of(meta: Any) -> str | None:
+    hints = getattr(meta, "hints", None)
+    if isinstance(hints, dict):
+        return hints.get("table_name")
+    return getattr(meta, "table_name", None)
+
+
+def finish_full_read(ctx: RunContext, tables: list[str], t0: datetime | None,
+                     exact: bool = False) -> None:
+    """After a full read: the Event Log tables continue from T0, their names and custom
+    columns are those of now. Without a T0 (a restored file without its manifest) the tables
+    are read in full again by the next run."""
+    source_state = dlt.current.source_state()
+    followed = [table for table in tables if table in incremental_tables()]
+    if t0 is None:
+        st.forget(source_state, followed)
+    else:
+        mark = st.Watermark.at(t0, exact)
+        for table in followed:
+            # renames seen by this read: an older snapshot the next window replays is stale
+            renamed = renamed_since(st.names_seen(source_state, table),
+                                    ctx.references.digests_for(table)) if ctx.references else {}
+            kept = st.renamed_at(source_state, table)
+            kept.update({f"{source}:{object_id}": t0 for source, ids in renamed.items()
+                         for object_id in ids})
+            st.save_renamed_at(source_state, table, kept, mark.window_start)
+        st.save_watermark(source_state, followed, mark)
+        save_names(ctx, followed)
+    if ctx.custom is not None:
+        ctx.custom.save(source_state, tables)
+
+
+def save_names(ctx: RunContext, tables: Iterable[str]) -> None:
+    """The names the tables' rows copy, as synced now (renames are found against them)."""
+    if ctx.references is None:
+        return
+    source_state = dlt.current.source_state()
+    for table in tables:
+        if table in BY_TABLE and BY_TABLE[table].copies:
+            st.save_names(source_state, table, ctx.references.digests_for(table))

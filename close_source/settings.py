@@ -1,0 +1,68 @@
+"""The source's settings: one frozen object, checked once, built from dlt's configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from close_source.catalog import CATALOG, unknown_tables
+from close_source.errors import ConfigError
+
+FullLoad = Literal["export", "lists"]
+# auto: incremental where each table's watermark allows it; full: a full load (soft-deleted
+# rows kept); refresh: a full load from scratch (`--full-refresh`: the tables are dropped first)
+SyncMode = Literal["auto", "full", "refresh"]
+Deletes = Literal["hard", "soft"]
+ColumnNaming = Literal["name", "id"]  # custom field columns named after the field's name or id
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run was asked to do. The API key is not here: only the client holds it."""
+
+    tables: tuple[str, ...]
+    base_url: str
+    full_load: FullLoad = "export"
+    export_fallback: bool = True
+    export_timeout: float = 6 * 3600.0
+    export_poll_interval: float = 1.0
+    backup_dir: str | None = None
+    export_file: str | None = None
+    max_skip: int = 250_000
+    timeout: float = 60.0
+    max_attempts: int = 8
+    custom_field_columns: ColumnNaming = "name"
+    sync_mode: SyncMode = "auto"
+    deletes: Deletes = "hard"
+
+    @classmethod
+    def checked(cls, tables: Sequence[str] | None, **values: object) -> Settings:
+        """The settings, or a ConfigError naming the one that is wrong."""
+        selected = tuple(tables or [entry.table for entry in CATALOG])
+        if unknown := unknown_tables(selected):
+            known = ", ".join(entry.table for entry in CATALOG)
+            raise ConfigError(f"unknown resource(s): {', '.join(unknown)}; known: {known}")
+        for name, kind in (("full_load", FullLoad), ("sync_mode", SyncMode),
+                           ("deletes", Deletes), ("custom_field_columns", ColumnNaming)):
+            if name in values and values[name] not in get_args(kind):
+                raise ConfigError(f"{name} must be one of {get_args(kind)}, "
+                                  f"not {values[name]!r}")
+        settings = cls(tables=selected, **values)  # type: ignore[arg-type]
+        if settings.backup_dir and settings.full_load != "export":
+            raise ConfigError("a backup needs the export: full_load must be 'export'")
+        return settings
+
+    @property
+    def soft_deletes(self) -> bool:
+        return self.deletes == "soft"
+
+    @property
+    def keep_deleted(self) -> bool:
+        """A full load carries soft-deleted rows over, unless the tables start from scratch."""
+        return self.soft_deletes and self.sync_mode != "refresh"
+
+    @property
+    def full_read(self) -> bool:
+        """Every selected table is read in full, whatever its watermark."""
+        return self.sync_mode != "auto" or bool(self.export_file or self.backup_dir)

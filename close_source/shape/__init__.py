@@ -1,0 +1,1 @@
+"""API objects -> rows with typed, human-named custom columns -> Arrow tables with dlt hints."""

@@ -1,0 +1,144 @@
+"""Shaped rows -> Arrow tables of ~1,000 rows per table, each object once per table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import dlt
+
+from close_source.catalog import Entry
+from close_source.records import TOMBSTONE, Row
+from close_source.shape.arrow_tables import (
+    FROM_DLT,
+    Columns,
+    TableSpec,
+    WriteMode,
+    json_data_type,
+    table_specs,
+    to_arrow,
+)
+from close_source.shape.custom_columns import CustomColumns
+from close_source.shape.rows import shape
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArrowBatcher:
+    """Collects rows per table and hands them out as typed Arrow tables with their hints."""
+
+    specs: dict[str, TableSpec]
+    mode: WriteMode = "replace"
+    batch_rows: int = 1_000
+    _pending: dict[str, Columns] = field(default_factory=dict)
+    _sent_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _complete: set[str] = field(default_factory=set)
+    _schema_loaded: set[str] = field(default_factory=set)
+    _children: dict[str, list[str]] = field(default_factory=dict)
+    json_type: str = field(default_factory=lambda: json_data_type())
+    # per root table, the keys of the objects added: one row per key, whatever Close returns
+    seen_ids: dict[str, set[Any]] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
+                    batch_rows: int = 1_000, custom: CustomColumns | None = None,
+                    soft_deletes: bool = False) -> ArrowBatcher:
+        specs: dict[str, TableSpec] = {}
+        children: dict[str, list[str]] = {}
+        for entry in entries:
+            entry_specs = table_specs(entry, custom, soft_deletes)
+            specs.update({spec.name: spec for spec in entry_specs})
+            children[entry.table] = [spec.name for spec in entry_specs]
+        return cls(specs, mode, batch_rows, _children=children)
+
+    def add_object(self, entry: Entry, obj: dict[str, Any],
+                   custom: CustomColumns | None) -> Iterator[Any]:
+        """Shape and queue one API object, unless an object with its key was added already.
+
+        A server may ignore a filter that splits a read, or shift pages while they are read:
+        whatever it returns, a table gets one row per key. The first copy is kept; on a full
+        load a later change to the object is replayed from the Event Log by the next run (T0
+        precedes every read), and in incremental runs the change set holds one state per key.
+        """
+        key = object_key(entry, obj)
+        seen = self.seen_ids.setdefault(entry.table, set())
+        if key in seen:
+            self.duplicates[entry.table] = self.duplicates.get(entry.table, 0) + 1
+            return
+        seen.add(key)
+        for table, row in shape(entry, obj, custom):
+            yield from self.add(table, row)
+
+    def report_duplicates(self) -> None:
+        """One warning per table that Close sent the same object more than once."""
+        for table, count in sorted(self.duplicates.items()):
+            log.warning("%s: Close returned %d object(s) more than once (an ignored filter or "
+                        "pages that shifted while read); one row per key kept", table, count)
+        self.duplicates.clear()
+
+    def add(self, table: str, row: Row) -> Iterator[Any]:
+        """Queue a row; yields a table's Arrow batch when it is full."""
+        if self.mode == "replace" and row.get(TOMBSTONE):
+            return  # a replaced table holds only what this load brings
+        columns = self._pending.get(table)
+        if columns is None:
+            columns = self._pending[table] = Columns()
+        columns.append(row)
+        if columns.rows >= self.batch_rows:
+            yield self._flush(table)
+
+    def completed(self, entry_table: str) -> None:
+        """The entry was read to the end: its tables are replaced even when nothing came."""
+        self._complete.update(self._children.get(entry_table, ()))
+
+    def is_complete(self, entry_table: str) -> bool:
+        return entry_table in self._complete
+
+    def flush(self) -> Iterator[Any]:
+        for table in list(self._pending):
+            if self._pending[table].rows:
+                yield self._flush(table)
+        if self.mode == "replace":
+            for table in sorted(self._complete - set(self._sent_columns)):
+                spec = self.specs[table]
+                empty = to_arrow(spec, Columns())
+                yield dlt.mark.with_hints(empty, spec.hints(empty.column_names, "replace",
+                                                                self.json_type),
+                                          create_table_variant=True)
+
+    def _flush(self, table: str) -> Any:
+        columns = self._pending.pop(table)
+        spec = self.specs[table]
+        self._load_destination_types(spec)
+        arrow_table = to_arrow(spec, columns)
+        names = tuple(name for name in arrow_table.column_names if name != TOMBSTONE)
+        if self._sent_columns.get(table) == names:
+            return dlt.mark.with_table_name(arrow_table, table)
+        self._sent_columns[table] = names
+        return dlt.mark.with_hints(arrow_table, spec.hints(names, self.mode, self.json_type),
+                                   create_table_variant=True)
+
+    def _load_destination_types(self, spec: TableSpec) -> None:
+        """Types of earlier runs win over inference, so a column never changes type."""
+        if spec.name in self._schema_loaded:
+            return
+        self._schema_loaded.add(spec.name)
+        try:
+            schema = dlt.current.source_schema()
+        except Exception:  # noqa: BLE001 - outside a pipeline (unit tests): nothing to reuse
+            return
+        table = schema.tables.get(spec.name)
+        for name, column in (table or {}).get("columns", {}).items():
+            kind = FROM_DLT.get(column.get("data_type", ""))
+            if kind and not name.startswith("_dlt"):
+                spec.types.setdefault(name, kind)
+
+
+def object_key(entry: Entry, obj: dict[str, Any]) -> Any:
+    if len(entry.primary_key) == 1:
+        return obj.get(entry.primary_key[0])
+    return tuple(obj.get(name) for name in entry.primary_key)

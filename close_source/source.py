@@ -1,0 +1,112 @@
+"""The dlt source: settings checked, the run planned per table, one resource per table.
+
+Each table continues from its own Event Log watermark or is read in full; `__init__.py` shows
+how to run it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import dlt
+from dlt.extract.resource import DltResource
+
+from close_source.api.client import DEFAULT_BASE_URL, CloseClient
+from close_source.catalog import BY_TABLE
+from close_source.read.context import ReadContext
+from close_source.read.custom_fields import fetch_definitions
+from close_source.read.export import exported_tables
+from close_source.read.references import References, read_references
+from close_source.read.warehouse import Warehouse
+from close_source.run import state as st
+from close_source.run.context import RunContext
+from close_source.run.full_load import ExportOptions, export_resources, list_resource
+from close_source.run.incremental import event_log_resources
+from close_source.run.plan import follow_renames, make_plan
+from close_source.settings import Settings
+from close_source.shape.custom_columns import STATE_KEY, CustomColumns
+
+ADMIN_ROLE = "admin"  # the predefined role's id [003:3657]; its name is "Admin" [003:4189]
+
+
+log = logging.getLogger(__name__)
+
+
+@dlt.source(name="close", section="close")
+def close_source(
+    api_key: str = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    tables: Sequence[str] | None = None,
+    full_load: str = "export",
+    export_fallback: bool = True,
+    export_timeout: float = 6 * 3600.0,
+    export_poll_interval: float = 1.0,
+    backup_dir: str | None = None,
+    export_file: str | None = None,
+    max_skip: int = 250_000,
+    timeout: float = 60.0,
+    max_attempts: int = 8,
+    custom_field_columns: str = "name",
+    sync_mode: str = "auto",
+    deletes: str = "hard",
+) -> list[DltResource]:
+    """Every Close object type (or the `tables` named), each a resource named after its table.
+
+    Each table continues from its own Event Log watermark when it has one (younger than 29
+    days); otherwise it is read in full: leads, contacts, opportunities and activities through
+    one Export API job (`full_load="lists"` pages their list endpoints instead; `export_file`
+    loads a file kept by a backup), everything else from list endpoints. The `GET /me/`
+    preflight fails fast, before any extraction, on a bad key or an unreachable API.
+    Resources are parallelized: Close rate-limits per endpoint group, so independent endpoints
+    are read at the same time (`[extract] workers`).
+    """
+    settings = Settings.checked(
+        tables, base_url=base_url, full_load=full_load, export_fallback=export_fallback,
+        export_timeout=export_timeout, export_poll_interval=export_poll_interval,
+        backup_dir=backup_dir, export_file=export_file, max_skip=max_skip, timeout=timeout,
+        max_attempts=max_attempts, custom_field_columns=custom_field_columns,
+        sync_mode=sync_mode, deletes=deletes)
+    client = CloseClient(api_key, base_url, timeout=timeout, max_attempts=max_attempts)
+    read = ReadContext(client=client, max_skip=max_skip, me=client.get("me/"))
+    started_at = client.server_time
+    warehouse = Warehouse.of_current_pipeline()
+    source_state = dlt.current.source_state()
+    st.migrate(source_state, warehouse.tables())
+    custom = CustomColumns(settings.custom_field_columns, source_state.get(STATE_KEY),
+                           lambda: fetch_definitions(client, max_skip))
+    plan = make_plan(settings.tables, st.watermarks(source_state),
+                     now=started_at or datetime.now(UTC), full_read=settings.full_read,
+                     full_load=settings.full_load, exported=exported_tables(),
+                     stale=custom.stale_tables)
+    references = read_references(read, list(settings.tables), also=("roles",))
+    follow_renames(plan, references, warehouse, source_state)
+    _say_if_not_admin(read, references)
+    ctx = RunContext(read=read, warehouse=warehouse, custom=custom, references=references,
+                     started_at=started_at, settings=settings)
+
+    resources: list[DltResource] = []
+    if from_export := plan.reading("export"):
+        options = ExportOptions(fallback=export_fallback and not export_file,
+                                timeout=export_timeout, poll_initial=export_poll_interval,
+                                backup_dir=backup_dir, export_file=export_file)
+        resources += export_resources(ctx, from_export, options)
+    if plan.reading("events"):
+        resources += event_log_resources(ctx, plan)
+    resources += [list_resource(ctx, BY_TABLE[table]) for table in plan.reading("lists")]
+    return resources
+
+
+def _say_if_not_admin(read: ReadContext, references: References) -> None:
+    """Events older than an hour carry no data for non-admin keys [003:8106]: their objects
+    are read by id, which costs requests. Said once, when the key's role is known."""
+    roles = {str(role.get("id")): role for role in references.objects.get("roles", [])}
+    memberships = [m for m in read.me.get("memberships") or [] if isinstance(m, dict)]
+    role_ids = {str(m.get("role_id")) for m in memberships if m.get("role_id")}
+    if not role_ids or not all(r in roles or r == ADMIN_ROLE for r in role_ids):
+        return  # not known
+    if any(r == ADMIN_ROLE or roles[r].get("name") == "Admin" for r in role_ids):
+        return
+    log.info("this API key is not an admin's: Event Log entries older than an hour carry no "
+             "data for it, so those objects are read by id (more requests); an admin's key "
+             "syncs with fewer")
