@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from typing import Any
 
 import dlt
-import pyarrow as pa
-from dlt.common.configuration.container import Container
-from dlt.common.configuration.providers import DictionaryProvider
-from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from dlt.common.pipeline import LoadInfo
 from dlt.common.schema.utils import get_write_disposition
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
 
+from close_source.run.environment import run_environment
 from close_source.run.lock import run_lock
 
 PIPELINE_NAME = "close_crm"
@@ -54,60 +49,6 @@ def destination_for(name: Any) -> Any:
     return name
 
 
-class _Defaults(DictionaryProvider):
-    """Our defaults for dlt settings, consulted after every other provider (environment,
-    .dlt/*.toml), so a user's own setting wins.
-
-    `insert-from-staging`: a table replaced in full is loaded into the staging dataset first
-    and swapped in with one transaction (delete + insert), so readers see it as before or as
-    after, never half-loaded; dlt's default, `truncate-and-insert`, empties it when the load
-    begins. Merges go through staging on every SQL destination anyway. Staging tables are
-    emptied once a load is complete, so they do not keep a second copy of the data.
-
-    A first load (the dataset does not exist yet) has nothing to keep visible, and the copy
-    from staging costs a quarter of its time (bench/): it loads the tables directly.
-    """
-
-    NAME = "close-sync defaults"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._config_doc = {"destination": {}, "load": {"truncate_staging_dataset": True}}
-        self.set_replace_strategy("insert-from-staging")
-
-    def set_replace_strategy(self, strategy: str) -> None:
-        self._config_doc["destination"] = {name: {"replace_strategy": strategy}
-                                           for name in ("duckdb", "postgres")}
-
-    @property
-    def name(self) -> str:
-        return self.NAME
-
-    @property
-    def supports_secrets(self) -> bool:
-        return False
-
-
-def _register_defaults() -> _Defaults:
-    providers = Container()[PluggableRunContext].providers
-    if _Defaults.NAME not in providers:
-        dlt.config.register_provider(_Defaults())
-    return providers[_Defaults.NAME]  # type: ignore[return-value]
-
-
-@contextmanager
-def _direct_replaces_if_first_load(pipeline: dlt.Pipeline) -> Iterator[None]:
-    """Replace tables without staging while the dataset does not exist (see `_Defaults`)."""
-    first = not _dataset_exists(pipeline)
-    defaults = _register_defaults()
-    if first:
-        defaults.set_replace_strategy("truncate-and-insert")
-    try:
-        yield
-    finally:
-        defaults.set_replace_strategy("insert-from-staging")
-
-
 def _dataset_exists(pipeline: dlt.Pipeline) -> bool:
     """Whether the destination holds the dataset; True when that cannot be told (the safe
     answer: atomic replaces)."""
@@ -116,23 +57,6 @@ def _dataset_exists(pipeline: dlt.Pipeline) -> bool:
             return bool(client.has_dataset())
     except Exception:  # noqa: BLE001 - no answer is "assume it exists"; the run reports errors
         return True
-
-
-def _import_lazy_modules() -> None:
-    """Import in the main thread what the extract's worker threads would import on first use.
-
-    dlt runs parallelized resources in a thread pool; the first `pa.array` in a worker imports
-    pandas (pyarrow's pandas shim) and `pyarrow.pandas_compat`, date parsing `_strptime`, and a
-    second thread meeting the half-imported module fails with "partially initialized module
-    'pandas' has no attribute 'DataFrame'". Found by recording the imports made outside the
-    main thread during a full sync (tests/test_lazy_imports.py).
-    """
-    import _strptime  # noqa: F401
-    import zoneinfo  # noqa: F401
-
-    with suppress(ImportError):
-        import pandas  # noqa: F401
-    pa.array([0])  # initialises pyarrow's pandas shim, importing pyarrow.pandas_compat
 
 
 # Loader file format per destination type; others get dlt's default for them.
@@ -162,11 +86,6 @@ def make_pipeline(
     pipelines_dir: str | None = None,
     progress: bool = True,
 ) -> dlt.Pipeline:
-    # Arrow's default allocator keeps freed memory; the system one gives it back (bench/)
-    pa.set_memory_pool(pa.system_memory_pool())
-    _import_lazy_modules()
-    _register_defaults()
-    os.environ.setdefault("LOAD__WORKERS", "2")  # parallel load jobs multiply memory, not speed
     collector: Any = (
         dlt.progress.log(log_period=5.0, logger=progress_log, dump_system_stats=False)
         if progress else None
@@ -189,7 +108,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
     watermark among it, is already the pipeline's): it is loaded first, then this run reads on.
     dlt alone would load it and skip this run's data.
     """
-    with run_lock(pipeline):
+    with run_lock(pipeline), run_environment(first_load=not _dataset_exists(pipeline)):
         if pipeline.has_pending_data:
             progress_log.warning("an earlier run stopped before its data was loaded; loading "
                                  "it first")
@@ -197,12 +116,11 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
             for load_id in pipeline.list_normalized_load_packages():
                 restart_partial_load(pipeline, load_id)
             pipeline.load()
-        with _direct_replaces_if_first_load(pipeline):
-            return pipeline.run(
-                source,
-                loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
-                refresh="drop_resources" if full_refresh else None,
-            )
+        return pipeline.run(
+            source,
+            loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
+            refresh="drop_resources" if full_refresh else None,
+        )
 
 
 def restart_partial_load(pipeline: dlt.Pipeline, load_id: str) -> bool:

@@ -22,6 +22,7 @@ from close_fake import FakeClose, generate_org
 from close_fake.churn import random_changes
 from close_source.catalog import BY_TABLE
 from close_source.pipeline import PIPELINE_NAME
+from close_source.run.environment import run_environment
 from tests.cli_runs import (
     KEY,
     output,
@@ -54,10 +55,13 @@ def _dsn(request: pytest.FixtureRequest, kind: str) -> str | None:
         else None
 
 
-def test_replace_strategy_is_insert_from_staging(request, tmp_path):
+def test_replace_strategy_is_insert_from_staging_during_a_run(request, tmp_path):
     for kind in ("duckdb", "postgres"):
         pipeline = pipeline_of(tmp_path / kind, _dsn(request, kind))
-        assert pipeline.destination_client().config.replace_strategy == "insert-from-staging"
+        with run_environment():
+            assert pipeline.destination_client().config.replace_strategy == \
+                "insert-from-staging"
+        assert pipeline.destination_client().config.replace_strategy == "truncate-and-insert"
 
 
 def staged_tables(workdir: Path, dsn: str | None) -> set[str]:

@@ -1,0 +1,101 @@
+"""What a run sets up in the process (dlt defaults, Arrow's allocator, log filters, eager
+imports) and puts back when it ends: importing close_source changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import pyarrow as pa
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.providers import DictionaryProvider
+from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+
+
+class RunDefaults(DictionaryProvider):
+    """Our defaults for dlt settings, consulted after every other provider (environment,
+    .dlt/*.toml), so a user's own setting wins.
+
+    `insert-from-staging`: a table replaced in full is loaded into the staging dataset first
+    and swapped in with one transaction (delete + insert), so readers see it as before or as
+    after, never half-loaded; dlt's default, `truncate-and-insert`, empties it when the load
+    begins. Merges go through staging on every SQL destination anyway. Staging tables are
+    emptied once a load is complete, so they do not keep a second copy of the data.
+
+    A first load (the dataset does not exist yet) has nothing to keep visible, and the copy
+    from staging costs a quarter of its time (bench/): it loads the tables directly.
+
+    Two load workers: parallel load jobs multiply memory, not speed (bench/).
+    """
+
+    NAME = "close-sync defaults"
+
+    def __init__(self, first_load: bool) -> None:
+        super().__init__()
+        strategy = "truncate-and-insert" if first_load else "insert-from-staging"
+        self._config_doc = {
+            "destination": {name: {"replace_strategy": strategy}
+                            for name in ("duckdb", "postgres")},
+            "load": {"truncate_staging_dataset": True, "workers": 2},
+        }
+
+    @property
+    def name(self) -> str:
+        return self.NAME
+
+    @property
+    def supports_secrets(self) -> bool:
+        return False
+
+
+class ArrowHintNoise(logging.Filter):
+    """dlt warns whenever declared hints refine an Arrow type (json over string, a not-null
+    key): that is exactly what the hints are for. It also warns, per table, that Arrow batches
+    are converted for jsonl: BigQuery's loader format, chosen on purpose (pipeline.py)."""
+
+    NOISE = ("when merging arrow schema with dlt schema", "A ArrowToJsonlWriter writer is used",
+             # a full load replaces tables that incremental runs merged into, tombstones and all
+             'The "hard_delete" column hint')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in self.NOISE)
+
+
+@contextmanager
+def run_environment(first_load: bool = False) -> Iterator[None]:
+    """The process as a run needs it, for the run's duration."""
+    import_lazy_modules()
+    providers = Container()[PluggableRunContext].providers
+    defaults = RunDefaults(first_load)
+    providers[RunDefaults.NAME] = defaults  # appended: consulted after the user's settings
+    noise = ArrowHintNoise()
+    logging.getLogger("dlt").addFilter(noise)
+    pool = pa.default_memory_pool()
+    # Arrow's default allocator keeps freed memory; the system one gives it back (bench/)
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(pool)
+        logging.getLogger("dlt").removeFilter(noise)
+        with suppress(ValueError):
+            providers.providers.remove(defaults)
+
+
+def import_lazy_modules() -> None:
+    """Import in the main thread what the extract's worker threads would import on first use.
+
+    dlt runs parallelized resources in a thread pool; the first `pa.array` in a worker imports
+    pandas (pyarrow's pandas shim) and `pyarrow.pandas_compat`, date parsing `_strptime`, and a
+    second thread meeting the half-imported module fails with "partially initialized module
+    'pandas' has no attribute 'DataFrame'". Found by recording the imports made outside the
+    main thread during a full sync (tests/test_lazy_imports.py).
+    """
+    import _strptime  # noqa: F401
+    import zoneinfo  # noqa: F401
+
+    with suppress(ImportError):
+        import pandas  # noqa: F401
+    pa.array([0])  # initialises pyarrow's pandas shim, importing pyarrow.pandas_compat
