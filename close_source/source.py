@@ -25,7 +25,7 @@ from close_source.run.full_load import ExportOptions, export_resources, list_res
 from close_source.run.incremental import event_log_resources
 from close_source.run.plan import follow_renames, make_plan
 from close_source.settings import Settings
-from close_source.shape.custom_columns import STATE_KEY, CustomColumns
+from close_source.shape.custom_columns import CustomColumns
 
 ADMIN_ROLE = "admin"  # the predefined role's id [003:3657]; its name is "Admin" [003:4189]
 
@@ -73,7 +73,8 @@ def close_source(
     warehouse = Warehouse.of_current_pipeline()
     source_state = dlt.current.source_state()
     st.migrate(source_state, warehouse.tables())
-    custom = CustomColumns(settings.custom_field_columns, source_state.get(STATE_KEY),
+    custom = CustomColumns(settings.custom_field_columns,
+                           st.custom_columns(source_state, settings.custom_field_columns),
                            lambda: fetch_definitions(client, max_skip))
     plan = make_plan(settings.tables, st.watermarks(source_state),
                      now=started_at or datetime.now(UTC), full_read=settings.full_read,

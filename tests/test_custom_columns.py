@@ -14,6 +14,7 @@ import pytest
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from close_source.read.custom_fields import RawDefinitions
+from close_source.run import state as st
 from close_source.shape.custom_columns import MAX_IDENTIFIER, CustomColumns, normalized
 
 
@@ -43,9 +44,9 @@ def columns_of(custom: CustomColumns, table: str) -> dict[str, str]:
 def rerun(custom: CustomColumns, definitions: Definitions) -> CustomColumns:
     """The next run: the state the previous one saved, and the definitions as they are now."""
     state: dict[str, Any] = {}
-    custom.save(state)
-    return CustomColumns(custom.mode, json.loads(json.dumps(state["custom_columns"])),
-                         definitions)
+    st.save_custom_columns(state, custom.mode, custom.frozen())
+    kept = json.loads(json.dumps(state))  # as dlt stores it
+    return CustomColumns(custom.mode, st.custom_columns(kept, custom.mode), definitions)
 
 
 @pytest.mark.parametrize(("name", "expected"), [

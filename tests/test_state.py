@@ -18,8 +18,8 @@ def test_a_version_1_state_gives_its_watermark_to_every_table_loaded_then():
     marks = st.watermarks(state)
     assert set(marks) == {"leads", "calls", "users"}
     assert marks["leads"] == st.Watermark(T0, T0)
-    assert state["custom_columns"] == {"version": 1}  # not ours to touch
-    st.migrate(state, ["notes"])  # already version 2: nothing changes
+    assert state["custom_columns"] == {}  # its own format number is gone: one version
+    st.migrate(state, ["notes"])  # already this version: nothing changes
     assert "notes" not in st.watermarks(state)
 
 
@@ -57,3 +57,14 @@ def test_recent_renames_are_kept_while_a_window_can_replay_older_events():
     st.save_renamed_at(state, "calls", {"users:a": T0, "users:b": T0 - timedelta(hours=1)},
                        keep_after=T0 - timedelta(minutes=5))
     assert st.renamed_at(state, "calls") == {"users:a": T0}
+
+
+def test_a_version_2_state_keeps_its_custom_columns_and_an_unknown_format_is_dropped():
+    columns = {"leads": {"cf_1": {"name": "Region", "columns": {"text": "custom_region"}}}}
+    state = {"version": 2, "custom_columns": {"version": 1, "name": columns}}
+    st.migrate(state, [])
+    assert state["version"] == st.VERSION
+    assert st.custom_columns(state, "name") == columns
+    unknown = {"version": 2, "custom_columns": {"version": 7, "name": columns}}
+    st.migrate(unknown, [])
+    assert st.custom_columns(unknown, "name") == {}

@@ -162,7 +162,9 @@ class CloseClient:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         max_connections: int = 16,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """`transport`: httpx's seam, for tests (`httpx.MockTransport`) and benchmarks."""
         if not api_key or not api_key.strip():
             raise ConfigError(f"No Close API key: {KEY_HINT}")
         self.base_url = validate_base_url(base_url)
@@ -184,6 +186,7 @@ class CloseClient:
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=max_connections),
             headers={"user-agent": "close-dlt/0.1", "accept": "application/json"},
+            transport=transport,
         )
 
     def __enter__(self) -> CloseClient:

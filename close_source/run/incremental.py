@@ -85,8 +85,7 @@ def _apply_window(ctx: RunContext, plan: Plan, tables: list[str]) -> Iterator[ob
         if table in renamed_at:
             st.save_renamed_at(source_state, table, renamed_at[table], mark.window_start)
     save_names(ctx, synced)
-    if ctx.custom is not None:
-        ctx.custom.save(source_state, synced)
+    st.save_custom_columns(source_state, ctx.custom.mode, ctx.custom.frozen(synced))
 
 
 def event_types_for(entries: Iterable[Entry]) -> Iterator[str]:

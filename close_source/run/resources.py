@@ -81,8 +81,7 @@ def finish_full_read(ctx: RunContext, tables: list[str], t0: datetime | None,
             st.save_renamed_at(source_state, table, kept, mark.window_start)
         st.save_watermark(source_state, followed, mark)
         save_names(ctx, followed)
-    if ctx.custom is not None:
-        ctx.custom.save(source_state, tables)
+    st.save_custom_columns(source_state, ctx.custom.mode, ctx.custom.frozen(tables))
 
 
 def save_names(ctx: RunContext, tables: Iterable[str]) -> None:

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-VERSION = 2
+VERSION = 3
 TABLES = "tables"
 FULL_LOAD = "full_load"
+CUSTOM_COLUMNS = "custom_columns"  # {naming mode: {table: {field id: its columns}}}
 LEGACY_EVENTS = "events"  # version 1: one watermark shared by every table
 RESCAN = timedelta(minutes=5)  # events become visible late and consolidation moves them
 HORIZON = timedelta(days=29)  # the Event Log keeps 30 days [003:8105]
@@ -83,17 +84,21 @@ class Watermark:
 
 
 def migrate(state: State, loaded_tables: Iterable[str]) -> None:
-    """Version 1 kept one watermark for every table: each table loaded by then gets it."""
-    legacy = state.get(LEGACY_EVENTS)
-    if state.get("version") == VERSION or not isinstance(legacy, Mapping):
-        state["version"] = VERSION
+    """Bring an older state to this version, in place.
+
+    Version 1 kept one watermark for every table: each table loaded by then gets it. Versions
+    1 and 2 kept a format number of their own inside the custom columns (1, the only one).
+    """
+    if state.get("version") == VERSION:
         return
-    watermark = Watermark.from_state(legacy)
-    tables = state.setdefault(TABLES, {})
-    if watermark is not None:
+    legacy = state.pop(LEGACY_EVENTS, None)
+    if isinstance(legacy, Mapping) and (watermark := Watermark.from_state(legacy)) is not None:
+        tables = state.setdefault(TABLES, {})
         for table in loaded_tables:
             tables.setdefault(table, {})["watermark"] = watermark.to_state()
-    del state[LEGACY_EVENTS]
+    columns = state.get(CUSTOM_COLUMNS)
+    if isinstance(columns, dict) and columns.pop("version", 1) != 1:
+        del state[CUSTOM_COLUMNS]  # a format this code does not know: columns are made anew
     state["version"] = VERSION
 
 
@@ -159,3 +164,16 @@ def save_renamed_at(state: State, table: str, renames: Mapping[str, datetime],
                     keep_after: datetime) -> None:
     state.setdefault(TABLES, {}).setdefault(table, {})["renamed_at"] = {
         key: moment.isoformat() for key, moment in renames.items() if moment >= keep_after}
+
+
+def custom_columns(state: Mapping[str, Any], mode: str) -> dict[str, dict[str, Any]]:
+    """{table: {field id: its columns}} as the tables last synced with them, for one naming."""
+    return dict((state.get(CUSTOM_COLUMNS) or {}).get(mode) or {})
+
+
+def save_custom_columns(state: State, mode: str,
+                        tables: Mapping[str, Mapping[str, Any]]) -> None:
+    """The columns of the tables this run wrote; other tables keep what they last synced
+    with, so a later run of them still sees what changed since."""
+    saved = state.setdefault(CUSTOM_COLUMNS, {}).setdefault(mode, {})
+    saved.update({table: dict(fields) for table, fields in tables.items()})

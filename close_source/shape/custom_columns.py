@@ -43,8 +43,6 @@ from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
 
-STATE_KEY = "custom_columns"
-STATE_VERSION = 1
 MAX_IDENTIFIER = 63  # PostgreSQL; BigQuery allows 300, DuckDB more
 PREFIX = "custom_"
 UNMAPPED = "custom_unmapped"
@@ -268,12 +266,11 @@ class CustomColumns:
         self.tables = {table: TableColumns(table) for table in KIND_OF_TABLE}
         # tables whose stored custom values went stale since the last run (see apply)
         self.stale_tables: set[str] = set()
-        if kept and kept.get("version") == STATE_VERSION:
-            for table, fields in (kept.get(mode) or {}).items():
-                if table in self.tables:
-                    self.tables[table].fields = {
-                        field_id: FieldColumns.from_state(field_id, value)
-                        for field_id, value in fields.items()}
+        for table, fields in (kept or {}).items():
+            if table in self.tables:
+                self.tables[table].fields = {
+                    field_id: FieldColumns.from_state(field_id, value)
+                    for field_id, value in fields.items()}
         self._apply(load_definitions())
 
     def _apply(self, raw: RawDefinitions) -> None:
@@ -364,20 +361,13 @@ class CustomColumns:
         with self._lock:
             return self.tables[table].column_types()
 
-    def save(self, state: MutableMapping[str, Any], tables: Iterable[str] | None = None) -> None:
-        """Freeze the columns of the tables this run wrote (all when None) in the source state,
-        committed with the load; the other tables keep what they last synced with, so a
-        later run of them still sees what changed since."""
+    def frozen(self, tables: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The columns of `tables` (all when None), as the state keeps them (`state.py`)."""
         with self._lock:
-            kept = state.setdefault(STATE_KEY, {})
-            if kept.get("version") != STATE_VERSION:
-                kept.clear()
-            kept["version"] = STATE_VERSION
-            saved = kept.setdefault(self.mode, {})
-            for table, columns in self.tables.items():
-                if tables is None or table in tables:
-                    saved[table] = {field_id: entry.to_state()
-                                    for field_id, entry in columns.fields.items()}
+            return {table: {field_id: entry.to_state()
+                            for field_id, entry in columns.fields.items()}
+                    for table, columns in self.tables.items()
+                    if tables is None or table in tables}
 
     def definition_rows(self) -> Iterator[dict[str, Any]]:
         """The `custom_fields` table: every field per object type, with its column."""

@@ -1,0 +1,102 @@
+"""The client's retry, rate-limit and error rules on `httpx.MockTransport`: milliseconds per
+case, beside the end-to-end tests on the loopback fake (test_client.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from close_source.api.client import CloseClient
+from close_source.errors import AccessDenied, ApiError, AuthError, UnreachableError
+
+KEY = "api_transport_test_key_5f1c"
+BASE = "https://api.close.test/api/v1/"
+
+
+def client_for(handler: Callable[[httpx.Request], httpx.Response],
+               **kwargs: object) -> CloseClient:
+    options = {"backoff_initial": 0.001, "backoff_max": 0.002, "max_attempts": 3, **kwargs}
+    return CloseClient(KEY, BASE, transport=httpx.MockTransport(handler),
+                       **options)  # type: ignore[arg-type]
+
+
+def answers(*responses: httpx.Response) -> tuple[list[httpx.Request], Callable]:
+    seen: list[httpx.Request] = []
+    queue = list(responses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return seen, handler
+
+
+def test_a_429_waits_the_bodys_rate_reset_then_retries_the_same_request():
+    seen, handler = answers(
+        httpx.Response(429, json={"error": {"rate_reset": 0.01, "message": "slow down"}}),
+        httpx.Response(200, json={"data": [{"id": "lead_1"}], "has_more": False}))
+    client = client_for(handler)
+    started = time.monotonic()
+    assert client.get("lead/", {"_limit": 5}) == {"data": [{"id": "lead_1"}], "has_more": False}
+    assert time.monotonic() - started >= 0.01
+    assert [r.url.params["_limit"] for r in seen] == ["5", "5"]
+    assert client.retries == 1
+
+
+def test_server_errors_are_retried_a_bounded_number_of_times():
+    seen, handler = answers(httpx.Response(502, text="bad gateway"))
+    with pytest.raises(UnreachableError) as failed:
+        client_for(handler).get("lead/")
+    assert len(seen) == 3
+    assert "after 3 attempts" in str(failed.value) and KEY not in str(failed.value)
+
+
+def test_dropped_connections_are_retried():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.ConnectError("reset by peer", request=request)
+        return httpx.Response(200, json={"id": "me"})
+
+    assert client_for(handler).get("me/") == {"id": "me"}
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(("status", "path", "error"), [
+    (401, "lead/", AuthError), (403, "me/", AuthError), (403, "lead/", AccessDenied),
+    (404, "lead/lead_x/", AccessDenied), (400, "lead/", ApiError)])
+def test_client_errors_are_not_retried_and_never_name_the_key(status, path, error):
+    seen, handler = answers(httpx.Response(status, json={"error": f"no {KEY[:4]}"}))
+    with pytest.raises(error) as failed:
+        client_for(handler).get(path)
+    assert len(seen) == 1
+    assert KEY not in str(failed.value)
+
+
+def test_the_key_travels_as_basic_auth_and_the_date_header_is_closes_clock():
+    seen, handler = answers(httpx.Response(
+        200, json={}, headers={"date": "Thu, 03 Dec 2026 10:00:00 GMT"}))
+    client = client_for(handler)
+    client.get("me/")
+    assert seen[0].headers["authorization"].startswith("Basic ")
+    assert KEY not in str(seen[0].url)
+    assert client.server_time is not None and client.server_time.isoformat() == \
+        "2026-12-03T10:00:00+00:00"
+
+
+def test_an_exhausted_window_holds_the_endpoint_group_until_its_reset():
+    seen, handler = answers(
+        httpx.Response(200, json={}, headers={"x-rate-limit-remaining": "0",
+                                              "x-rate-limit-reset": "0.05"}),
+        httpx.Response(200, json={}))
+    client = client_for(handler)
+    client.get("lead/")
+    started = time.monotonic()
+    client.get("lead/")
+    assert time.monotonic() - started >= 0.04
+    assert len(seen) == 2
