@@ -117,6 +117,8 @@ class Entry:
     # columns copying other objects' names, and the fields whose change renames this object
     copies: tuple[Copy, ...] = ()
     name_fields: tuple[str, ...] = ()
+    # tables made from this object's events and written whenever it is (lead merges)
+    written_with: tuple[str, ...] = ()
     # where a full export carries it: "" = the exported lead itself, else the lead's list key
     # (activities further by `_type`); None = not trusted from exports, read from the list
     export_path: str | None = None
@@ -167,6 +169,7 @@ CATALOG: tuple[Entry, ...] = (
         custom_field_type="lead", event_object_types=("lead",), export_path="",
         incremental="events", name_fields=("display_name", "name"),
         copies=(Copy("status_label", "status_id", "lead_statuses"), *AUDIT_COPIES),
+        written_with=("lead_merges",),
     ),
     Entry(
         "contacts", "contact/", "Contacts; `_fields` asks for lead_id (not in the list sample).",
@@ -300,8 +303,10 @@ def entries(names: list[str] | None = None) -> Iterator[Entry]:
             yield entry
 
 
-# Tables only synced when named: the raw Event Log (incremental runs only).
-OPTIONAL_TABLES = ("events",)
+# Tables made from the Event Log itself rather than from an object type.
+EVENTS_TABLE = "events"  # the raw log; only synced when named (incremental runs only)
+LEAD_MERGES_TABLE = "lead_merges"  # one row per merge, written with leads
+OPTIONAL_TABLES = (EVENTS_TABLE,)
 
 
 def unknown_tables(names: list[str]) -> list[str]:

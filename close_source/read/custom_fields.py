@@ -16,14 +16,15 @@ from typing import Any
 
 from close_source.api.client import CloseClient
 from close_source.api.paging import iter_pages
+from close_source.catalog import CATALOG
 from close_source.errors import AccessDenied, ApiError
 
 log = logging.getLogger(__name__)
 
 KINDS = ("lead", "contact", "opportunity", "activity")
 SCHEMA_KINDS = ("lead", "contact", "opportunity")
-TABLE_OF_KIND = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities",
-                 "activity": "custom_activities"}
+TABLE_OF_KIND = {entry.custom_field_type: entry.table for entry in CATALOG
+                 if entry.custom_field_type}
 KIND_OF_TABLE = {table: kind for kind, table in TABLE_OF_KIND.items()}
 
 

@@ -21,12 +21,12 @@ from datetime import datetime, timedelta
 import dlt
 from dlt.extract.resource import DltResource
 
-from close_source.catalog import BY_TABLE, Entry
+from close_source.catalog import BY_TABLE, EVENTS_TABLE, LEAD_MERGES_TABLE, Entry
 from close_source.read.event_log import Event, read_window
 from close_source.run import state as st
 from close_source.run.change_set import ChangeSet
 from close_source.run.context import RunContext
-from close_source.run.plan import EVENTS_TABLE, Plan
+from close_source.run.plan import Plan
 from close_source.run.resources import save_names, selected_among, table_resources
 from close_source.shape.batcher import ArrowBatcher
 from close_source.timestamps import to_utc
@@ -34,7 +34,6 @@ from close_source.timestamps import to_utc
 log = logging.getLogger(__name__)
 
 EVENT_LOG_READER = "read_event_log"
-LEAD_MERGES = "lead_merges"
 SKEW_WARNING = timedelta(minutes=1)
 
 
@@ -137,7 +136,7 @@ def _lead_merges(events: Iterable[Event]) -> Iterator[object]:
                 "date_merged": event.date_updated, "event_id": event.id}
     if rows:
         yield dlt.mark.with_hints(list(rows.values()), dlt.mark.make_hints(
-            table_name=LEAD_MERGES, primary_key="source_lead_id", write_disposition="merge"),
+            table_name=LEAD_MERGES_TABLE, primary_key="source_lead_id", write_disposition="merge"),
             create_table_variant=True)
 
 

@@ -28,7 +28,6 @@ from close_source.run.state import Watermark
 log = logging.getLogger(__name__)
 
 How = Literal["export", "lists", "events"]
-EVENTS_TABLE = "events"  # the raw Event Log, optional: `tables=[..., "events"]`
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,6 @@ from close_source.run.plan import incremental_tables
 log = logging.getLogger(__name__)
 
 
-# Tables written along with a selected table: its child tables, and the merges of leads.
-COMPANIONS = {"leads": ("lead_merges",)}
-
-
 def selected_among(tables: Iterable[str], reader: str) -> list[str]:
     """The tables whose resources the running source selected (all, outside a run, or when
     the shared read itself was selected)."""
@@ -43,8 +39,8 @@ def table_resources(reader: DltResource, tables: Iterable[str]) -> list[DltResou
 
 
 def _table_resource(reader: DltResource, table: str) -> DltResource:
-    owned = set(owned_tables(BY_TABLE[table])) if table in BY_TABLE else {table}
-    owned.update(COMPANIONS.get(table, ()))
+    entry = BY_TABLE.get(table)
+    owned = {*owned_tables(entry), *entry.written_with} if entry else {table}
 
     def pick(item: Any, meta: Any = None) -> Iterator[Any]:
         if _table_of(meta) in owned:
