@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 # How a later (incremental) run keeps the table current: `events` from the Event Log,
-# `refresh` read again in full (small tables, or no events exist for them), `created_since`
+# `every_run` read again in full (small tables, or no events exist for them), `created_since`
 # read by date_created from the watermark (no events exist, rows are never edited).
-IncrementalMode = Literal["events", "refresh", "created_since"]
+IncrementalMode = Literal["events", "every_run", "created_since"]
 ReadStrategy = Literal["pages", "windows", "keyset", "organization", "memberships", "users",
                        "detail", "per_parent", "definitions"]
 
@@ -113,7 +113,7 @@ class Entry:
     custom_field_type: str | None = None
     # routing for later read paths
     event_object_types: tuple[str, ...] = ()
-    incremental: IncrementalMode = "refresh"
+    incremental: IncrementalMode = "every_run"
     # columns copying other objects' names, and the fields whose change renames this object
     copies: tuple[Copy, ...] = ()
     name_fields: tuple[str, ...] = ()

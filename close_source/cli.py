@@ -205,8 +205,7 @@ def _configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
     )
     level = logging.DEBUG if verbose else logging.INFO
-    for name in ("close_source", "close_sync"):
-        logging.getLogger(name).setLevel(level)
+    logging.getLogger("close_source").setLevel(level)
     if not verbose:
         logging.getLogger("dlt").addFilter(_LoaderRetries())
 

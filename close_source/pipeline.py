@@ -18,7 +18,7 @@ from close_source.run.lock import run_lock
 PIPELINE_NAME = "close_crm"
 DATASET_NAME = "close"
 
-progress_log = logging.getLogger("close_sync.progress")
+progress_log = logging.getLogger("close_source.progress")
 
 
 # The loading connection only: DuckDB defaults to 80% of RAM, and memory must not grow with the

@@ -19,14 +19,14 @@ from close_source.timestamps import to_date, to_utc
 from tests.helpers import as_json, one_connection, rows, sql_client
 from tests.oracle import (
     NOT_LISTED,
-    TABLE_OF_KIND,
+    TABLE_OF_OBJECT_TYPE,
     custom_definitions,
     decoded,
     expected_objects,
     typed,
 )
 
-KIND_OF_TABLE = {table: kind for kind, table in TABLE_OF_KIND.items()}
+OBJECT_TYPE_OF_TABLE = {table: kind for kind, table in TABLE_OF_OBJECT_TYPE.items()}
 
 
 def db_rows(pipeline: dlt.Pipeline, table: str,
@@ -60,8 +60,8 @@ def custom_columns(pipeline: dlt.Pipeline, kind: str, from_state: bool = False) 
     if not from_state:
         return dict(rows(pipeline, "SELECT id, column_name FROM close.custom_fields "
                                    f"WHERE object_type = '{kind}' AND NOT is_deleted"))
-    kept = pipeline.state["sources"]["close"]["custom_columns"]["name"][TABLE_OF_KIND[kind]]
-    return {field_id: value["columns"][value["kind"]] for field_id, value in kept.items()
+    kept = pipeline.state["sources"]["close"]["custom_columns"]["name"][TABLE_OF_OBJECT_TYPE[kind]]
+    return {field_id: value["columns"][value["column_type"]] for field_id, value in kept.items()
             if value.get("active", True)}
 
 
@@ -92,7 +92,7 @@ def mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str, limit: int = 10
     rows with `_deleted_at` set are left out (soft deletes)."""
     entry = BY_TABLE[table]
     expected = expected_objects(org, table)
-    live = soft and entry.incremental != "refresh"
+    live = soft and entry.incremental != "every_run"
     where = "_deleted_at IS NULL" if live else None
     if table == "custom_fields":  # a deleted field keeps its row, marked (README)
         where = "NOT is_deleted"
@@ -105,7 +105,7 @@ def mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str, limit: int = 10
     if set(actual) != set(expected):
         problems.append(f"{table}: missing {sorted(set(expected) - set(actual))[:5]}, "
                         f"extra {sorted(set(actual) - set(expected))[:5]}")
-    kind = KIND_OF_TABLE.get(table)
+    kind = OBJECT_TYPE_OF_TABLE.get(table)
     definitions = {fid: d for (k, fid), d in custom_definitions(org).items() if k == kind}
     columns = custom_columns(pipeline, kind, columns_from_state) if kind else {}
     naming = pipeline.default_schema.naming

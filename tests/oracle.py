@@ -38,14 +38,14 @@ NOT_LISTED: dict[str, set[str]] = {
     "users": {"last_used_timezone"},
     "memberships": {"organization_id"},
 }
-CUSTOM_FIELD_KINDS = ("lead", "contact", "opportunity", "activity")
-TABLE_OF_KIND = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities",
+CUSTOM_FIELD_OBJECT_TYPES = ("lead", "contact", "opportunity", "activity")
+TABLE_OF_OBJECT_TYPE = {"lead": "leads", "contact": "contacts", "opportunity": "opportunities",
                  "activity": "custom_activities"}
 
 
 def custom_definitions(org: FakeOrg) -> dict[tuple[str, str], dict[str, Any]]:
     """(object kind, field id) -> definition; shared fields under each associated kind."""
-    found = {(kind, obj["id"]): obj for kind in CUSTOM_FIELD_KINDS
+    found = {(kind, obj["id"]): obj for kind in CUSTOM_FIELD_OBJECT_TYPES
              for obj in org.all(f"custom_field.{kind}")}
     for obj in org.all(o.CUSTOM_FIELD_SHARED):
         for association in obj.get("associations") or []:

@@ -27,13 +27,14 @@ def field(field_id: str, name: str, type_: str = "text", *, multi: bool = False,
 class Definitions:
     """Definitions that a test changes between "runs", counting how often they are read."""
 
-    def __init__(self, **by_kind: list[dict[str, Any]]) -> None:
-        self.by_kind = by_kind
+    def __init__(self, **by_object_type: list[dict[str, Any]]) -> None:
+        self.by_object_type = by_object_type
         self.loads = 0
 
     def __call__(self) -> RawDefinitions:
         self.loads += 1
-        return RawDefinitions({kind: list(fields) for kind, fields in self.by_kind.items()}, {})
+        return RawDefinitions({kind: list(fields)
+                               for kind, fields in self.by_object_type.items()}, {})
 
 
 def columns_of(custom: CustomColumns, table: str) -> dict[str, str]:
@@ -113,7 +114,7 @@ def test_every_name_is_left_alone_by_dlt_naming_on_every_destination():
 def test_a_rename_keeps_the_column_and_a_new_field_with_the_old_name_gets_a_suffix():
     definitions = Definitions(lead=[field("cf_Src111111", "Lead Source")])
     first = CustomColumns("name", None, definitions)
-    definitions.by_kind["lead"] = [
+    definitions.by_object_type["lead"] = [
         field("cf_Src111111", "Origin"),
         field("cf_New222222", "Lead Source", created="2022-01-01T00:00:00+00:00"),
     ]
@@ -127,13 +128,13 @@ def test_a_type_change_moves_values_to_a_typed_sibling_column_and_back():
     definitions = Definitions(lead=[field("cf_Emp111111", "Employees", "number")])
     custom = CustomColumns("name", None, definitions)
     assert columns_of(custom, "leads") == {"cf_Emp111111": "custom_employees"}
-    definitions.by_kind["lead"] = [field("cf_Emp111111", "Employees", "text")]
+    definitions.by_object_type["lead"] = [field("cf_Emp111111", "Employees", "text")]
     custom = rerun(custom, definitions)
     assert columns_of(custom, "leads") == {"cf_Emp111111": "custom_employees_text"}
     assert custom.column_types("leads") == {"custom_employees": "double",
                                             "custom_employees_text": "text",
                                             "custom_unmapped": "json"}
-    definitions.by_kind["lead"] = [field("cf_Emp111111", "Employees", "number")]
+    definitions.by_object_type["lead"] = [field("cf_Emp111111", "Employees", "number")]
     custom = rerun(custom, definitions)
     assert columns_of(custom, "leads") == {"cf_Emp111111": "custom_employees"}
 
@@ -141,7 +142,7 @@ def test_a_type_change_moves_values_to_a_typed_sibling_column_and_back():
 def test_single_to_multi_gets_a_list_column():
     definitions = Definitions(lead=[field("cf_Ind111111", "Industry", "choices")])
     custom = CustomColumns("name", None, definitions)
-    definitions.by_kind["lead"] = [field("cf_Ind111111", "Industry", "choices", multi=True)]
+    definitions.by_object_type["lead"] = [field("cf_Ind111111", "Industry", "choices", multi=True)]
     custom = rerun(custom, definitions)
     assert columns_of(custom, "leads") == {"cf_Ind111111": "custom_industry_list"}
     obj = {"id": "lead_1", "custom.cf_Ind111111": ["IT", "Cars"]}
@@ -184,7 +185,7 @@ def test_display_name_styles_map_to_the_same_columns_and_id_keys_win():
 def test_an_unknown_field_reloads_definitions_once_then_is_kept(caplog):
     definitions = Definitions(lead=[field("cf_Old1", "Old")])
     custom = CustomColumns("name", None, definitions)
-    definitions.by_kind["lead"].append(field("cf_Mid1", "Created Mid Run"))
+    definitions.by_object_type["lead"].append(field("cf_Mid1", "Created Mid Run"))
     assert custom.split("leads", {"custom.cf_Mid1": "x"}) == {"custom_created_mid_run": "x"}
     assert definitions.loads == 2
     assert custom.split("leads", {"custom.cf_Ghost": "boo", "custom.cf_Gone": 1}) == \
@@ -201,7 +202,7 @@ def test_id_mode_names_columns_after_field_ids():
 def test_a_deleted_field_keeps_its_column_and_shows_as_deleted():
     definitions = Definitions(lead=[field("cf_Gone1", "Legacy Score", "number")])
     custom = CustomColumns("name", None, definitions)
-    definitions.by_kind["lead"] = []
+    definitions.by_object_type["lead"] = []
     custom = rerun(custom, definitions)
     assert custom.column_types("leads")["custom_legacy_score"] == "double"
     (row,) = [r for r in custom.definition_rows() if r["id"] == "cf_Gone1"]

@@ -22,7 +22,7 @@ from close_source.pipeline import run_sync
 from close_source.source import close_source
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import as_json, new_pipeline, rows, sync
-from tests.oracle import TABLE_OF_KIND, custom_definitions, decoded, expected_objects, typed
+from tests.oracle import TABLE_OF_OBJECT_TYPE, custom_definitions, decoded, expected_objects, typed
 
 LONG_NAME = "Estimated annual recurring revenue after the second renewal negotiation (EUR)"
 
@@ -47,7 +47,7 @@ def db_rows(pipeline: dlt.Pipeline, table: str) -> dict[str, dict[str, Any]]:
 def assert_columns_hold_close_values(org: FakeOrg, pipeline: dlt.Pipeline, table: str,
                                      columns: dict[str, str]) -> int:
     """For every object: each field's value, typed, in its column; absent values null."""
-    kind = next(k for k, t in TABLE_OF_KIND.items() if t == table)
+    kind = next(k for k, t in TABLE_OF_OBJECT_TYPE.items() if t == table)
     definitions = {fid: d for (k, fid), d in custom_definitions(org).items() if k == kind}
     actual = db_rows(pipeline, table)
     filled = 0
@@ -99,7 +99,7 @@ def two_syncs(request, tmp_path_factory) -> Iterator[dict[str, Any]]:
     with FakeClose(org) as fake:
         pipeline = sync(fake, workdir, full_load=full_load,
                         warehouse=warehouse(request, kind))
-        before = {t: column_types(pipeline, t) for t in TABLE_OF_KIND.values()}
+        before = {t: column_types(pipeline, t) for t in TABLE_OF_OBJECT_TYPE.values()}
         first_mapping = mapping(pipeline)
 
         m.rename_field(org, ids["Industry"], "Vertical")
@@ -249,7 +249,7 @@ def test_every_value_of_every_object_is_in_its_column_after_the_changes(two_sync
     org, pipeline, ids, new = (two_syncs[k] for k in ("org", "pipeline", "ids", "new"))
     current = mapping(pipeline)
     filled = 0
-    for kind, table in TABLE_OF_KIND.items():
+    for kind, table in TABLE_OF_OBJECT_TYPE.items():
         columns = {fid: current[(k, fid)][2] for (k, fid) in custom_definitions(org)
                    if k == kind}
         filled += assert_columns_hold_close_values(org, pipeline, table, columns)

@@ -17,7 +17,7 @@ from tests.helpers import rows, sync
 from tests.invariant import db_rows
 from tests.oracle import (
     NOT_LISTED,
-    TABLE_OF_KIND,
+    TABLE_OF_OBJECT_TYPE,
     custom_definitions,
     decoded,
     expected_objects,
@@ -128,7 +128,7 @@ def test_group_members_and_pipeline_statuses_land_as_child_tables(loaded):
 def test_custom_values_land_typed_in_named_columns(loaded, kind: str):
     """Every custom value of every object, in `custom_<name>`, typed; absent ones null."""
     org, pipeline = loaded
-    table = TABLE_OF_KIND[kind]
+    table = TABLE_OF_OBJECT_TYPE[kind]
     definitions = {fid: d for (k, fid), d in custom_definitions(org).items() if k == kind}
     actual = db_rows(pipeline, table)
     columns = pipeline.default_schema.get_table_columns(table)

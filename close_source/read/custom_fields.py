@@ -21,18 +21,18 @@ from close_source.errors import AccessDenied, ApiError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("lead", "contact", "opportunity", "activity")
-SCHEMA_KINDS = ("lead", "contact", "opportunity")
-TABLE_OF_KIND = {entry.custom_field_type: entry.table for entry in CATALOG
+OBJECT_TYPES = ("lead", "contact", "opportunity", "activity")
+SCHEMA_OBJECT_TYPES = ("lead", "contact", "opportunity")
+TABLE_OF_OBJECT_TYPE = {entry.custom_field_type: entry.table for entry in CATALOG
                  if entry.custom_field_type}
-KIND_OF_TABLE = {table: kind for kind, table in TABLE_OF_KIND.items()}
+OBJECT_TYPE_OF_TABLE = {table: object_type for object_type, table in TABLE_OF_OBJECT_TYPE.items()}
 
 
 @dataclass(frozen=True)
 class FieldDefinition:
     """One custom field as it applies to one object type (a shared field gives several)."""
 
-    kind: str  # lead | contact | opportunity | activity
+    object_type: str  # lead | contact | opportunity | activity
     id: str
     name: str
     type: str
@@ -42,7 +42,7 @@ class FieldDefinition:
 
     @property
     def table(self) -> str:
-        return TABLE_OF_KIND[self.kind]
+        return TABLE_OF_OBJECT_TYPE[self.object_type]
 
     @property
     def order(self) -> tuple[str, str]:
@@ -52,31 +52,32 @@ class FieldDefinition:
 
 @dataclass(frozen=True)
 class RawDefinitions:
-    """Definitions as Close returned them, per endpoint kind, plus the per-type schemas."""
+    """Definitions as Close returned them, per endpoint object_type, plus the per-type schemas."""
 
-    by_kind: Mapping[str, list[Mapping[str, Any]]]
+    by_object_type: Mapping[str, list[Mapping[str, Any]]]
     schemas: Mapping[str, list[Mapping[str, Any]]]
 
 
 def fetch_definitions(client: CloseClient, max_skip: int) -> RawDefinitions:
     """Every definition this key may read; a forbidden or missing endpoint is skipped."""
-    by_kind: dict[str, list[Mapping[str, Any]]] = {}
-    for kind in (*KINDS, "shared"):
+    by_object_type: dict[str, list[Mapping[str, Any]]] = {}
+    for object_type in (*OBJECT_TYPES, "shared"):
         try:
-            by_kind[kind] = [definition
-                             for page in iter_pages(client, f"custom_field/{kind}/", {}, 100,
+            by_object_type[object_type] = [definition
+                             for page in iter_pages(client, f"custom_field/{object_type}/", {}, 100,
                                                     max_skip)
                              for definition in page]
         except AccessDenied as exc:
-            level = logging.DEBUG if kind == "shared" and exc.status == 404 else logging.WARNING
-            log.log(level, "custom fields: cannot read /custom_field/%s/ (%s)", kind, exc.status)
+            quiet = object_type == "shared" and exc.status == 404
+            log.log(logging.DEBUG if quiet else logging.WARNING,
+                    "custom fields: cannot read /custom_field/%s/ (%s)", object_type, exc.status)
     schemas: dict[str, list[Mapping[str, Any]]] = {}
-    for kind in SCHEMA_KINDS:
+    for object_type in SCHEMA_OBJECT_TYPES:
         try:
-            schemas[kind] = _schema_fields(client.get(f"custom_field_schema/{kind}/"))
+            schemas[object_type] = _schema_fields(client.get(f"custom_field_schema/{object_type}/"))
         except (AccessDenied, ApiError) as exc:
-            log.debug("custom fields: no /custom_field_schema/%s/ (%s)", kind, exc)
-    return RawDefinitions(by_kind, schemas)
+            log.debug("custom fields: no /custom_field_schema/%s/ (%s)", object_type, exc)
+    return RawDefinitions(by_object_type, schemas)
 
 
 def _schema_fields(body: Any) -> list[Mapping[str, Any]]:
@@ -88,37 +89,40 @@ def _schema_fields(body: Any) -> list[Mapping[str, Any]]:
 
 def definitions_by_table(raw: RawDefinitions) -> dict[str, list[FieldDefinition]]:
     """Each table's fields. Shared fields apply where `associations` or a schema say so."""
-    tables: dict[str, dict[str, FieldDefinition]] = {table: {} for table in TABLE_OF_KIND.values()}
+    tables: dict[str, dict[str, FieldDefinition]] = {
+        table: {} for table in TABLE_OF_OBJECT_TYPE.values()}
     known: dict[str, Mapping[str, Any]] = {}
-    for kind in KINDS:
-        for definition in raw.by_kind.get(kind, []):
-            if _add(tables, kind, definition, shared=False):
+    for object_type in OBJECT_TYPES:
+        for definition in raw.by_object_type.get(object_type, []):
+            if _add(tables, object_type, definition, shared=False):
                 known[str(definition["id"])] = definition
-    shared = {str(d["id"]): d for d in raw.by_kind.get("shared", []) if d.get("id")}
+    shared = {str(d["id"]): d for d in raw.by_object_type.get("shared", []) if d.get("id")}
     for definition in shared.values():
         for association in definition.get("associations") or []:
-            kind = association.get("object_type") if isinstance(association, Mapping) else None
-            if kind in KINDS:
-                _add(tables, kind, definition, shared=True)
-    for kind, fields in raw.schemas.items():
+            object_type = (association.get("object_type")
+                           if isinstance(association, Mapping) else None)
+            if object_type in OBJECT_TYPES:
+                _add(tables, object_type, definition, shared=True)
+    for object_type, fields in raw.schemas.items():
         for item in fields:
             field_id = str(item["id"])
             definition = shared.get(field_id) or known.get(field_id) or item
-            _add(tables, kind, definition, shared=bool(item.get("is_shared")) or
+            _add(tables, object_type, definition, shared=bool(item.get("is_shared")) or
                  field_id in shared)
     return {table: sorted(fields.values(), key=lambda f: f.order)
             for table, fields in tables.items()}
 
 
-def _add(tables: dict[str, dict[str, FieldDefinition]], kind: str,
+def _add(tables: dict[str, dict[str, FieldDefinition]], object_type: str,
          definition: Mapping[str, Any], *, shared: bool) -> bool:
     field_id, name = definition.get("id"), definition.get("name")
     if not field_id or not isinstance(name, str):
         return False
-    fields = tables[TABLE_OF_KIND[kind]]
+    fields = tables[TABLE_OF_OBJECT_TYPE[object_type]]
     if str(field_id) not in fields:
         fields[str(field_id)] = FieldDefinition(
-            kind=kind, id=str(field_id), name=name, type=str(definition.get("type") or "text"),
+            object_type=object_type, id=str(field_id), name=name,
+            type=str(definition.get("type") or "text"),
             multi=bool(definition.get("accepts_multiple_values")), shared=shared, raw=definition)
     return True
 

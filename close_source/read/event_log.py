@@ -52,21 +52,21 @@ ACTIONS: dict[str, tuple[str, ...]] = {
 DEFAULT_ACTIONS = ("created", "updated", "deleted")
 TASK_TYPES = ("lead", "incoming_email", "email_followup", "missed_call",
               "answered_detached_call", "voicemail", "opportunity_due", "incoming_sms")
-CUSTOM_FIELD_KINDS = ("lead", "contact", "opportunity", "activity", "shared")
+CUSTOM_FIELD_OBJECT_TYPES = ("lead", "contact", "opportunity", "activity", "shared")
 # The docs spell some object types more than one way [003:8122, 8213, 8329, 8529]: the list of
 # events says `activity.note`, `activity.opportunity_status_change`, `task.lead`; the samples
 # also show `note`, `status_change.opportunity`, `lead.task`. Events are matched in the list's
 # spelling; these are the others, mapped to it.
-ACTIVITY_KINDS = ("note", "email", "email_thread", "call", "sms", "meeting",
+ACTIVITY_TYPES = ("note", "email", "email_thread", "call", "sms", "meeting",
                   "lead_status_change", "opportunity_status_change", "task_completed",
                   "custom_activity")
 SPELLINGS: dict[str, str] = {
-    **{kind: f"activity.{kind}" for kind in ACTIVITY_KINDS},
+    **{name: f"activity.{name}" for name in ACTIVITY_TYPES},
     "emailthread": "activity.email_thread",
     "activity.emailthread": "activity.email_thread",
     "status_change.lead": "activity.lead_status_change",
     "status_change.opportunity": "activity.opportunity_status_change",
-    **{f"{kind}.task": f"task.{kind}" for kind in TASK_TYPES},
+    **{f"{name}.task": f"task.{name}" for name in TASK_TYPES},
 }
 
 
@@ -112,9 +112,9 @@ def expand_object_types(patterns: Iterable[str]) -> list[str]:
     types: list[str] = []
     for pattern in patterns:
         if pattern == "task.*":
-            types += [f"task.{kind}" for kind in TASK_TYPES]
+            types += [f"task.{name}" for name in TASK_TYPES]
         elif pattern == "custom_fields.*":
-            types += [f"custom_fields.{kind}" for kind in CUSTOM_FIELD_KINDS]
+            types += [f"custom_fields.{name}" for name in CUSTOM_FIELD_OBJECT_TYPES]
         elif pattern.endswith(".*"):
             continue  # no documented list to expand: only reachable through the unfiltered read
         else:

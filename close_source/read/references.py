@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # Named objects read in full every run: renames are found by comparing names.
 SMALL_SOURCES = tuple(entry.table for entry in CATALOG
-                      if entry.name_fields and entry.incremental == "refresh")
+                      if entry.name_fields and entry.incremental == "every_run")
 
 
 READ_WORKERS = 4

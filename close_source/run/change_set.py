@@ -50,7 +50,7 @@ from close_source.timestamps import to_utc
 log = logging.getLogger(__name__)
 
 # Tables of objects that belong to a lead and go with it when it is deleted or merged.
-CHILDREN_OF_LEADS = tuple(e for e in CATALOG if e.incremental != "refresh" and e.table != "leads")
+CHILDREN_OF_LEADS = tuple(e for e in CATALOG if e.incremental != "every_run" and e.table != "leads")
 # Named objects whose renames the Event Log announces (the others: `renames.py`).
 EVENT_SOURCES = tuple(e.table for e in CATALOG if e.name_fields and e.incremental == "events")
 

@@ -200,7 +200,7 @@ def _keep_soft_deleted(ctx: RunContext, entries: Iterable[Entry],
     if not ctx.keep_deleted:
         return
     for entry in entries:
-        if entry.incremental == "refresh" or not batcher.is_complete(entry.table):
+        if entry.incremental == "every_run" or not batcher.is_complete(entry.table):
             continue
         seen = batcher.seen_ids.get(entry.table, set())
         gone = [object_id for object_id in ctx.warehouse.all_ids(entry.table)

@@ -58,7 +58,7 @@ class Plan:
 
 def incremental_tables() -> list[str]:
     """Tables kept current from the Event Log (or by date) rather than read in full."""
-    return [entry.table for entry in CATALOG if entry.incremental != "refresh"]
+    return [entry.table for entry in CATALOG if entry.incremental != "every_run"]
 
 
 def make_plan(selected: Iterable[str], marks: Mapping[str, Watermark], *, now: datetime,
@@ -74,7 +74,7 @@ def make_plan(selected: Iterable[str], marks: Mapping[str, Watermark], *, now: d
         full = TablePlan(table, "export" if full_load == "export" and table in exported
                          else "lists")
         mark = marks.get(table)
-        if entry.incremental == "refresh":
+        if entry.incremental == "every_run":
             plan.tables[table] = TablePlan(table, "lists")
         elif full_read:
             plan.tables[table] = full

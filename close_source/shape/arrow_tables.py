@@ -57,7 +57,7 @@ FROM_DLT = {"text": "text", "json": JSON, "bigint": "bigint", "double": "double"
              "wei": "double"}
 
 
-def kind_of(value: Any) -> str:
+def column_type_of(value: Any) -> str:
     """The column type a single non-null Python value asks for."""
     if isinstance(value, bool):
         return "bool"
@@ -76,10 +76,11 @@ def kind_of(value: Any) -> str:
     return JSON
 
 
-def _fits(kind: str, value: Any) -> bool:
+def _fits(column_type: str, value: Any) -> bool:
     """Text and JSON columns take anything (as its JSON text); numbers widen int to double."""
-    actual = kind_of(value)
-    return actual == kind or kind in ("text", JSON) or (kind == "double" and actual == "bigint")
+    actual = column_type_of(value)
+    return actual == column_type or column_type in ("text", JSON) or \
+        (column_type == "double" and actual == "bigint")
 
 
 def json_data_type() -> str:
@@ -107,7 +108,7 @@ class TableSpec:
     primary_key: tuple[str, ...] = ()
     merge_key: str | None = None
     # columns every batch carries, null or not (custom fields): asked for at each batch,
-    # since a refresh of the definitions may add some mid-run
+    # since a reload of the definitions may add some mid-run
     declared: Callable[[], dict[str, str]] | None = None
 
     def declared_types(self) -> dict[str, str]:
@@ -120,10 +121,10 @@ class TableSpec:
     def hints(self, columns: Iterable[str], mode: WriteMode, json_type: str = JSON) -> Any:
         column_hints: TTableSchemaColumns = {}
         for column in columns:
-            kind = self.types[column]
+            column_type = self.types[column]
             hint: dict[str, Any] = {"name": column,
-                                    "data_type": json_type if kind == JSON else kind}
-            if kind == "timestamp":
+                                    "data_type": json_type if column_type == JSON else column_type}
+            if column_type == "timestamp":
                 hint["timezone"] = True
             if column in self.primary_key:
                 hint.update(primary_key=True, nullable=False)
@@ -153,7 +154,7 @@ def table_specs(entry: Entry, custom: CustomColumns | None = None,
     root_types = {key: "timestamp" for key in entry.all_timestamps}
     root_types.update({key: "date" for key in entry.dates})
     root_types.update({key: "text" for key in entry.primary_key})
-    always = {DELETED_AT: "timestamp"} if soft_deletes and entry.incremental != "refresh" else {}
+    always = {DELETED_AT: "timestamp"} if soft_deletes and entry.incremental != "every_run" else {}
     declared = None
     if always or (custom is not None and entry.custom_field_type):
         def declared() -> dict[str, str]:
@@ -198,79 +199,79 @@ def to_arrow(spec: TableSpec, columns: Columns) -> pa.Table:
     for name, values in columns.values.items():
         if name == TOMBSTONE:
             continue
-        kind = spec.types.get(name) or _first_kind(values)
-        if kind is None:
+        column_type = spec.types.get(name) or _first_column_type(values)
+        if column_type is None:
             continue  # null in every row and never typed: no column yet
-        spec.types[name] = kind
-        arrays[name], variants = _column(spec.name, name, kind, values)
+        spec.types[name] = column_type
+        arrays[name], variants = _column(spec.name, name, column_type, values)
         if variants is not None:
             variant = f"{name}__v_text"
             spec.types[variant] = "text"
             arrays[variant] = pa.array(variants, type=pa.string())
-    for name, kind in declared.items():
+    for name, column_type in declared.items():
         if name not in arrays:
-            arrays[name] = pa.nulls(columns.rows, _ARROW[kind])
+            arrays[name] = pa.nulls(columns.rows, _ARROW[column_type])
     if TOMBSTONE in columns.values:
         arrays[TOMBSTONE] = pa.array(columns.values[TOMBSTONE], type=pa.bool_())
     return pa.table(arrays)
 
 
-def _first_kind(values: list[Any]) -> str | None:
-    kinds = {kind_of(value) for value in values if value is not None}
-    if not kinds:
+def _first_column_type(values: list[Any]) -> str | None:
+    column_types = {column_type_of(value) for value in values if value is not None}
+    if not column_types:
         return None
-    if kinds <= {"bigint", "double"}:
-        return "double" if "double" in kinds else "bigint"
+    if column_types <= {"bigint", "double"}:
+        return "double" if "double" in column_types else "bigint"
     for value in values:
         if value is not None:
-            return kind_of(value)
+            return column_type_of(value)
     return None  # pragma: no cover
 
 
-def _column(table: str, name: str, kind: str,
+def _column(table: str, name: str, column_type: str,
             values: list[Any]) -> tuple[pa.Array, list[str | None] | None]:
     """Arrow infers (and parses ISO timestamps) in C++; Python checks only when it disagrees."""
-    if kind != JSON:
+    if column_type != JSON:
         try:
             inferred = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             inferred = None
         if inferred is not None:
-            if _compatible(kind, inferred.type):
-                target = _ARROW[kind]
+            if _compatible(column_type, inferred.type):
+                target = _ARROW[column_type]
                 return (inferred if inferred.type == target else inferred.cast(target)), None
-            if kind in ("timestamp", "date") and pt.is_string(inferred.type):
+            if column_type in ("timestamp", "date") and pt.is_string(inferred.type):
                 try:
-                    return pc.cast(inferred, _ARROW[kind]), None
+                    return pc.cast(inferred, _ARROW[column_type]), None
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     pass  # naive or unusual strings: parsed one by one below
-        if kind in ("timestamp", "date"):
-            values = _parse_dates(kind, values)
-    values, variants = _split_misfits(table, name, kind, values)
-    return _array(kind, values), variants
+        if column_type in ("timestamp", "date"):
+            values = _parse_dates(column_type, values)
+    values, variants = _split_misfits(table, name, column_type, values)
+    return _array(column_type, values), variants
 
 
-def _compatible(kind: str, arrow_type: pa.DataType) -> bool:
+def _compatible(column_type: str, arrow_type: pa.DataType) -> bool:
     if pt.is_null(arrow_type):
         return True
-    if kind == "text":
+    if column_type == "text":
         return pt.is_string(arrow_type)
-    if kind == "bigint":
+    if column_type == "bigint":
         return pt.is_int64(arrow_type)
-    if kind == "double":
+    if column_type == "double":
         return pt.is_float64(arrow_type) or pt.is_int64(arrow_type)
-    if kind == "bool":
+    if column_type == "bool":
         return pt.is_boolean(arrow_type)
-    if kind == "timestamp":
+    if column_type == "timestamp":
         return pt.is_timestamp(arrow_type) and arrow_type.tz is not None
-    if kind == "date":
+    if column_type == "date":
         return pt.is_date32(arrow_type)
     return False
 
 
-def _parse_dates(kind: str, values: list[Any]) -> list[Any]:
+def _parse_dates(column_type: str, values: list[Any]) -> list[Any]:
     """Close's naive, offset and date-only forms; what does not parse stays as it came."""
-    convert = to_utc if kind == "timestamp" else to_date
+    convert = to_utc if column_type == "timestamp" else to_date
     parsed = []
     for value in values:
         if isinstance(value, str) and (converted := convert(value)) is not None:
@@ -279,13 +280,14 @@ def _parse_dates(kind: str, values: list[Any]) -> list[Any]:
     return parsed
 
 
-def _split_misfits(table: str, column: str, kind: str,
+def _split_misfits(table: str, column: str, column_type: str,
                    values: list[Any]) -> tuple[list[Any], list[str | None] | None]:
-    misfits = [i for i, value in enumerate(values) if value is not None and not _fits(kind, value)]
+    misfits = [i for i, value in enumerate(values)
+               if value is not None and not _fits(column_type, value)]
     if not misfits:
         return values, None
     log.warning("%s.%s: %d value(s) do not fit type %s; kept as text in %s__v_text",
-                table, column, len(misfits), kind, column)
+                table, column, len(misfits), column_type, column)
     variants: list[str | None] = [None] * len(values)
     for i in misfits:
         value = values[i]
@@ -294,11 +296,11 @@ def _split_misfits(table: str, column: str, kind: str,
     return values, variants
 
 
-def _array(kind: str, values: list[Any]) -> pa.Array:
-    if kind in ("text", JSON):
-        keep = Json if kind == JSON else str
+def _array(column_type: str, values: list[Any]) -> pa.Array:
+    if column_type in ("text", JSON):
+        keep = Json if column_type == JSON else str
         values = [value if value is None or isinstance(value, keep) else
                   orjson.dumps(value, default=str).decode() for value in values]
-    elif kind == "double":
+    elif column_type == "double":
         values = [float(value) if isinstance(value, int) else value for value in values]
-    return pa.array(values, type=_ARROW[kind])
+    return pa.array(values, type=_ARROW[column_type])

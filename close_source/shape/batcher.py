@@ -133,9 +133,9 @@ class ArrowBatcher:
             return
         table = schema.tables.get(spec.name)
         for name, column in (table or {}).get("columns", {}).items():
-            kind = FROM_DLT.get(column.get("data_type", ""))
-            if kind and not name.startswith("_dlt"):
-                spec.types.setdefault(name, kind)
+            column_type = FROM_DLT.get(column.get("data_type", ""))
+            if column_type and not name.startswith("_dlt"):
+                spec.types.setdefault(name, column_type)
 
 
 def object_key(entry: Entry, obj: dict[str, Any]) -> Any:

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from close_source.read.custom_fields import (
-    KIND_OF_TABLE,
+    OBJECT_TYPE_OF_TABLE,
     FieldDefinition,
     RawDefinitions,
     definitions_by_table,
@@ -48,18 +48,18 @@ PREFIX = "custom_"
 UNMAPPED = "custom_unmapped"
 # Built-in columns that start with our prefix, and our own column.
 RESERVED = frozenset({"custom_activity_type_id", UNMAPPED})
-# Column kinds (arrow_tables' type names) and the suffix a field gets when it moves to one.
-SUFFIX_OF_KIND = {"text": "text", "double": "number", "date": "date", "timestamp": "datetime",
-                  "json": "list"}
-_KIND_OF_TYPE = {"number": "double", "date": "date", "datetime": "timestamp"}
+# Column types (arrow_tables' type names) and the suffix a field gets when it moves to one.
+SUFFIX_OF_COLUMN_TYPE = {"text": "text", "double": "number", "date": "date",
+                         "timestamp": "datetime", "json": "list"}
+_COLUMN_TYPE_OF_FIELD_TYPE = {"number": "double", "date": "date", "datetime": "timestamp"}
 MAX_EXACT_INTEGER = 2**53
 _CUSTOM_KEY = "custom."
 
 
-def column_kind(definition: FieldDefinition) -> str:
+def column_type_of_field(definition: FieldDefinition) -> str:
     if definition.multi:
         return "json"
-    return _KIND_OF_TYPE.get(definition.type, "text")
+    return _COLUMN_TYPE_OF_FIELD_TYPE.get(definition.type, "text")
 
 
 def normalized(text: str) -> str:
@@ -103,35 +103,35 @@ def _cut(base: str, limit: int) -> str:
 _MISFIT = object()
 
 
-def convert(kind: str, value: Any) -> Any:
+def convert(column_type: str, value: Any) -> Any:
     """The value as its column stores it, or `_MISFIT`."""
-    if kind == "text":
+    if column_type == "text":
         if isinstance(value, str):
             return value
         text = orjson.dumps(value, default=str).decode()
         return Json(text) if isinstance(value, list | dict) else text
-    if kind == "json":
+    if column_type == "json":
         return Json(orjson.dumps(value if isinstance(value, list) else [value],
                                  default=str).decode())
-    if kind == "double":
+    if column_type == "double":
         if isinstance(value, bool) or not isinstance(value, int | float):
             return _MISFIT
         if isinstance(value, int):
             return float(value) if abs(value) <= MAX_EXACT_INTEGER else _MISFIT
         return value
-    if kind == "date":
+    if column_type == "date":
         if isinstance(value, str) and len(value) == 10:
             try:
                 return date.fromisoformat(value)
             except ValueError:
                 return _MISFIT
         return _MISFIT
-    if kind == "timestamp":
+    if column_type == "timestamp":
         if isinstance(value, str | datetime):
             parsed = to_utc(value)
             return _MISFIT if parsed is None else parsed
         return _MISFIT
-    raise ValueError(kind)
+    raise ValueError(column_type)
 
 
 # ---- the mapping ----------------------------------------------------------------------------
@@ -139,19 +139,19 @@ def convert(kind: str, value: Any) -> Any:
 
 @dataclass
 class FieldColumns:
-    """One field's columns in one table: one per column kind it has ever needed."""
+    """One field's columns in one table: one per column column_type it has ever needed."""
 
     field_id: str
     name: str
     type: str
-    kind: str
-    columns: dict[str, str] = field(default_factory=dict)  # kind -> column, oldest first
+    column_type: str
+    columns: dict[str, str] = field(default_factory=dict)  # column_type -> column, oldest first
     active: bool = True
     definition: FieldDefinition | None = None
 
     @property
     def column(self) -> str:
-        return self.columns[self.kind]
+        return self.columns[self.column_type]
 
     choices: tuple[str, ...] = ()
     was_active: bool | None = None  # in the run that saved the state (None: first sight)
@@ -161,7 +161,7 @@ class FieldColumns:
     values_changed_at: datetime | None = None
 
     def to_state(self) -> dict[str, Any]:
-        kept = {"name": self.name, "type": self.type, "kind": self.kind,
+        kept = {"name": self.name, "type": self.type, "column_type": self.column_type,
                 "columns": dict(self.columns), "choices": list(self.choices),
                 "active": self.active, "converting": self.converting}
         if self.values_changed_at is not None:
@@ -171,7 +171,8 @@ class FieldColumns:
     @classmethod
     def from_state(cls, field_id: str, kept: Mapping[str, Any]) -> FieldColumns:
         return cls(field_id, str(kept.get("name", "")), str(kept.get("type", "")),
-                   str(kept["kind"]), dict(kept["columns"]), active=False,
+                   str(kept.get("column_type", kept.get("kind"))),  # "kind" before v3
+                   dict(kept["columns"]), active=False,
                    choices=tuple(kept.get("choices") or ()),
                    was_active=bool(kept.get("active", True)),
                    converting=bool(kept.get("converting", False)),
@@ -187,10 +188,10 @@ class TableColumns:
     _by_name: dict[tuple[str | None, str], str] = field(default_factory=dict)
 
     def apply(self, definitions: list[FieldDefinition], mode: ColumnNaming) -> bool:
-        """Current definitions: new fields and new kinds get columns, older ones are kept.
+        """Current definitions: new fields and new column_types get columns, older ones are kept.
 
         True when a change alters values already stored without touching the objects (a field
-        deleted, moved to another column kind, its choices changed, a conversion of its values
+        deleted, moved to another column type, its choices changed, a conversion of its values
         begun or ended): the table needs a re-read.
         """
         taken = set(RESERVED) | {c for f in self.fields.values() for c in f.columns.values()}
@@ -201,29 +202,31 @@ class TableColumns:
             kept.active = kept.field_id in current
         by_name: dict[tuple[str | None, str], str] = {}
         for definition in definitions:  # oldest first: the older field keeps the plain name
-            kind = column_kind(definition)
+            column_type = column_type_of_field(definition)
             entry = self.fields.get(definition.id)
             if entry is None:
                 entry = self.fields[definition.id] = FieldColumns(
-                    definition.id, definition.name, definition.type, kind)
+                    definition.id, definition.name, definition.type, column_type)
             choices = tuple(str(c) for c in definition.raw.get("choices") or ())
             converting = bool(definition.raw.get("converting_to_type"))
-            if entry.was_active and (entry.kind != kind or entry.choices != choices
+            if entry.was_active and (entry.column_type != column_type or entry.choices != choices
                                      or entry.converting != converting):
                 stale = True  # a conversion that ends changes the values, without events
                 entry.values_changed_at = (to_utc(definition.raw.get("date_updated"))
                                            or datetime.now(UTC))
             entry.converting = converting
-            entry.name, entry.type, entry.kind = definition.name, definition.type, kind
+            entry.name, entry.type = definition.name, definition.type
+            entry.column_type = column_type
             entry.active, entry.definition, entry.choices = True, definition, choices
             entry.was_active = True
-            if kind not in entry.columns:
+            if column_type not in entry.columns:
                 if entry.columns:
-                    base = f"{next(iter(entry.columns.values()))}_{SUFFIX_OF_KIND[kind]}"
+                    first = next(iter(entry.columns.values()))
+                    base = f"{first}_{SUFFIX_OF_COLUMN_TYPE[column_type]}"
                 else:
                     label = normalized(definition.name if mode == "name" else definition.id)
                     base = PREFIX + (label or normalized(definition.id))
-                entry.columns[kind] = column = fit_column(base, definition.id, taken)
+                entry.columns[column_type] = column = fit_column(base, definition.id, taken)
                 taken.add(column)
             activity_type = definition.raw.get("custom_activity_type_id")
             by_name.setdefault((None, definition.name), definition.id)
@@ -243,8 +246,8 @@ class TableColumns:
 
     def column_types(self) -> dict[str, str]:
         """Every column this table has ever had for custom values, with its type."""
-        types = {column: kind for entry in self.fields.values()
-                 for kind, column in entry.columns.items()}
+        types = {column: column_type for entry in self.fields.values()
+                 for column_type, column in entry.columns.items()}
         types[UNMAPPED] = "json"
         return types
 
@@ -252,7 +255,7 @@ class TableColumns:
 class CustomColumns:
     """The run's custom-column mapping: frozen names from state, current definitions.
 
-    Shared by every resource of a run (they run in threads); a refresh of the definitions,
+    Shared by every resource of a run (they run in threads); a reload of the definitions,
     asked for by a value no definition knows, happens at most once per run.
     """
 
@@ -261,9 +264,9 @@ class CustomColumns:
         self.mode = mode
         self._load = load_definitions
         self._lock = threading.Lock()
-        self._refreshed = False
+        self._reloaded = False
         self._warned: set[tuple[str, str]] = set()
-        self.tables = {table: TableColumns(table) for table in KIND_OF_TABLE}
+        self.tables = {table: TableColumns(table) for table in OBJECT_TYPE_OF_TABLE}
         # tables whose stored custom values went stale since the last run (see apply)
         self.stale_tables: set[str] = set()
         for table, fields in (kept or {}).items():
@@ -275,7 +278,7 @@ class CustomColumns:
 
     def _apply(self, raw: RawDefinitions) -> None:
         for table, definitions in definitions_by_table(raw).items():
-            if KIND_OF_TABLE[table] not in raw.by_kind:
+            if OBJECT_TYPE_OF_TABLE[table] not in raw.by_object_type:
                 # this key may not read them: the fields keep the state the last run saw
                 for kept in self.tables[table].fields.values():
                     kept.active = bool(kept.was_active)
@@ -292,12 +295,12 @@ class CustomColumns:
             entry.values_changed_at is not None and entry.values_changed_at > moment
             for entry in columns.fields.values())
 
-    def refresh_once(self) -> bool:
+    def reload_once(self) -> bool:
         """Reload the definitions (a field created mid-run); False if already done."""
         with self._lock:
-            if self._refreshed:
+            if self._reloaded:
                 return False
-            self._refreshed = True
+            self._reloaded = True
             log.info("custom fields: a value names an unknown field; reloading definitions")
             self._apply(self._load())
             return True
@@ -326,7 +329,7 @@ class CustomColumns:
         if value is None:
             return
         found = columns.resolve(ref, activity_type)
-        if found is None and self.refresh_once():
+        if found is None and self.reload_once():
             found = columns.resolve(ref, activity_type)
         if found is None:
             self._warn_once(columns.table, ref, "names no custom field Close knows")
@@ -343,7 +346,7 @@ class CustomColumns:
         column = found.column
         if column in out:
             return  # `custom.<id>` keys come first and win over the name-keyed dict
-        converted = convert(found.kind, value)
+        converted = convert(found.column_type, value)
         if converted is _MISFIT:
             self._warn_once(columns.table, found.field_id,
                             f"has a value that is not a {found.type}")
@@ -378,10 +381,11 @@ class CustomColumns:
                     row = dict(definition.raw) if definition else {}
                     row.pop("is_shared", None)
                     row.update(
-                        object_type=KIND_OF_TABLE[table], id=entry.field_id, name=entry.name,
+                        object_type=OBJECT_TYPE_OF_TABLE[table], id=entry.field_id, name=entry.name,
                         type=entry.type, table_name=table, column_name=entry.column,
-                        column_type=entry.kind,
-                        previous_columns=[c for k, c in entry.columns.items() if k != entry.kind],
+                        column_type=entry.column_type,
+                        previous_columns=[c for k, c in entry.columns.items()
+                                          if k != entry.column_type],
                         is_shared=bool(definition and definition.shared),
                         is_deleted=not entry.active,
                     )

@@ -70,13 +70,13 @@ _PLAIN = (str, int, float, bool, type(None))
 
 
 def _flatten_into(row: Row, key: str, value: Any) -> None:
-    kind = type(value)
-    if kind in _PLAIN:  # exact type checks first: this runs for every value of every object
+    python_type = type(value)
+    if python_type in _PLAIN:  # exact type checks first: this runs for every value of every object
         row[key] = value
-    elif kind is dict or isinstance(value, Mapping):
+    elif python_type is dict or isinstance(value, Mapping):
         for sub_key, sub_value in value.items():
             _flatten_into(row, f"{key}{SEPARATOR}{sub_key}", sub_value)
-    elif kind is list or isinstance(value, tuple):
+    elif python_type is list or isinstance(value, tuple):
         row[key] = Json(orjson.dumps(value, default=str).decode())
     else:
         row[key] = value
