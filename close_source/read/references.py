@@ -1,7 +1,7 @@
 """Names copied into other rows (`user_name`, `status_label`, ...): which named objects were
 renamed since each table last synced.
 
-Leads and contacts announce renames in the Event Log (`change_set.py` follows those). Users,
+Leads and contacts announce renames in the Event Log (`read/change_set.py` follows those). Users,
 statuses, pipelines, sequences and templates are small and read in full every run, and users
 and pipelines have no events at all: they are read once when the run begins (their own tables
 reuse what was read), and each table compares their names with the digests it kept in the

@@ -2,9 +2,9 @@
 (reference §3.7).
 
 One resource, `read_event_log`, reads the Event Log once per run, from the oldest window a
-selected table needs (`event_log.py`), and serves every table kept current from it through a
+selected table needs (`read/event_log.py`), and serves every table kept current from it through a
 resource of its own (`resources.table_resources`): leads, contacts, opportunities, tasks,
-activities, sequence subscriptions (merged object by object, `change_set.py`); created
+activities, sequence subscriptions (merged object by object, `read/change_set.py`); created
 activities (by date); `lead_merges` with leads; the optional raw `events` table.
 
 Each table's watermark (the greatest event `date_updated` seen, Close's clock, and when the
@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 import dlt
 from dlt.extract.resource import DltResource
 
-from close_source.catalog import BY_TABLE, EVENTS_TABLE, LEAD_MERGES_TABLE, Entry
+from close_source.catalog import BY_TABLE, EVENTS_TABLE, LEAD_MERGES_TABLE, Entry, child_table
+from close_source.read.change_set import ChangeSet
 from close_source.read.event_log import Event, read_window
+from close_source.records import DELETED_AT, TOMBSTONE
 from close_source.run import state as st
-from close_source.run.change_set import ChangeSet
 from close_source.run.context import RunContext
 from close_source.run.plan import Plan
 from close_source.run.resources import save_names, selected_among, table_resources
@@ -64,10 +65,11 @@ def _apply_window(ctx: RunContext, plan: Plan, tables: list[str]) -> Iterator[ob
     renamed_at = {table: _renamed_at(source_state, plan, table, now) for table in synced}
     batcher = ArrowBatcher.for_entries(entries, mode="merge", custom=ctx.custom,
                                        soft_deletes=ctx.soft_deletes)
-    changes = ChangeSet(ctx, {t: windows[t] for t in synced if windows[t] is not None},
-                        plan.renames, renamed_at)
+    changes = ChangeSet(ctx.read, ctx.warehouse,
+                        {t: windows[t] for t in synced if windows[t] is not None},
+                        ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at)
     changes.collect(events)
-    yield from changes.rows(batcher)
+    yield from _rows(ctx, changes, batcher)
     if "leads" in synced:
         yield from _lead_merges(e for e in events if changes.applies("leads", e.date_updated))
     if EVENTS_TABLE in tables:
@@ -85,6 +87,35 @@ def _apply_window(ctx: RunContext, plan: Plan, tables: list[str]) -> Iterator[ob
             st.save_renamed_at(source_state, table, renamed_at[table], mark.window_start)
     save_names(ctx, synced)
     st.save_custom_columns(source_state, ctx.custom.mode, ctx.custom.frozen(synced))
+
+
+def _rows(ctx: RunContext, changes: ChangeSet, batcher: ArrowBatcher) -> Iterator[object]:
+    """Merge rows of the final states: upserts, then deletes (hard: dlt's hard-delete
+    tombstones, child rows included; soft: the stored rows with `_deleted_at`)."""
+    deleted: dict[str, list[str]] = {}
+    for (table, object_id), obj in changes.final.items():
+        if obj is None:
+            deleted.setdefault(table, []).append(object_id)
+            continue
+        yield from batcher.add_object(BY_TABLE[table], obj, ctx.custom)
+    for table, object_ids in deleted.items():
+        if not ctx.soft_deletes:
+            yield from _hard_deleted(batcher, BY_TABLE[table], object_ids)
+            continue
+        # the rows stay as they were, with `_deleted_at`; objects never loaded stay absent
+        for row in ctx.warehouse.rows_where(table, "id", object_ids):
+            if row.get(DELETED_AT) is None:
+                row[DELETED_AT] = changes.deleted_at[(table, str(row["id"]))]
+                yield from batcher.add(table, row)
+
+
+def _hard_deleted(batcher: ArrowBatcher, entry: Entry,
+                  object_ids: list[str]) -> Iterator[object]:
+    for object_id in object_ids:
+        yield from batcher.add(entry.table, {entry.primary_key[0]: object_id, TOMBSTONE: True})
+        for list_name in entry.child_lists:
+            yield from batcher.add(child_table(entry, list_name), {
+                entry.child_key or "parent_id": object_id, TOMBSTONE: True})
 
 
 def event_types_for(entries: Iterable[Entry]) -> Iterator[str]:

@@ -8,7 +8,9 @@ idempotent). Layout (`sources.close` in the pipeline state):
   watermark (the newest event `date_updated` applied, Close's clock, and the time the run
   began) and the names of the objects its rows copy, as last synced (see `names`);
 - ``full_load``: the last full load's method, T0 and export id (information);
-- ``custom_columns``: the frozen custom-field columns (owned by `custom_columns.py`).
+- ``custom_columns``: per naming mode and table, the frozen custom-field columns
+  (`shape/custom_columns.py` makes them; only this module reads and writes them here);
+- ``version``: `VERSION`; `migrate` brings older states to it.
 
 Each table keeps its own watermark, so runs of different table subsets can interleave in any
 order: a run reads the Event Log once, from the oldest window it needs, and applies to each

@@ -15,7 +15,7 @@ Event Log give identical rows and can be loaded as Arrow tables (the fast path):
 - custom values become the columns `custom_columns.py` assigns.
 
 Values stay as Close sent them: timestamps are parsed to UTC by the Arrow layer, column by column
-(`arrow_tables.py`), which is where the catalog's types apply.
+(`shape/arrow_tables.py`), which is where the catalog's types apply.
 """
 
 from __future__ import annotations

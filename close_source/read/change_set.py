@@ -1,4 +1,4 @@
-"""One Event Log window -> the final state of every object it touched -> merge rows.
+"""One Event Log window -> the final state of every object it touched (None: deleted).
 
 Each table applies only the events at or after its own window start (`windows`): runs of
 different table subsets interleave, and an event is applied to each table once it is new to
@@ -21,37 +21,37 @@ Then what Close changes without events:
   with no `lead.updated` [003:8174-8175]: leads updated since the window began are read again;
 - names copied into other rows follow a rename without events on those rows: the rows naming
   a renamed lead or contact (from the window's events) or user, status, pipeline, sequence or
-  template (`renames.py`) are read again;
+  template (`read/references.py`) are read again;
 - Created activities are never edited and have no events: those created since the window began
   are read.
 
-Each object ends with exactly one row (or one delete) per load: dlt's delete-insert merge keeps
-an arbitrary copy of duplicated keys, and a child table would get both copies.
+Each object ends with exactly one state, so one row (or one delete) per load: dlt's
+delete-insert merge keeps an arbitrary copy of duplicated keys, and a child table would get both
+copies. The rows are made from these states by the run (`run/incremental.py`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from close_source.api.search import search_walk
-from close_source.catalog import BY_TABLE, CATALOG, Entry, child_table, copies_of
+from close_source.catalog import BY_TABLE, CATALOG, Entry, copies_of
 from close_source.errors import ApiError
 from close_source.read.by_id import fetch_by_ids
+from close_source.read.context import ReadContext
 from close_source.read.event_log import Event, latest_per_object
+from close_source.read.warehouse import Warehouse
 from close_source.read.windows import read_windows_since
-from close_source.records import DELETED_AT, TOMBSTONE
-from close_source.run.context import RunContext
-from close_source.shape.batcher import ArrowBatcher
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
 
 # Tables of objects that belong to a lead and go with it when it is deleted or merged.
 CHILDREN_OF_LEADS = tuple(e for e in CATALOG if e.incremental != "every_run" and e.table != "leads")
-# Named objects whose renames the Event Log announces (the others: `renames.py`).
+# Named objects whose renames the Event Log announces (the others: `read/references.py`).
 EVENT_SOURCES = tuple(e.table for e in CATALOG if e.name_fields and e.incremental == "events")
 
 Key = tuple[str, str]
@@ -75,10 +75,16 @@ class ChangeSet:
     so that older snapshots naming them are not trusted.
     """
 
-    def __init__(self, ctx: RunContext, windows: Mapping[str, datetime],
+    def __init__(self, read: ReadContext, warehouse: Warehouse,
+                 windows: Mapping[str, datetime], started_at: datetime | None,
+                 values_changed_after: Callable[[str, datetime], bool],
                  renames: Mapping[str, Mapping[str, set[str]]] | None = None,
                  renamed_at: Mapping[str, Mapping[str, datetime]] | None = None) -> None:
-        self.ctx, self.windows = ctx, dict(windows)
+        """`values_changed_after(table, moment)`: whether Close changed the table's custom
+        field values without events after `moment` (its snapshots are then stale)."""
+        self.read, self.warehouse, self.windows = read, warehouse, dict(windows)
+        self.started_at = started_at
+        self._values_changed_after = values_changed_after
         self.renames = renames or {}
         self.renamed_at = renamed_at or {}
         self.final: dict[Key, dict[str, Any] | None] = {}
@@ -133,9 +139,7 @@ class ChangeSet:
 
     def _fresh(self, entry: Entry, data: Mapping[str, Any], moment: datetime) -> bool:
         """Whether a snapshot taken at `moment` still shows the object as Close would now."""
-        custom = self.ctx.custom
-        if entry.custom_field_type and custom is not None and \
-                custom.changed_after(entry.table, moment):
+        if entry.custom_field_type and self._values_changed_after(entry.table, moment):
             return False
         renamed = self.renamed_at.get(entry.table)
         if renamed:
@@ -147,7 +151,7 @@ class ChangeSet:
 
     def _delete(self, key: Key, when: datetime | None) -> None:
         self.final[key] = None
-        self.deleted_at[key] = when or self.ctx.started_at or min(self.windows.values())
+        self.deleted_at[key] = when or self.started_at or min(self.windows.values())
 
     def _read_again(self, entry: Entry, object_ids: Iterable[str]) -> None:
         """By id, as Close shows the objects now (batched); a 404 means deleted."""
@@ -158,7 +162,7 @@ class ChangeSet:
                 todo.append(object_id)
         if not todo:
             return
-        fetched = fetch_by_ids(self.ctx.read, entry, todo,
+        fetched = fetch_by_ids(self.read, entry, todo,
                                id_filter=entry.path not in self._no_id_filter)
         if not fetched.id_filter:
             self._no_id_filter.add(entry.path)
@@ -178,7 +182,7 @@ class ChangeSet:
         if not values:
             return []
         wanted = set(values)
-        found = self.ctx.warehouse.ids_where(table, column, values)
+        found = self.warehouse.ids_where(table, column, values)
         found += [object_id for (t, object_id), obj in self.final.items()
                   if t == table and obj is not None and obj.get(column) in wanted]
         return found
@@ -192,7 +196,7 @@ class ChangeSet:
             if not gone:
                 continue
             stragglers = [object_id for object_id in
-                          self.ctx.warehouse.ids_where(entry.table, "lead_id", gone)
+                          self.warehouse.ids_where(entry.table, "lead_id", gone)
                           if (entry.table, object_id) not in self.final]
             stragglers += [object_id for (table, object_id), obj in self.final.items()
                            if table == entry.table and obj is not None
@@ -211,7 +215,7 @@ class ChangeSet:
             return
         leads = BY_TABLE["leads"]
         try:
-            for page in search_walk(self.ctx.client, leads, set(), date_field="date_updated",
+            for page in search_walk(self.read.client, leads, set(), date_field="date_updated",
                                     since=since):
                 for obj in page:
                     key = ("leads", str(obj["id"]))
@@ -249,13 +253,13 @@ class ChangeSet:
                 continue
             for dependent, copy in copies_of(entry.table):
                 if self.applies(dependent.table, event.date_updated) and \
-                        self.ctx.warehouse.has_column(dependent.table, copy.column):
+                        self.warehouse.has_column(dependent.table, copy.column):
                     naming.setdefault((dependent.table, copy.key), set()).add(event.object_id)
         for table, sources in self.renames.items():
             if table not in self.windows:
                 continue
             for copy in BY_TABLE[table].copies:
-                if sources.get(copy.source) and self.ctx.warehouse.has_column(table, copy.column):
+                if sources.get(copy.source) and self.warehouse.has_column(table, copy.column):
                     naming.setdefault((table, copy.key), set()).update(sources[copy.source])
         for (table, column), values in sorted(naming.items()):
             object_ids = self._naming(table, column, values)
@@ -268,41 +272,9 @@ class ChangeSet:
             entry = BY_TABLE.get(table)
             if entry is None or entry.incremental != "created_since":
                 continue
-            for page in read_windows_since(self.ctx.read, entry, since):
+            for page in read_windows_since(self.read, entry, since):
                 for obj in page:
                     self.final.setdefault((table, str(obj["id"])), obj)
-
-    # ---- rows ---------------------------------------------------------------------------
-
-    def rows(self, batcher: ArrowBatcher) -> Iterator[object]:
-        deleted: dict[str, list[str]] = {}
-        for (table, object_id), obj in self.final.items():
-            if obj is None:
-                deleted.setdefault(table, []).append(object_id)
-                continue
-            yield from batcher.add_object(BY_TABLE[table], obj, self.ctx.custom)
-        for table, object_ids in deleted.items():
-            if self.ctx.soft_deletes:
-                yield from self._soft_deleted(batcher, table, object_ids)
-            else:
-                yield from _hard_deleted(batcher, BY_TABLE[table], object_ids)
-
-    def _soft_deleted(self, batcher: ArrowBatcher, table: str,
-                      object_ids: list[str]) -> Iterator[object]:
-        """The rows stay as they were, with `_deleted_at`; objects never loaded stay absent."""
-        for row in self.ctx.warehouse.rows_where(table, "id", object_ids):
-            if row.get(DELETED_AT) is None:
-                row[DELETED_AT] = self.deleted_at[(table, str(row["id"]))]
-                yield from batcher.add(table, row)
-
-
-def _hard_deleted(batcher: ArrowBatcher, entry: Entry,
-                  object_ids: list[str]) -> Iterator[object]:
-    for object_id in object_ids:
-        yield from batcher.add(entry.table, {entry.primary_key[0]: object_id, TOMBSTONE: True})
-        for list_name in entry.child_lists:
-            yield from batcher.add(child_table(entry, list_name), {
-                entry.child_key or "parent_id": object_id, TOMBSTONE: True})
 
 
 def _newer(found: dict[str, Any], known: dict[str, Any] | None) -> bool:
