@@ -31,15 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .common import ApiError, iso, make_id
 from .export_file import FileShape, count_docs, default_selection, write_documents
 from .org import FakeOrg
+from .request import Request
 from .search import SearchEngine
-
-if TYPE_CHECKING:
-    from .routes import Request
 
 FILES_PREFIX = "/export-files/"
 FAIL_MODES = (None, "error", "stuck", "broken_download", "expired_url")

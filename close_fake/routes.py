@@ -35,6 +35,7 @@ from .params import (
     sort_by,
     task_date_key,
 )
+from .request import Request
 from .search import SearchEngine
 
 DEFAULT_LIMIT = 100
@@ -108,18 +109,6 @@ DOCUMENTED_PARAMS: dict[str, frozenset[str]] = {
     "/dialer/": frozenset({"status", "status__in", "saved_search_id", "user_id"}),  # [003:6887]
     "/phone_number/": frozenset({"number", "user_id", "is_group_number"}),  # [003:7901]
 }
-
-
-@dataclass
-class Request:
-    """One parsed API request as handlers see it."""
-
-    method: str
-    path: str  # normalised: without /api/v1, with a trailing slash
-    params: Params
-    body: Any
-    user_id: str
-    match: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

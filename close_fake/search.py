@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -36,9 +36,7 @@ from . import org as o
 from . import views as v
 from .common import ApiError, parse_moment
 from .org import FakeOrg
-
-if TYPE_CHECKING:
-    from .routes import Request
+from .request import Request
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 100

@@ -44,7 +44,8 @@ from .exports import FILES_PREFIX, Exports, ExportSettings, FileAnswer
 from .faults import Faults, RateLimit, RateState, normalise_prefix
 from .org import FakeOrg
 from .params import Params
-from .routes import Request, Router
+from .request import Request
+from .routes import Router
 from .search import SearchEngine
 
 DEFAULT_API_KEY = "fake_api_key_9f8e7d6c5b4a"
