@@ -4,7 +4,7 @@ Writing: every change of the organisation runs inside a *request* (`request(...)
 request id, one acting user, one instant) and records what it did with `created`,
 `updated`, `deleted`, `action` and `merged`; these append `Event`s to the organisation's
 `EventLog` (`org.events`), or, for repeated updates of one object, rewrite the latest one
-(consolidation [003:8149-8156]). `changes.py` and `mutations.py` are the callers.
+(consolidation [003:8149-8156]). The `changes` and `mutations` packages are the callers.
 
 Reading: `EventReader` serves `GET /event/` (cursor paging newest first, the documented
 filters and filter combinations, `_limit` up to 50, 30-day retention, `data` and

@@ -65,7 +65,7 @@ class EventLog:
     `status_label`, `pipeline_name`, `sequence_name`, `template_name`, `user_name`,
     `created_by_name`, `updated_by_name`, `assigned_to_name`; silently: no events, no
     `date_updated`; status-change activities' old/new labels are history and stay; see
-    `changes._follow_labels`) or "frozen" (they keep the old text). `touch_lead`: changes to
+    `changes.labels._follow_labels`) or "frozen" (they keep the old text). `touch_lead`: changes to
     a lead's contacts, opportunities, tasks and activities move the lead's `date_updated`
     without an event ("even though they may affect the lead's date_updated"
     [003:8174-8175]). `created_activity`: a new lead gets a `Created` activity (which has no
