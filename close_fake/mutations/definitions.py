@@ -47,7 +47,7 @@ def add_field(
     user_id: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Create a definition shaped like the generated ones (`gen_config._field`), so a test
+    """Create a definition shaped like the generated ones (`generate.custom_fields`), so a test
     can make a field appear between two syncs. `kind`: lead, contact, opportunity, activity
     (needs `custom_activity_type_id`) or shared (needs `associations`). Returns it."""
     if kind not in FIELD_COLLECTIONS:
