@@ -37,7 +37,7 @@ from .common import ApiError, iso, make_id
 from .export_file import FileShape, count_docs, default_selection, write_documents
 from .org import FakeOrg
 from .request import Request
-from .search import SearchEngine
+from .search.engine import SearchEngine
 
 FILES_PREFIX = "/export-files/"
 FAIL_MODES = (None, "error", "stuck", "broken_download", "expired_url")

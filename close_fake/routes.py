@@ -36,7 +36,7 @@ from .params import (
     task_date_key,
 )
 from .request import Request
-from .search import SearchEngine
+from .search.engine import SearchEngine
 
 DEFAULT_LIMIT = 100
 

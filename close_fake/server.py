@@ -46,7 +46,7 @@ from .org import FakeOrg
 from .params import Params
 from .request import Request
 from .routes import Router
-from .search import SearchEngine
+from .search.engine import SearchEngine
 
 DEFAULT_API_KEY = "fake_api_key_9f8e7d6c5b4a"
 API_PREFIX = "/api/v1"
