@@ -11,8 +11,8 @@ Used by the connector's tests, `close-sync demo` and the benchmarks:
 
 from .churn import random_changes
 from .events import EventSettings
-from .export_file import write_export_file
-from .exports import ExportSettings
+from .exports.file import write_export_file
+from .exports.settings import ExportSettings
 from .faults import Faults, RateLimit
 from .generate import generate_org
 from .org import FakeOrg

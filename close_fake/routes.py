@@ -22,7 +22,7 @@ from . import mutations as m
 from . import org as o
 from . import views as v
 from .common import ApiError, format_money
-from .exports import Exports
+from .exports.api import Exports
 from .faults import normalise_prefix
 from .org import FakeOrg
 from .params import (

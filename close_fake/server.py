@@ -9,7 +9,7 @@ do not wait on delayed ACKs). Per request, in order: fault injection, authentica
 fake's clock (`clock`, by default the organisation's clock `org.clock()`, ticking; tests
 move it with `org.advance(...)`).
 
-Export files are served by the same server under another host name (`exports.py`):
+Export files are served by the same server under another host name (`exports`):
 `/export-files/...` is outside `/api/v1`, needs no auth, gets no faults and no rate-limit
 headers, and is streamed from disk in chunks (Range requests answer 206).
 """
@@ -40,7 +40,9 @@ import orjson
 from . import org as o
 from .common import SHORT_ID, ApiError, http_date, make_id
 from .events import EventSettings
-from .exports import FILES_PREFIX, Exports, ExportSettings, FileAnswer
+from .exports.api import Exports
+from .exports.host import FILES_PREFIX, FileAnswer
+from .exports.settings import ExportSettings
 from .faults import Faults, RateLimit, RateState, normalise_prefix
 from .org import FakeOrg
 from .params import Params

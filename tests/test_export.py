@@ -12,8 +12,7 @@ import pytest
 
 from close_source.catalog import BY_TABLE, CATALOG
 from close_source.export import exported_tables
-from close_fake import FakeClose, FakeOrg, generate_org
-from close_fake.exports import ExportSettings
+from close_fake import ExportSettings, FakeClose, FakeOrg, generate_org
 from close_source.timestamps import to_utc
 from tests.helpers import rows, sync
 from tests.oracle import expected_objects
