@@ -13,10 +13,11 @@ from .churn import random_changes
 from .events import EventSettings
 from .exports.file import write_export_file
 from .exports.settings import ExportSettings
-from .faults import Faults, RateLimit
 from .generate import generate_org
+from .http.faults import Faults, RateLimit
+from .http.pipeline import RequestRecord
+from .http.server import DEFAULT_API_KEY, FakeClose
 from .org import FakeOrg
-from .server import DEFAULT_API_KEY, FakeClose, RequestRecord
 
 __all__ = [
     "DEFAULT_API_KEY",
