@@ -11,8 +11,8 @@ from typing import Any
 
 import dlt
 
-from close_source import close_source
 from close_fake import FakeClose
+from close_source import close_source
 from close_source.sync import duckdb_destination, make_pipeline, run_sync
 from tests.pg_server import PostgresServer
 

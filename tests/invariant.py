@@ -13,8 +13,8 @@ from typing import Any
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from close_source.catalog import BY_TABLE, CATALOG
 from close_fake import FakeOrg
+from close_source.catalog import BY_TABLE, CATALOG
 from close_source.timestamps import to_date, to_utc
 from tests.helpers import as_json, one_connection, rows, sql_client
 from tests.oracle import (

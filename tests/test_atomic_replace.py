@@ -18,9 +18,9 @@ from typing import Any
 import psycopg2
 import pytest
 
-from close_source.catalog import BY_TABLE
 from close_fake import FakeClose, generate_org
 from close_fake.churn import random_changes
+from close_source.catalog import BY_TABLE
 from close_source.sync import PIPELINE_NAME
 from tests.cli_runs import (
     KEY,

@@ -19,8 +19,8 @@ from typing import Any
 import dlt
 import pytest
 
-from close_source import close_source
 from close_fake import FakeClose, FakeOrg, generate_org
+from close_source import close_source
 from close_source.sync import loader_file_format, make_pipeline
 from close_source.timestamps import to_utc
 from tests.oracle import custom_definitions, expected_objects, plain_column, typed

@@ -9,8 +9,8 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from close_source.catalog import CATALOG
 from close_fake import FakeClose, Faults, generate_org, random_changes
+from close_source.catalog import CATALOG
 from tests.cli_runs import assert_one_line_user_error, close_sync
 
 SECRET = "api_S3cr3t_do_not_leak_4f1d2c3b"

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from close_fake import FakeClose, Faults, RateLimit, generate_org
 from close_source.client import CloseClient
 from close_source.errors import AccessDenied, AuthError, ConfigError, UnreachableError
-from close_fake import FakeClose, Faults, RateLimit, generate_org
 
 
 @pytest.fixture(scope="module")

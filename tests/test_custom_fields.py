@@ -15,10 +15,10 @@ from typing import Any
 import dlt
 import pytest
 
-from close_source import close_source
 from close_fake import FakeClose, FakeOrg, generate_org
 from close_fake import mutations as m
 from close_fake import org as o
+from close_source import close_source
 from close_source.sync import run_sync
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import as_json, new_pipeline, rows, sync

@@ -10,9 +10,9 @@ from typing import Any
 import dlt
 import pytest
 
+from close_fake import ExportSettings, FakeClose, FakeOrg, generate_org
 from close_source.catalog import BY_TABLE, CATALOG
 from close_source.export import exported_tables
-from close_fake import ExportSettings, FakeClose, FakeOrg, generate_org
 from close_source.timestamps import to_utc
 from tests.helpers import rows, sync
 from tests.oracle import expected_objects

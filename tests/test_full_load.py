@@ -9,8 +9,8 @@ from typing import Any
 import dlt
 import pytest
 
-from close_source.catalog import BY_TABLE, CATALOG
 from close_fake import FakeClose, FakeOrg, generate_org
+from close_source.catalog import BY_TABLE, CATALOG
 from close_source.timestamps import to_date, to_utc
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import rows, sync

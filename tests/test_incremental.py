@@ -13,13 +13,13 @@ from pathlib import Path
 import dlt
 import pytest
 
-from close_source.catalog import CATALOG
-from close_source.export import exported_tables
 from close_fake import EventSettings, FakeClose, FakeOrg, Faults, generate_org
 from close_fake import changes as c
 from close_fake import events as ev
 from close_fake import org as o
 from close_fake.churn import random_changes
+from close_source.catalog import CATALOG
+from close_source.export import exported_tables
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import rows, sync
 from tests.invariant import every_table_mismatches

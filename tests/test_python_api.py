@@ -15,9 +15,9 @@ from pathlib import Path
 import dlt
 import pytest
 
-from close_source import close_source
 from close_fake import FakeClose, generate_org
 from close_fake.churn import random_changes
+from close_source import close_source
 from tests.helpers import new_pipeline
 from tests.invariant import mismatches
 

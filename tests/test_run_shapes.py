@@ -21,9 +21,9 @@ from pathlib import Path
 import dlt
 import pytest
 
-from close_source.catalog import CATALOG
 from close_fake import FakeClose, FakeOrg, generate_org
 from close_fake.churn import random_changes
+from close_source.catalog import CATALOG
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import new_pipeline, rows, sync
 from tests.invariant import duplicate_keys, every_table_mismatches
