@@ -13,14 +13,7 @@ from .. import changes as c
 from .. import mutations as m
 from .. import org as o
 from ..org import FakeOrg
-from .picks import (
-    _WORDS,
-    _fields_for,
-    _pick,
-    _renamed,
-    _user,
-    _value,
-)
+from .picks import _WORDS, _fields_for, _pick, _renamed, _user, _value
 
 _FIELD_TYPES = ("text", "number", "date", "datetime", "choices", "user", "textarea")
 

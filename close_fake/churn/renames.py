@@ -10,15 +10,7 @@ from typing import Any
 from .. import changes as c
 from .. import org as o
 from ..org import FakeOrg
-from .picks import (
-    _FIRST_NAMES,
-    _LAST_NAMES,
-    _PEOPLE,
-    Change,
-    _pick,
-    _renamed,
-    _user,
-)
+from .picks import _FIRST_NAMES, _LAST_NAMES, _PEOPLE, Change, _pick, _renamed, _user
 
 
 def _rename_status(org: FakeOrg, rng: random.Random) -> str | None:

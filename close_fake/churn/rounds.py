@@ -42,9 +42,7 @@ from .objects import (
     _update_subscription,
     _update_task,
 )
-from .picks import (
-    Change,
-)
+from .picks import Change
 from .renames import _rename_contact, _rename_named, _rename_status, _rename_user
 
 # Relative weights of the kinds of change. Off by default (weight 0, so the default random

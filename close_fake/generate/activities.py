@@ -7,13 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from .. import org as o
-from ..common import (
-    add_seconds,
-    format_money,
-    format_phone,
-    iso,
-    iso_seconds,
-)
+from ..common import add_seconds, format_money, format_phone, iso, iso_seconds
 from .base import parse_iso
 from .emails import EmailMixin
 

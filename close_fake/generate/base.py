@@ -12,12 +12,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..common import (
-    add_seconds,
-    iso,
-    make_id,
-    utc,
-)
+from ..common import add_seconds, iso, make_id, utc
 from ..org import FakeOrg
 
 DEFAULT_START = utc(2019, 1, 1)

@@ -7,14 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from .. import org as o
-from ..common import (
-    SHORT_ID,
-    add_seconds,
-    format_phone,
-    iso,
-    iso_naive,
-    utc,
-)
+from ..common import SHORT_ID, add_seconds, format_phone, iso, iso_naive, utc
 from .base import GenBase
 
 

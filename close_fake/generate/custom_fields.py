@@ -6,12 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import org as o
-from ..common import (
-    SHORT_ID,
-    iso,
-    iso_naive,
-    utc,
-)
+from ..common import SHORT_ID, iso, iso_naive, utc
 from .base import GenBase
 
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..common import (
-    add_seconds,
-    iso,
-    iso_seconds,
-)
+from ..common import add_seconds, iso, iso_seconds
 from .base import GenBase, parse_iso
 
 

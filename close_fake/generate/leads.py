@@ -7,13 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import org as o
-from ..common import (
-    SHORT_ID,
-    format_money,
-    format_phone,
-    iso,
-    utc,
-)
+from ..common import SHORT_ID, format_money, format_phone, iso, utc
 from .base import CITIES, COMPANY_A, COMPANY_B, TITLES, GenBase, parse_iso
 
 

@@ -7,11 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import org as o
-from ..common import (
-    format_money,
-    format_phone,
-    iso,
-)
+from ..common import format_money, format_phone, iso
 from .base import WORDS, GenBase, parse_iso
 
 

@@ -3,9 +3,7 @@ and the query parameters documented per endpoint (`DOCUMENTED_PARAMS`)."""
 
 from __future__ import annotations
 
-from ..params import (
-    RANGE_OPS,
-)
+from ..params import RANGE_OPS
 
 DEFAULT_LIMIT = 100
 

@@ -12,11 +12,7 @@ from .. import org as o
 from .. import views as v
 from ..common import ApiError
 from ..org import FakeOrg
-from ..params import (
-    Params,
-    Predicate,
-    newest_first,
-)
+from ..params import Params, Predicate, newest_first
 from ..request import Request
 from .catalog import ALWAYS_PARAMS, DEFAULT_LIMIT, DOCUMENTED_PARAMS, OTHER_PAGE_CAP
 

@@ -25,9 +25,7 @@ from .. import views as v
 from ..common import ApiError
 from ..exports.api import Exports
 from ..org import FakeOrg
-from ..params import (
-    equals_filter,
-)
+from ..params import equals_filter
 from ..request import Request
 from ..search.engine import SearchEngine
 from .catalog import ACTIVITY_ENDPOINTS, DEFAULT_PAGE_CAPS
