@@ -385,8 +385,7 @@ def json_size_mb(path: Path) -> float:
 
 
 def measure_size(leads: int, args: argparse.Namespace) -> SizeRun:
-    from close_fake import FakeClose, generate_org
-    from close_fake.export_file import write_export_file
+    from close_fake import FakeClose, generate_org, write_export_file
 
     print(f"\n== {leads:,} leads x {args.activities} activities ({args.layout})", flush=True)
     began = time.perf_counter()

@@ -47,9 +47,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from close_fake import EventSettings, FakeClose, generate_org  # noqa: E402
+from close_fake import EventSettings, FakeClose, RequestRecord, generate_org  # noqa: E402
 from close_fake.churn import random_changes  # noqa: E402
-from close_fake.server import RequestRecord  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 RESULTS_MD = ROOT / "bench" / "INCREMENTAL.md"

@@ -11,12 +11,13 @@ Used by the connector's tests, `close-sync demo` and the benchmarks:
 
 from .churn import random_changes
 from .events import EventSettings
-from .export_file import write_export_file
-from .exports import ExportSettings
-from .faults import Faults, RateLimit
+from .exports.file import write_export_file
+from .exports.settings import ExportSettings
 from .generate import generate_org
+from .http.faults import Faults, RateLimit
+from .http.pipeline import RequestRecord
+from .http.server import DEFAULT_API_KEY, FakeClose
 from .org import FakeOrg
-from .server import DEFAULT_API_KEY, FakeClose, RequestRecord
 
 __all__ = [
     "DEFAULT_API_KEY",

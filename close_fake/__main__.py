@@ -9,7 +9,7 @@ import argparse
 import threading
 
 from .generate import generate_org
-from .server import DEFAULT_API_KEY, FakeClose
+from .http.server import DEFAULT_API_KEY, FakeClose
 
 
 def main(argv: list[str] | None = None) -> None:

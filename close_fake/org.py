@@ -5,8 +5,8 @@ Every object lives exactly once, in canonical API JSON form, in `collections`
 opportunities and tasks, a thread's emails, a pipeline's statuses, an organisation's
 memberships...) is assembled from those collections at response time (see `views.py`),
 so a mutation only has to touch one object and nothing goes stale. A later mutation API
-wraps `put`/`remove` (`changes.py`, `mutations.py`) and appends Event Log entries to the
-organisation's `events` log (`events.py`).
+wraps `put`/`remove` (`changes`, `mutations`) and appends Event Log entries to the
+organisation's `events` log (`events`).
 
 Time: `now` is the organisation's clock (`clock()`), frozen unless `tick()` made it follow
 the wall clock (a `FakeClose` does that by default); `advance()` moves it forward.
@@ -287,7 +287,7 @@ class FakeOrg:
                 events=self.events.copy() if self.events is not None else None,
             )
 
-    # -- writing (wrapped by `changes.py` / `mutations.py`, which emit events) -------------
+    # -- writing (wrapped by `changes` / `mutations`, which emit events) ---------------------
 
     def put(self, collection: str, obj: dict[str, Any]) -> None:
         """Insert or replace one object (by its `id`)."""

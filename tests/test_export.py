@@ -10,8 +10,7 @@ from typing import Any
 import dlt
 import pytest
 
-from close_fake import FakeClose, FakeOrg, generate_org
-from close_fake.exports import ExportSettings
+from close_fake import ExportSettings, FakeClose, FakeOrg, generate_org
 from close_source.catalog import BY_TABLE, CATALOG
 from close_source.read.export import exported_tables
 from close_source.timestamps import to_utc

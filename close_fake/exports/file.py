@@ -34,10 +34,10 @@ from typing import Any
 
 import orjson
 
-from . import org as o
-from . import views as v
-from .org import FakeOrg
-from .params import newest_first
+from .. import org as o
+from .. import views as v
+from ..org import FakeOrg
+from ..params import newest_first
 
 LAYOUTS = ("array", "jsonl")
 CUSTOM_STYLES = ("keys", "dict", "both")

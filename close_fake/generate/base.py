@@ -1,8 +1,9 @@
-"""Shared state and helpers of the organisation generator (see `generate.py`).
+"""Shared state and helpers of the organisation generator (see `__init__.py`).
 
 `GenBase` owns the one `random.Random(seed)` and the organisation under construction, and
 offers the small helpers every part of the generator uses: seeded ids and timestamps
-(with deliberate `date_created` ties), audit fields, names, phones and custom values.
+(with deliberate `date_created` ties), audit fields, names, phones, custom values and the
+part every activity shares (`base_activity`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,8 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from .common import (
-    add_seconds,
-    iso,
-    make_id,
-    utc,
-)
-from .org import FakeOrg
+from ..common import add_seconds, iso, make_id, utc
+from ..org import FakeOrg
 
 DEFAULT_START = utc(2019, 1, 1)
 DEFAULT_NOW = utc(2026, 10, 1)
@@ -247,6 +243,32 @@ class GenBase:
             for f in self.shared_fields
             if any(a["object_type"] == object_type for a in f["associations"])
         ]
+
+    # -- activities ------------------------------------------------------------------------
+
+    def base_activity(
+        self,
+        type_: str,
+        lead: dict,
+        created: datetime,
+        updated: datetime,
+        *,
+        contact: dict | None = None,
+        user: dict | None = None,
+    ) -> dict:
+        user = user or self.user()
+        out: dict[str, Any] = {
+            "id": self.id("acti"),
+            "_type": type_,
+            "organization_id": self.org_id,
+            "lead_id": lead["id"],
+            "contact_id": contact["id"] if contact else None,
+            "user_id": user["id"],
+            "user_name": self.name(user),
+            "users": [],
+        }
+        out.update(self.audit(created, updated, names=True, creator=user))
+        return out
 
 
 def parse_iso(value: str) -> datetime:

@@ -1,25 +1,10 @@
-"""The Export API of the fake: `POST /export/lead/`, `GET /export/{id}/`, `GET /export/`, and
-the pre-signed file download [000:113-263; 003:7630-7890].
-
-Creating an export freezes the organisation (`FakeOrg.snapshot()`, O(objects), no deep copy)
-and selects the leads (`s_query`/`sort`/`results_limit`, evaluated like `/data/search/`); a
-daemon thread then streams the file to a temp directory (`export_file.py`). Progress is
-virtual, driven by polls and/or elapsed time (`ExportSettings`), and never runs ahead of the
-real writer. Statuses: `created` -> `started` -> `in_progress` (`n_docs` set,
-`n_docs_processed` growing) -> `done` (`download_url` set) or `error`.
-
-The download lives on another host name than the API, like Close's pre-signed storage
-URLs: `http://<download_host>:<port>/export-files/<token>.json.gz?signature=...`. It needs
-no auth and refuses any `Authorization` header (400, counted in `key_leaks`), so tests can
-prove a client never hands its API key to the file host. Errors there are S3-style XML.
-"""
+"""`Exports`: the export endpoints of one server (`POST /export/lead/`, `GET /export/{id}/`,
+`GET /export/`), the jobs' virtual progress, their writer threads and temp files."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -28,21 +13,19 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .common import ApiError, iso, make_id
-from .export_file import FileShape, count_docs, default_selection, write_documents
-from .org import FakeOrg
-from .search import SearchEngine
+from ..common import ApiError, iso, make_id
+from ..org import FakeOrg
+from ..request import Request
+from ..search.engine import SearchEngine
+from .file import count_docs, default_selection, write_documents
+from .host import FileHost
+from .job import ExportJob
+from .settings import ExportSettings
 
-if TYPE_CHECKING:
-    from .routes import Request
-
-FILES_PREFIX = "/export-files/"
-FAIL_MODES = (None, "error", "stuck", "broken_download", "expired_url")
 # The first third of virtual progress is `started`; `stuck` exports stop at half the docs.
 _STARTED_UNTIL = 1 / 3
 _STUCK_AT = _STARTED_UNTIL + (1 - _STARTED_UNTIL) / 2
@@ -62,94 +45,9 @@ DEFAULT_FIELDS = {
 }  # fmt: skip
 DEFAULT_FIELDS["lead_opps"] = DEFAULT_FIELDS["contacts"]  # as the docs show (sync ref #40)
 DATE_FORMATS = ("original", "iso8601", "excel")
-_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
 
-@dataclass
-class ExportSettings:
-    """How the fake's Export API behaves: `FakeClose(org, export=ExportSettings(...))`.
-
-    Progress: an export is `done` after `polls_to_finish` polls of `GET /export/{id}/` *and*
-    `seconds_to_finish` seconds (0 disables either condition); with 3 or more polls every
-    status is seen. File shape: see `export_file.py`. `fail`: `"error"` ends in `error`;
-    `"stuck"` stays `in_progress` at half the docs forever; `"broken_download"` closes the
-    connection after half of the requested bytes (every time, or only for the first
-    `download_failures` downloads); `"expired_url"` answers the download with 403.
-    """
-
-    polls_to_finish: int = 3
-    seconds_to_finish: float = 0.0
-    layout: str = "array"
-    custom_style: str = "dict"
-    contact_lead_id: bool = False
-    include_threads: bool = False
-    include_tasks: bool = True
-    fail: str | None = None
-    download_failures: int | None = None
-    download_host: str = "localhost"
-    compresslevel: int = 6
-
-    def __post_init__(self) -> None:
-        if self.fail not in FAIL_MODES:
-            raise ValueError(f"fail must be one of {FAIL_MODES}, not {self.fail!r}")
-        if self.polls_to_finish < 0 or self.seconds_to_finish < 0:
-            raise ValueError("polls_to_finish and seconds_to_finish must not be negative")
-        if self.download_failures is not None and self.download_failures < 0:
-            raise ValueError("download_failures must be None or >= 0")
-        self.shape()  # validates layout, custom_style, compresslevel
-
-    def shape(self, **request: Any) -> FileShape:
-        """The file shape for these settings and one request's options."""
-        return FileShape(
-            layout=self.layout,
-            custom_style=self.custom_style,
-            contact_lead_id=self.contact_lead_id,
-            include_threads=self.include_threads,
-            include_tasks=self.include_tasks,
-            compresslevel=self.compresslevel,
-            **request,
-        )
-
-
-@dataclass
-class ExportJob:
-    """One export: its public object, its frozen organisation and its file."""
-
-    id: str
-    token: str
-    public: dict[str, Any]  # the export object as the API shows it (status etc. updated)
-    shape: FileShape
-    snapshot: FakeOrg | None  # dropped once the file is written
-    leads: list[dict[str, Any]]
-    n_docs: int
-    path: Path
-    created_at: float = field(default_factory=time.monotonic)
-    polls: int = 0
-    written: int = 0  # documents the writer has finished
-    built: bool = False
-    failed: bool = False  # the writer crashed: the export ends in `error`
-    size: int | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-    broken_served: int = 0
-    thread: threading.Thread | None = None
-
-
-@dataclass
-class FileAnswer:
-    """A download-host answer: headers, then either `body` or `length` bytes of `path`
-    from `offset`; with `cut` set, the connection closes after `cut` bytes."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes = b""
-    path: Path | None = None
-    offset: int = 0
-    length: int = 0
-    cut: int | None = None
-    fault: str | None = None
-
-
-class Exports:
+class Exports(FileHost):
     """The export jobs of one `FakeClose`, their files and the download counters."""
 
     def __init__(
@@ -372,84 +270,6 @@ class Exports:
             job.built = True
             job.snapshot, job.leads = None, []  # the file is all that is needed now
 
-    # -- the file host ---------------------------------------------------------------------
-
-    def _download_url(self, job: ExportJob) -> str:
-        return (
-            f"http://{self.settings.download_host}:{self.port()}{FILES_PREFIX}"
-            f"{job.token}.json.gz?signature={self._sign(job.token)}"
-        )
-
-    def _sign(self, token: str) -> str:
-        return hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()
-
-    def download(
-        self, method: str, path: str, params: dict[str, str], headers: Any, api_host: str
-    ) -> FileAnswer:
-        """Answer one request to the file host (`GET`/`HEAD /export-files/<token>.json.gz`)."""
-        if headers.get("authorization") is not None:
-            with self._lock:
-                self.key_leaks += 1
-            return self._outcome("rejected_auth", _xml(
-                400, "InvalidArgument",
-                "Only one auth mechanism allowed; the pre-signed URL already authenticates "
-                "this request, do not send an Authorization header.",
-            ))  # fmt: skip
-        if method not in ("GET", "HEAD"):
-            return self._outcome("bad_method", _xml(405, "MethodNotAllowed", "Use GET."))
-        host = (headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower()
-        wanted = self.settings.download_host.lower()
-        if wanted != api_host.lower() and host != wanted:
-            return self._outcome("wrong_host", _xml(404, "NoSuchKey", "No such file."))
-        name = path[len(FILES_PREFIX) :]
-        token = name.removesuffix(".json.gz")
-        with self._lock:
-            job = self._by_token.get(token)
-        if job is None or name == token or not job.built or job.public["status"] != "done":
-            return self._outcome("not_found", _xml(404, "NoSuchKey", "No such file."))
-        if not hmac.compare_digest(params.get("signature", ""), self._sign(token)):
-            return self._outcome("bad_signature", _xml(
-                403, "SignatureDoesNotMatch", "The request signature does not match."
-            ))  # fmt: skip
-        if self.settings.fail == "expired_url":
-            return self._outcome("expired", _xml(403, "AccessDenied", "Request has expired"))
-
-        size = job.size or 0
-        answer = FileAnswer(200, {
-            "content-type": "application/json",
-            "content-encoding": "gzip",
-            "accept-ranges": "bytes",
-        }, path=job.path, offset=0, length=size)  # fmt: skip
-        match = _RANGE.match((headers.get("range") or "").replace(" ", ""))
-        if match:
-            start = int(match.group(1))
-            end = int(match.group(2)) if match.group(2) else size - 1
-            if start >= size or end < start:
-                answer = FileAnswer(416, {"content-range": f"bytes */{size}"})
-                return self._outcome("bad_range", answer)
-            end = min(end, size - 1)
-            answer.status, answer.offset, answer.length = 206, start, end - start + 1
-            answer.headers["content-range"] = f"bytes {start}-{end}/{size}"
-        answer.headers["content-length"] = str(answer.length)
-        if method == "HEAD":
-            answer.path = None
-            return self._outcome("head", answer)
-        if self.settings.fail == "broken_download":
-            limit = self.settings.download_failures
-            with self._lock:
-                breaks = limit is None or job.broken_served < limit
-                if breaks:
-                    job.broken_served += 1
-            if breaks:
-                answer.cut, answer.fault = answer.length // 2, "broken_download"
-                return self._outcome("broken", answer)
-        return self._outcome("partial" if answer.status == 206 else "ok", answer)
-
-    def _outcome(self, kind: str, answer: FileAnswer) -> FileAnswer:
-        with self._lock:
-            self.downloads[kind] += 1
-        return answer
-
     # -- files -------------------------------------------------------------------------------
 
     def _files_dir(self) -> Path:
@@ -471,12 +291,3 @@ class Exports:
             self._cancel = threading.Event()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _xml(status: int, code: str, message: str) -> FileAnswer:
-    """An S3-style error: the file host is not the API and does not answer JSON."""
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-    ).encode()
-    return FileAnswer(status, {"content-type": "application/xml"}, body=body)
