@@ -3,6 +3,7 @@
 
     python3 dev.py demo   # install into .venv, then sync a fake Close org into DuckDB
     python3 dev.py test   # install into .venv (with test extras), then ruff + pytest
+    python3 dev.py test --fast   # the same without the whole syncs (tests/end_to_end): ~30 s
 
 Extra arguments are passed on: `python3 dev.py test -k paging`, `python3 dev.py demo --leads 500`;
 tests run on one worker per core (`-n 0` runs them in this process).
@@ -47,6 +48,8 @@ def main(argv: list[str]) -> int:
         return 2
     ensure_venv()
     command, rest = argv[0], argv[1:]
+    if command == "test" and "--fast" in rest:
+        rest = [arg for arg in rest if arg != "--fast"] + ["-m", "not slow"]
     if command == "demo":
         return subprocess.call([str(BIN / "close-sync"), "demo", *rest])
     lint = subprocess.call([str(BIN / "ruff"), "check", "."], cwd=ROOT)

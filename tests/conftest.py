@@ -41,3 +41,14 @@ def warehouse(request: pytest.FixtureRequest, kind: str) -> Warehouse:
     if kind == "postgres":
         return Warehouse("postgres", request.getfixturevalue("postgres_server"))
     return Warehouse("duckdb")
+
+
+END_TO_END = os.path.join("tests", "end_to_end") + os.sep
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whole syncs are the slow part of the suite: `python3 dev.py test --fast` leaves them
+    out (`-m "not slow"`), CI and `python3 dev.py test` run everything."""
+    for item in items:
+        if END_TO_END in str(item.path):
+            item.add_marker(pytest.mark.slow)

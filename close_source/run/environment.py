@@ -91,7 +91,7 @@ def import_lazy_modules() -> None:
     pandas (pyarrow's pandas shim) and `pyarrow.pandas_compat`, date parsing `_strptime`, and a
     second thread meeting the half-imported module fails with "partially initialized module
     'pandas' has no attribute 'DataFrame'". Found by recording the imports made outside the
-    main thread during a full sync (tests/test_lazy_imports.py).
+    main thread during a full sync (tests/end_to_end/test_lazy_imports.py).
     """
     import _strptime  # noqa: F401
     import zoneinfo  # noqa: F401

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("close_source", "close_fake")
 # Lower layers never import upper ones. A module outside the sub-packages belongs to the
 # base (shared types and rules) unless it is named here as a top-level entry point.

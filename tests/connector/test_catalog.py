@@ -52,5 +52,5 @@ def test_readme_table_list_is_generated_from_the_catalog():
 
     from close_source.docs import catalog_markdown
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     assert catalog_markdown() in readme, "run `python -m close_source.docs` to update README.md"

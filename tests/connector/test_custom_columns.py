@@ -1,7 +1,7 @@
 """Custom-field column rules, on definitions alone: names, collisions, limits, freezing, types.
 
 End-to-end behaviour against the fake Close (renames, deletes, retypes between syncs) is in
-tests/test_custom_fields.py.
+tests/end_to_end/test_custom_fields.py.
 """
 
 from __future__ import annotations

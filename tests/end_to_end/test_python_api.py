@@ -21,7 +21,7 @@ from close_source.source import close_source
 from tests.helpers import new_pipeline
 from tests.invariant import mismatches
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def data_tables(pipeline: dlt.Pipeline) -> set[str]:

@@ -1,0 +1,1 @@
+"""Tests of the fake Close: that it follows the API docs, and every way it may differ."""
