@@ -10,7 +10,7 @@ read in every plausible shape; a shared field applies to the union of what they 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,8 +125,3 @@ def _add(tables: dict[str, dict[str, FieldDefinition]], object_type: str,
             type=str(definition.get("type") or "text"),
             multi=bool(definition.get("accepts_multiple_values")), shared=shared, raw=definition)
     return True
-
-
-def all_definitions(tables: Mapping[str, Iterable[FieldDefinition]]) -> Iterator[FieldDefinition]:
-    for fields in tables.values():
-        yield from fields
