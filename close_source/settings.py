@@ -19,22 +19,23 @@ ColumnNaming = Literal["name", "id"]  # custom field columns named after the fie
 
 @dataclass(frozen=True)
 class Settings:
-    """What a run was asked to do. The API key is not here: only the client holds it."""
+    """What a run was asked to do. The API key is not here: only the client holds it. The
+    defaults are the source's (`close_source()`'s signature, which dlt's config fills)."""
 
     tables: tuple[str, ...]
     base_url: str
-    full_load: FullLoad = "export"
-    export_fallback: bool = True
-    export_timeout: float = 6 * 3600.0
-    export_poll_interval: float = 1.0
-    backup_dir: str | None = None
-    export_file: str | None = None
-    max_skip: int = 250_000
-    timeout: float = 60.0
-    max_attempts: int = 8
-    custom_field_columns: ColumnNaming = "name"
-    sync_mode: SyncMode = "auto"
-    deletes: Deletes = "hard"
+    full_load: FullLoad
+    export_fallback: bool
+    export_timeout: float
+    export_poll_interval: float
+    backup_dir: str | None
+    export_file: str | None
+    max_skip: int
+    timeout: float
+    max_attempts: int
+    custom_field_columns: ColumnNaming
+    sync_mode: SyncMode
+    deletes: Deletes
 
     @classmethod
     def checked(cls, tables: Sequence[str] | None, **values: object) -> Settings:
@@ -45,7 +46,7 @@ class Settings:
             raise ConfigError(f"unknown resource(s): {', '.join(unknown)}; known: {known}")
         for name, kind in (("full_load", FullLoad), ("sync_mode", SyncMode),
                            ("deletes", Deletes), ("custom_field_columns", ColumnNaming)):
-            if name in values and values[name] not in get_args(kind):
+            if values[name] not in get_args(kind):
                 raise ConfigError(f"{name} must be one of {get_args(kind)}, "
                                   f"not {values[name]!r}")
         settings = cls(tables=selected, **values)  # type: ignore[arg-type]

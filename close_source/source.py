@@ -67,15 +67,16 @@ def close_source(
         backup_dir=backup_dir, export_file=export_file, max_skip=max_skip, timeout=timeout,
         max_attempts=max_attempts, custom_field_columns=custom_field_columns,
         sync_mode=sync_mode, deletes=deletes)
-    client = CloseClient(api_key, base_url, timeout=timeout, max_attempts=max_attempts)
-    read = ReadContext(client=client, max_skip=max_skip, me=client.get("me/"))
+    client = CloseClient(api_key, settings.base_url, timeout=settings.timeout,
+                         max_attempts=settings.max_attempts)
+    read = ReadContext(client=client, max_skip=settings.max_skip, me=client.get("me/"))
     started_at = client.server_time
     warehouse = Warehouse.of_current_pipeline()
     source_state = dlt.current.source_state()
     st.migrate(source_state, warehouse.tables())
     custom = CustomColumns(settings.custom_field_columns,
                            st.custom_columns(source_state, settings.custom_field_columns),
-                           lambda: fetch_definitions(client, max_skip))
+                           lambda: fetch_definitions(client, settings.max_skip))
     plan = make_plan(settings.tables, st.watermarks(source_state),
                      now=started_at or datetime.now(UTC), full_read=settings.full_read,
                      full_load=settings.full_load, exported=exported_tables(),
@@ -88,9 +89,10 @@ def close_source(
 
     resources: list[DltResource] = []
     if from_export := plan.reading("export"):
-        options = ExportOptions(fallback=export_fallback and not export_file,
-                                timeout=export_timeout, poll_initial=export_poll_interval,
-                                backup_dir=backup_dir, export_file=export_file)
+        options = ExportOptions(fallback=settings.export_fallback and not settings.export_file,
+                                timeout=settings.export_timeout,
+                                poll_initial=settings.export_poll_interval,
+                                backup_dir=settings.backup_dir, export_file=settings.export_file)
         resources += export_resources(ctx, from_export, options)
     if plan.reading("events"):
         resources += event_log_resources(ctx, plan)
