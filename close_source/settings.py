@@ -36,6 +36,8 @@ class Settings:
     custom_field_columns: ColumnNaming
     sync_mode: SyncMode
     deletes: Deletes
+    # events and object states of one Event Log window held in memory; beyond, a scratch file
+    window_memory_rows: int
 
     @classmethod
     def checked(cls, tables: Sequence[str] | None, **values: object) -> Settings:
@@ -49,6 +51,9 @@ class Settings:
             if values[name] not in get_args(kind):
                 raise ConfigError(f"{name} must be one of {get_args(kind)}, "
                                   f"not {values[name]!r}")
+        if not isinstance(values["window_memory_rows"], int) or values["window_memory_rows"] < 0:
+            raise ConfigError(f"window_memory_rows must be a whole number of rows (0 or more), "
+                              f"not {values['window_memory_rows']!r}")
         settings = cls(tables=selected, **values)  # type: ignore[arg-type]
         if settings.backup_dir and settings.full_load != "export":
             raise ConfigError("a backup needs the export: full_load must be 'export'")

@@ -19,6 +19,7 @@ from close_source.read.custom_fields import fetch_definitions
 from close_source.read.export import exported_tables
 from close_source.read.references import References, read_references
 from close_source.read.warehouse import Warehouse
+from close_source.read.window_store import MEMORY_ROWS
 from close_source.run import state as st
 from close_source.run.context import RunContext
 from close_source.run.full_load import ExportOptions, export_resources, list_resource
@@ -50,6 +51,7 @@ def close_source(
     custom_field_columns: str = "name",
     sync_mode: str = "auto",
     deletes: str = "hard",
+    window_memory_rows: int = MEMORY_ROWS,
 ) -> list[DltResource]:
     """Every Close object type (or the `tables` named), each a resource named after its table.
 
@@ -66,7 +68,7 @@ def close_source(
         export_timeout=export_timeout, export_poll_interval=export_poll_interval,
         backup_dir=backup_dir, export_file=export_file, max_skip=max_skip, timeout=timeout,
         max_attempts=max_attempts, custom_field_columns=custom_field_columns,
-        sync_mode=sync_mode, deletes=deletes)
+        sync_mode=sync_mode, deletes=deletes, window_memory_rows=window_memory_rows)
     client = CloseClient(api_key, settings.base_url, timeout=settings.timeout,
                          max_attempts=settings.max_attempts)
     read = ReadContext(client=client, max_skip=settings.max_skip, me=client.get("me/"))
@@ -85,7 +87,7 @@ def close_source(
     follow_renames(plan, references, warehouse, source_state)
     _say_if_not_admin(read, references)
     ctx = RunContext(read=read, warehouse=warehouse, custom=custom, references=references,
-                     started_at=started_at, settings=settings)
+                     started_at=started_at, settings=settings, planned_for=_active_pipeline())
 
     resources: list[DltResource] = []
     if from_export := plan.reading("export"):
@@ -98,6 +100,14 @@ def close_source(
         resources += event_log_resources(ctx, plan)
     resources += [list_resource(ctx, BY_TABLE[table]) for table in plan.reading("lists")]
     return resources
+
+
+def _active_pipeline() -> str | None:
+    """The working directory of the pipeline whose state this source reads (the active one)."""
+    try:
+        return str(dlt.current.pipeline().working_dir)
+    except Exception:  # noqa: BLE001 - no pipeline: nothing was synced before
+        return None
 
 
 def _say_if_not_admin(read: ReadContext, references: References) -> None:

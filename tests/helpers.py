@@ -42,6 +42,7 @@ def sync(fake: FakeClose, workdir: Path, *, resources: list[str] | None = None,
          warehouse: Warehouse | None = None, **source_args: Any) -> dlt.Pipeline:
     """One `close-sync run` against the fake, as the CLI does it."""
     pipeline = pipeline or new_pipeline(workdir, warehouse=warehouse)
+    pipeline.activate()  # the source plans with the active pipeline's state and dataset
     source_args.setdefault("export_poll_interval", 0.01)
     if full_refresh:
         source_args.setdefault("sync_mode", "refresh")

@@ -42,8 +42,9 @@ from close_source.catalog import BY_TABLE, CATALOG, Entry, copies_of
 from close_source.errors import ApiError
 from close_source.read.by_id import fetch_by_ids
 from close_source.read.context import ReadContext
-from close_source.read.event_log import Event, latest_per_object
+from close_source.read.event_log import Event
 from close_source.read.warehouse import Warehouse
+from close_source.read.window_store import Key, WindowStore
 from close_source.read.windows import read_windows_since
 from close_source.timestamps import to_utc
 
@@ -54,7 +55,7 @@ CHILDREN_OF_LEADS = tuple(e for e in CATALOG if e.incremental != "every_run" and
 # Named objects whose renames the Event Log announces (the others: `read/references.py`).
 EVENT_SOURCES = tuple(e.table for e in CATALOG if e.name_fields and e.incremental == "events")
 
-Key = tuple[str, str]
+READ_AGAIN_CHUNK = 1_000  # objects read by id held at a time before they go to the store
 
 
 def route(object_type: str) -> Entry | None:
@@ -68,29 +69,27 @@ def route(object_type: str) -> Entry | None:
 
 
 class ChangeSet:
-    """The final state of each object of one window, keyed by (table, id); None = deleted.
+    """The final state of each object of one window, keyed by (table, id), kept in a
+    `WindowStore` (None = deleted).
 
     `renames`: per table, the users, statuses, ... renamed since it last synced (their rows
     are read again); `renamed_at`: per table, when recent renames were seen (`source:id`),
     so that older snapshots naming them are not trusted.
     """
 
-    def __init__(self, read: ReadContext, warehouse: Warehouse,
+    def __init__(self, read: ReadContext, warehouse: Warehouse, store: WindowStore,
                  windows: Mapping[str, datetime], started_at: datetime | None,
                  values_changed_after: Callable[[str, datetime], bool],
                  renames: Mapping[str, Mapping[str, set[str]]] | None = None,
                  renamed_at: Mapping[str, Mapping[str, datetime]] | None = None) -> None:
         """`values_changed_after(table, moment)`: whether Close changed the table's custom
         field values without events after `moment` (its snapshots are then stale)."""
-        self.read, self.warehouse, self.windows = read, warehouse, dict(windows)
+        self.read, self.warehouse, self.store = read, warehouse, store
+        self.windows = dict(windows)
         self.started_at = started_at
         self._values_changed_after = values_changed_after
         self.renames = renames or {}
         self.renamed_at = renamed_at or {}
-        self.final: dict[Key, dict[str, Any] | None] = {}
-        self.moment: dict[Key, datetime] = {}  # when a state from event `data` was taken
-        self.deleted_at: dict[Key, datetime] = {}
-        self.read_again: set[Key] = set()
         self._unknown: set[str] = set()
         self._no_id_filter: set[str] = set()  # endpoints seen ignoring `id__in` in this run
 
@@ -101,11 +100,11 @@ class ChangeSet:
 
     # ---- collecting ---------------------------------------------------------------------
 
-    def collect(self, events: list[Event]) -> None:
-        """Every event of the window, oldest first."""
+    def collect(self) -> None:
+        """Every event of the window (in the store, read and ordered)."""
         missing: dict[str, list[str]] = {}
         gone_leads: dict[str, datetime] = {}
-        for change in latest_per_object(events):
+        for change in self.store.latest_per_object():
             entry = self._entry(change.object_type)
             if entry is None:
                 continue
@@ -119,15 +118,14 @@ class ChangeSet:
                 self._delete(key, event.date_updated)
             elif event.data is not None and event.action != "merged" and \
                     self._fresh(entry, event.data, event.date_updated):
-                self.final[key] = dict(event.data)
-                self.moment[key] = event.date_updated
+                self.store.put(key, dict(event.data))
             else:
                 missing.setdefault(entry.table, []).append(change.object_id)
         for table, object_ids in missing.items():
             self._read_again(BY_TABLE[table], object_ids)
         self._rows_of_gone_leads(gone_leads)
-        self._touched_leads(events, set(gone_leads))
-        self._relabelled(events)
+        self._touched_leads(set(gone_leads))
+        self._relabelled()
         self._created_since()
 
     def _entry(self, object_type: str) -> Entry | None:
@@ -149,31 +147,26 @@ class ChangeSet:
                     return False
         return True
 
-    def _delete(self, key: Key, when: datetime | None) -> None:
-        self.final[key] = None
-        self.deleted_at[key] = when or self.started_at or min(self.windows.values())
+    def _delete(self, key: Key, when: datetime | None, read_again: bool = False) -> None:
+        self.store.delete(key, when or self.started_at or min(self.windows.values()),
+                          read_again)
 
     def _read_again(self, entry: Entry, object_ids: Iterable[str]) -> None:
-        """By id, as Close shows the objects now (batched); a 404 means deleted."""
-        todo = []
-        for object_id in dict.fromkeys(object_ids):
-            key = (entry.table, object_id)
-            if key not in self.read_again and not (key in self.final and self.final[key] is None):
-                todo.append(object_id)
-        if not todo:
-            return
-        fetched = fetch_by_ids(self.read, entry, todo,
-                               id_filter=entry.path not in self._no_id_filter)
-        if not fetched.id_filter:
-            self._no_id_filter.add(entry.path)
-        for object_id, obj in fetched.found.items():
-            key = (entry.table, object_id)
-            self.read_again.add(key)
-            self.moment.pop(key, None)
-            if obj is None:
-                self._delete(key, None)
-            else:
-                self.final[key] = obj
+        """By id, as Close shows the objects now (batched, a few batches held at a time); a
+        404 means deleted."""
+        todo = self.store.unsettled(entry.table, object_ids)
+        for start in range(0, len(todo), READ_AGAIN_CHUNK):
+            fetched = fetch_by_ids(self.read, entry, todo[start:start + READ_AGAIN_CHUNK],
+                                   id_filter=entry.path not in self._no_id_filter)
+            if not fetched.id_filter:
+                self._no_id_filter.add(entry.path)
+            found = []
+            for object_id, obj in fetched.found.items():
+                if obj is None:
+                    self._delete((entry.table, object_id), None, read_again=True)
+                else:
+                    found.append(((entry.table, object_id), obj))
+            self.store.put_many(found, read_again=True)
 
     def _naming(self, table: str, column: str, values: Iterable[str]) -> list[str]:
         """Ids of the table's rows, stored or in this window's states, whose `column` names
@@ -181,11 +174,8 @@ class ChangeSet:
         values = list(dict.fromkeys(values))
         if not values:
             return []
-        wanted = set(values)
-        found = self.warehouse.ids_where(table, column, values)
-        found += [object_id for (t, object_id), obj in self.final.items()
-                  if t == table and obj is not None and obj.get(column) in wanted]
-        return found
+        return self.warehouse.ids_where(table, column, values) + \
+            self.store.naming(table, column, values)
 
     def _rows_of_gone_leads(self, gone_leads: Mapping[str, datetime]) -> None:
         """Whatever still names a deleted or merged-away lead, in the warehouse or in this
@@ -195,18 +185,15 @@ class ChangeSet:
                     if self.applies(entry.table, moment)]
             if not gone:
                 continue
-            stragglers = [object_id for object_id in
-                          self.warehouse.ids_where(entry.table, "lead_id", gone)
-                          if (entry.table, object_id) not in self.final]
-            stragglers += [object_id for (table, object_id), obj in self.final.items()
-                           if table == entry.table and obj is not None
-                           and obj.get("lead_id") in set(gone)]
+            stored = self.warehouse.ids_where(entry.table, "lead_id", gone)
+            stragglers = self.store.unknown(entry.table, stored) + \
+                self.store.naming(entry.table, "lead_id", gone)
             if stragglers:
                 log.info("%s: %d rows of deleted or merged leads checked by id",
                          entry.table, len(set(stragglers)))
                 self._read_again(entry, stragglers)
 
-    def _touched_leads(self, events: list[Event], gone: set[str]) -> None:
+    def _touched_leads(self, gone: set[str]) -> None:
         """Leads whose `date_updated` moved with no event of their own: those updated since
         the window began, by a search on `date_updated`; if Close refuses the search, the
         leads whose children changed later than the lead's own last event, by id."""
@@ -217,20 +204,22 @@ class ChangeSet:
         try:
             for page in search_walk(self.read.client, leads, set(), date_field="date_updated",
                                     since=since):
+                newer = []
                 for obj in page:
                     key = ("leads", str(obj["id"]))
-                    if key not in self.final or _newer(obj, self.final[key]):
-                        self.final[key] = obj
-                        self.moment.pop(key, None)
+                    known, state = self.store.get(key)
+                    if not known or (state is not None and _newer(obj, state)):
+                        newer.append((key, obj))
+                self.store.put_many(newer)
             return
         except ApiError as exc:
             log.info("leads updated since %s could not be searched (%s); reading the leads "
                      "whose children changed by id", since, exc)
         lead_seen: dict[str, datetime] = {}
         child_seen: dict[str, datetime] = {}
-        for event in events:
+        for event in self.store.events(since=since):
             entry = route(event.object_type)
-            if entry is None or event.date_updated < since:
+            if entry is None:
                 continue
             if entry.table == "leads":
                 lead_seen[event.object_id] = event.date_updated
@@ -241,15 +230,14 @@ class ChangeSet:
                                  if lead_id not in gone
                                  and lead_seen.get(lead_id, moment) <= moment])
 
-    def _relabelled(self, events: list[Event]) -> None:
+    def _relabelled(self) -> None:
         """Rows naming a renamed object are read again: leads and contacts renamed in the
         window (every rename counts, not only objects' last events), and the small named
         tables renamed since each table last synced."""
         naming: dict[tuple[str, str], set[str]] = {}
-        for event in events:
+        for event in self.store.events(action="updated"):
             entry = route(event.object_type)
-            if entry is None or entry.table not in EVENT_SOURCES or event.action != "updated" \
-                    or not _renamed(event, entry):
+            if entry is None or entry.table not in EVENT_SOURCES or not _renamed(event, entry):
                 continue
             for dependent, copy in copies_of(entry.table):
                 if self.applies(dependent.table, event.date_updated) and \
@@ -273,8 +261,7 @@ class ChangeSet:
             if entry is None or entry.incremental != "created_since":
                 continue
             for page in read_windows_since(self.read, entry, since):
-                for obj in page:
-                    self.final.setdefault((table, str(obj["id"])), obj)
+                self.store.put_if_absent(((table, str(obj["id"])), obj) for obj in page)
 
 
 def _newer(found: dict[str, Any], known: dict[str, Any] | None) -> bool:

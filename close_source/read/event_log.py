@@ -19,7 +19,7 @@ catalog syncs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +27,7 @@ from typing import Any
 
 from close_source.api.client import CloseClient
 from close_source.errors import ApiError
+from close_source.progress import Progress
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
@@ -127,55 +128,69 @@ def actions_of(object_type: str) -> tuple[str, ...]:
     return ACTIONS.get(family, DEFAULT_ACTIONS)
 
 
-def read_window(client: CloseClient, since: datetime,
-                object_types: Iterable[str]) -> list[Event]:
-    """Every event updated at or after `since`, deduplicated, oldest first."""
+EventSink = Callable[[list[tuple[int, Event]]], None]
+
+
+def read_window(client: CloseClient, since: datetime, object_types: Iterable[str],
+                sink: EventSink) -> int:
+    """Every event updated at or after `since`, a page at a time into `sink` as (order in the
+    API's answer, event): nothing of the window is held here. Returns the events read.
+
+    Read per (object_type, action), the answers' orders interleave only by time: their order
+    is the pair's place in the list and the event's place in the pair's answer.
+    """
+    progress = Progress("Event Log window", unit="events")
     try:
-        raw_events = list(_read_filtered(client, since, {}))
+        return _read_filtered(client, since, {}, sink, 0, progress)
     except ApiError as exc:
         if exc.status != 400:
             raise
         log.info("the Event Log takes no date-only window here; reading it per object type "
                  "and action")
         log.debug("Close said: %s", exc.api_message)
-        pairs = [{"object_type": object_type, "action": action}
-                 for object_type in expand_object_types(object_types)
-                 for action in actions_of(object_type)]
-        # ~90 small queries, most of them one empty page: a few at a time (the client keeps
-        # to the endpoint group's rate limit); results stay in pair order
-        with ThreadPoolExecutor(max_workers=PAIR_WORKERS) as pool:
-            raw_events = [raw for found in pool.map(
-                lambda filters: list(_read_filtered(client, since, filters)), pairs)
-                for raw in found]
-    newest: dict[str, Event] = {}
-    for raw in raw_events:
-        event = Event.parse(raw)
-        if event is None or event.date_updated < since:
-            continue
-        kept = newest.get(event.id)
-        if kept is None or event.date_updated > kept.date_updated:
-            newest[event.id] = event
-    # The API's order is newest first and correct per object; reversed, oldest first. Read per
-    # (object_type, action), the lists interleave only by time: within one millisecond a
-    # delete goes last, since nothing can follow it.
-    order = {raw_id: i for i, raw_id in enumerate(str(r.get("id")) for r in raw_events)}
-    return sorted(newest.values(), key=lambda e: (e.date_updated, e.action == "deleted",
-                                                  -order.get(e.id, 0)))
+    pairs = [{"object_type": object_type, "action": action}
+             for object_type in expand_object_types(object_types)
+             for action in actions_of(object_type)]
+    # ~90 small queries, most of them one empty page: a few at a time (the client keeps to
+    # the endpoint group's rate limit)
+    with ThreadPoolExecutor(max_workers=PAIR_WORKERS) as pool:
+        return sum(pool.map(lambda pair: _read_filtered(
+            client, since, pair[1], sink, (pair[0] + 1) << PAIR_SHIFT, progress),
+            enumerate(pairs)))
 
 
-def _read_filtered(client: CloseClient, since: datetime,
-                   filters: Mapping[str, str]) -> Iterator[Mapping[str, Any]]:
+PAIR_SHIFT = 32  # order = (pair + 1) << 32 | the event's place in the pair's answer
+
+
+def _read_filtered(client: CloseClient, since: datetime, filters: Mapping[str, str],
+                   sink: EventSink, first_order: int, progress: Progress) -> int:
     params: dict[str, Any] = {**filters, "_limit": PAGE_SIZE,
                               "date_updated__gte": _naive_utc(since)}
+    order = first_order
+    read = 0
     while True:
         body = client.get(EVENT_PATH, params)
         page = body.get("data") or []
-        yield from page
-        cursor = body.get("cursor_next")
+        events = []
+        for raw in page:
+            event = Event.parse(raw)
+            if event is not None and event.date_updated >= since:
+                events.append((order, event))
+            order += 1
+        if events:
+            sink(events)
+        read += len(page)
         oldest = to_utc(page[-1].get("date_updated")) if page else None
+        progress.advance(len(page), lambda oldest=oldest: _reached(oldest, since))
+        cursor = body.get("cursor_next")
         if not cursor or not page or (oldest is not None and oldest < since):
-            return
+            return read
         params = {**filters, "_limit": PAGE_SIZE, "_cursor": cursor}
+
+
+def _reached(oldest: datetime | None, since: datetime) -> str:
+    return f"back to {oldest:%Y-%m-%d %H:%M} (the window starts {since:%Y-%m-%d %H:%M})" \
+        if oldest else ""
 
 
 def _naive_utc(moment: datetime) -> str:
@@ -193,13 +208,3 @@ class ObjectChange:
     object_id: str
     deleted: bool
     event: Event
-
-
-def latest_per_object(events: Iterable[Event]) -> list[ObjectChange]:
-    """Per (object_type, object_id), the last event of the window decides (oldest-first input)."""
-    last: dict[tuple[str, str], Event] = {}
-    for event in events:
-        if event.object_id:
-            last[(event.object_type, event.object_id)] = event
-    return [ObjectChange(object_type, object_id, event.action == "deleted", event)
-            for (object_type, object_id), event in last.items()]

@@ -30,6 +30,8 @@ class RunContext:
     references: References
     started_at: datetime | None  # Close's clock when the run began (the preflight)
     settings: Settings
+    # the working directory of the pipeline whose state and dataset the run was planned with
+    planned_for: str | None = None
 
     @property
     def soft_deletes(self) -> bool:

@@ -45,7 +45,12 @@ from close_source.read.lists import read_entry
 from close_source.records import DELETED_AT, Page
 from close_source.run import state as st
 from close_source.run.context import RunContext
-from close_source.run.resources import finish_full_read, selected_among, table_resources
+from close_source.run.resources import (
+    check_pipeline,
+    finish_full_read,
+    selected_among,
+    table_resources,
+)
 from close_source.shape.batcher import ArrowBatcher
 
 log = logging.getLogger(__name__)
@@ -68,6 +73,7 @@ def list_resource(ctx: RunContext, entry: Entry) -> DltResource:
     """A table read in full from its list endpoint (replaced in the destination)."""
 
     def read() -> Iterator[object]:
+        check_pipeline(ctx)
         batcher = ArrowBatcher.for_entries([entry], custom=ctx.custom,
                                            soft_deletes=ctx.soft_deletes)
         yield from _from_lists(ctx, [entry], batcher)
@@ -85,6 +91,7 @@ def export_resources(ctx: RunContext, tables: Iterable[str],
     tables = list(tables)
 
     def read() -> Iterator[object]:
+        check_pipeline(ctx)
         entries = [BY_TABLE[table] for table in selected_among(tables, EXPORT_READER)]
         if entries:
             yield from _read_export(ctx, entries, options)

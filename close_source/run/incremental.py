@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import dlt
 from dlt.extract.resource import DltResource
@@ -24,11 +25,17 @@ from dlt.extract.resource import DltResource
 from close_source.catalog import BY_TABLE, EVENTS_TABLE, LEAD_MERGES_TABLE, Entry, child_table
 from close_source.read.change_set import ChangeSet
 from close_source.read.event_log import Event, read_window
+from close_source.read.window_store import WindowStore, remove_scratch_files
 from close_source.records import DELETED_AT, TOMBSTONE
 from close_source.run import state as st
 from close_source.run.context import RunContext
 from close_source.run.plan import Plan
-from close_source.run.resources import save_names, selected_among, table_resources
+from close_source.run.resources import (
+    check_pipeline,
+    save_names,
+    selected_among,
+    table_resources,
+)
 from close_source.shape.batcher import ArrowBatcher
 from close_source.timestamps import to_utc
 
@@ -43,6 +50,7 @@ def event_log_resources(ctx: RunContext, plan: Plan) -> list[DltResource]:
     tables = plan.reading("events")
 
     def read() -> Iterator[object]:
+        check_pipeline(ctx)
         chosen = selected_among(tables, EVENT_LOG_READER)
         if chosen:
             yield from _apply_window(ctx, plan, chosen)
@@ -52,29 +60,47 @@ def event_log_resources(ctx: RunContext, plan: Plan) -> list[DltResource]:
 
 
 def _apply_window(ctx: RunContext, plan: Plan, tables: list[str]) -> Iterator[object]:
+    directory = scratch_directory()
+    if directory is not None:
+        remove_scratch_files(directory)  # a killed run's (this run holds the run lock)
+    with WindowStore(directory, ctx.settings.window_memory_rows) as store:
+        yield from _apply(ctx, plan, tables, store)
+
+
+def scratch_directory() -> Path | None:
+    """The pipeline's working directory (beside its load packages: not a tmpfs), if any."""
+    try:
+        return Path(dlt.current.pipeline().working_dir)
+    except Exception:  # noqa: BLE001 - outside a pipeline: the current directory
+        return None
+
+
+def _apply(ctx: RunContext, plan: Plan, tables: list[str],
+           store: WindowStore) -> Iterator[object]:
     windows = {table: plan.tables[table].since for table in tables}
     start = min(moment for moment in windows.values() if moment is not None)
     synced = [table for table in tables if table != EVENTS_TABLE]
     entries = [BY_TABLE[table] for table in synced]
     object_types = list(dict.fromkeys(event_types_for(entries)))
-    events = read_window(ctx.client, start, object_types)
-    log.info("Event Log: %d events since %s", len(events), start)
-    newest = max((e.date_updated for e in events), default=None)
+    read_window(ctx.client, start, object_types, store.add_events)
+    store.events_read()
+    log.info("Event Log: %d events since %s", store.event_count(), start)
+    newest = store.newest()
     now = _close_now(ctx, newest)
     source_state = dlt.current.source_state()
     renamed_at = {table: _renamed_at(source_state, plan, table, now) for table in synced}
     batcher = ArrowBatcher.for_entries(entries, mode="merge", custom=ctx.custom,
                                        soft_deletes=ctx.soft_deletes)
-    changes = ChangeSet(ctx.read, ctx.warehouse,
+    changes = ChangeSet(ctx.read, ctx.warehouse, store,
                         {t: windows[t] for t in synced if windows[t] is not None},
                         ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at)
-    changes.collect(events)
-    yield from _rows(ctx, changes, batcher)
+    changes.collect()
+    yield from _rows(ctx, store, batcher)
     if "leads" in synced:
-        yield from _lead_merges(e for e in events if changes.applies("leads", e.date_updated))
+        yield from _lead_merges(e for e in store.events(object_type="lead", action="merged")
+                                if changes.applies("leads", e.date_updated))
     if EVENTS_TABLE in tables:
-        since = windows[EVENTS_TABLE] or start
-        yield from _events_table([e for e in events if e.date_updated >= since])
+        yield from _events_table(store.events(since=windows[EVENTS_TABLE] or start))
     yield from batcher.flush()
     batcher.report_duplicates()
     for table in tables:
@@ -89,11 +115,11 @@ def _apply_window(ctx: RunContext, plan: Plan, tables: list[str]) -> Iterator[ob
     st.save_custom_columns(source_state, ctx.custom.mode, ctx.custom.frozen(synced))
 
 
-def _rows(ctx: RunContext, changes: ChangeSet, batcher: ArrowBatcher) -> Iterator[object]:
+def _rows(ctx: RunContext, store: WindowStore, batcher: ArrowBatcher) -> Iterator[object]:
     """Merge rows of the final states: upserts, then deletes (hard: dlt's hard-delete
     tombstones, child rows included; soft: the stored rows with `_deleted_at`)."""
     deleted: dict[str, list[str]] = {}
-    for (table, object_id), obj in changes.final.items():
+    for (table, object_id), obj in store.states():
         if obj is None:
             deleted.setdefault(table, []).append(object_id)
             continue
@@ -105,7 +131,7 @@ def _rows(ctx: RunContext, changes: ChangeSet, batcher: ArrowBatcher) -> Iterato
         # the rows stay as they were, with `_deleted_at`; objects never loaded stay absent
         for row in ctx.warehouse.rows_where(table, "id", object_ids):
             if row.get(DELETED_AT) is None:
-                row[DELETED_AT] = changes.deleted_at[(table, str(row["id"]))]
+                row[DELETED_AT] = store.deleted_at((table, str(row["id"])))
                 yield from batcher.add(table, row)
 
 
@@ -172,12 +198,14 @@ def _lead_merges(events: Iterable[Event]) -> Iterator[object]:
 
 
 EVENT_JSON_FIELDS = ("changed_fields", "data", "previous_data", "meta")
+EVENT_ROWS = 1_000  # rows of the `events` table handed to dlt at a time
 
 
-def _events_table(events: list[Event]) -> Iterator[object]:
+def _events_table(events: Iterable[Event]) -> Iterator[object]:
     """The window's raw events; consolidation rewrites an event, so they are merged on id."""
-    if not events:
-        return
+    columns = {key: {"name": key, "data_type": "json"} for key in EVENT_JSON_FIELDS}
+    hints = dlt.mark.make_hints(table_name=EVENTS_TABLE, primary_key="id",
+                                write_disposition="merge", columns=columns)  # type: ignore[arg-type]
     rows = []
     for event in events:
         row = {key: value for key, value in event.raw.items() if key not in EVENT_JSON_FIELDS}
@@ -185,7 +213,8 @@ def _events_table(events: list[Event]) -> Iterator[object]:
         row["date_updated"] = event.date_updated
         row["date_created"] = to_utc(event.raw.get("date_created"))
         rows.append(row)
-    columns = {key: {"name": key, "data_type": "json"} for key in EVENT_JSON_FIELDS}
-    yield dlt.mark.with_hints(rows, dlt.mark.make_hints(
-        table_name=EVENTS_TABLE, primary_key="id", write_disposition="merge",
-        columns=columns), create_table_variant=True)  # type: ignore[arg-type]
+        if len(rows) == EVENT_ROWS:
+            yield dlt.mark.with_hints(rows, hints, create_table_variant=True)
+            rows = []
+    if rows:
+        yield dlt.mark.with_hints(rows, hints, create_table_variant=True)

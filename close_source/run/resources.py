@@ -6,18 +6,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import dlt
 from dlt.extract.resource import DltResource
 
 from close_source.catalog import BY_TABLE, owned_tables
+from close_source.errors import ConfigError
 from close_source.read.references import renamed_since
 from close_source.run import state as st
 from close_source.run.context import RunContext
 from close_source.run.plan import incremental_tables
 
 log = logging.getLogger(__name__)
+
+
+def check_pipeline(ctx: RunContext) -> None:
+    """The pipeline extracting is the one the source was planned with: a source reads the
+    watermarks and the dataset of the pipeline active when it is created, and run by another
+    it would apply the wrong windows to the wrong tables."""
+    try:
+        running = dlt.current.pipeline()
+    except Exception:  # noqa: BLE001 - not extracting in a pipeline (unit tests)
+        return
+    if running.working_dir != ctx.planned_for:
+        planned = Path(ctx.planned_for).name if ctx.planned_for else "none"
+        raise ConfigError(
+            f"close_source() was created while pipeline {planned!r} was active, but pipeline "
+            f"{running.pipeline_name!r} runs it: create the source after the pipeline, or call "
+            f"pipeline.activate() first")
 
 
 def selected_among(tables: Iterable[str], reader: str) -> list[str]:
