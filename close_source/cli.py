@@ -22,6 +22,7 @@ from close_source.errors import ConfigError
 from close_source.pipeline import (
     DATASET_NAME,
     PIPELINE_NAME,
+    SOURCE_NAME,
     duckdb_destination,
     make_pipeline,
     run_sync,
@@ -178,7 +179,7 @@ def _print_summary(pipeline: dlt.Pipeline, seconds: float) -> None:
 
 def _print_watermarks(pipeline: dlt.Pipeline) -> None:
     """Each table kept current from the Event Log: how far it was applied."""
-    source_state = dict(pipeline.state.get("sources", {}).get("close", {}))
+    source_state = dict(pipeline.state.get("sources", {}).get(SOURCE_NAME, {}))
     st.migrate(source_state, pipeline.default_schema.tables if pipeline.default_schema_name
                else [])
     marks = st.watermarks(source_state)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import dlt
 from dlt.common.pipeline import LoadInfo
-from dlt.common.schema.utils import get_write_disposition
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
 
+from close_source.run import kept_export, resume
+from close_source.run import state as st
 from close_source.run.environment import run_environment
 from close_source.run.lock import run_lock
 
 PIPELINE_NAME = "close_crm"
 DATASET_NAME = "close"
+SOURCE_NAME = "close"  # the @dlt.source name: its state is `sources.close`
 
 progress_log = logging.getLogger("close_source.progress")
 
@@ -105,60 +108,43 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
     tables and reloads them.
 
     A run that died after extracting left a load package behind (its state, the Event Log
-    watermark among it, is already the pipeline's): it is loaded first, then this run reads on.
-    dlt alone would load it and skip this run's data.
+    watermark among it, is already the pipeline's): it is finished first (`run/resume.py`),
+    then this run reads on. dlt alone would load it and skip this run's data.
     """
-    with run_lock(pipeline), run_environment(first_load=not _dataset_exists(pipeline)):
+    with run_lock(pipeline):
+        resume.remove_abandoned_extracts(pipeline)
+        marker = resume.first_load_marker(pipeline)
         if pipeline.has_pending_data:
             progress_log.warning("an earlier run stopped before its data was loaded; loading "
                                  "it first")
-            pipeline.normalize()
-            for load_id in pipeline.list_normalized_load_packages():
-                restart_partial_load(pipeline, load_id)
-            pipeline.load()
-        return pipeline.run(
-            source,
-            loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
-            refresh="drop_resources" if full_refresh else None,
-        )
+            with run_environment(first_load=marker.exists()):
+                pipeline.normalize()
+                for load_id in pipeline.list_normalized_load_packages():
+                    resume.restart(pipeline, load_id, first_load=marker.exists())
+                pipeline.load()
+            marker.unlink(missing_ok=True)
+            _discard_loaded_export(pipeline)
+        first_load = not _dataset_exists(pipeline)
+        with run_environment(first_load=first_load):
+            if first_load:  # the package is finished as it was begun, should this run die
+                marker.touch()
+            else:
+                marker.unlink(missing_ok=True)
+            info = pipeline.run(
+                source,
+                loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
+                refresh="drop_resources" if full_refresh else None,
+            )
+        marker.unlink(missing_ok=True)
+        _discard_loaded_export(pipeline)
+        return info
 
 
-def restart_partial_load(pipeline: dlt.Pipeline, load_id: str) -> bool:
-    """Make the load of a package that an earlier run began load it again from the start, so
-    nothing is loaded twice; True if it had begun.
-
-    dlt records a job's completion in the package after the destination committed it; a run
-    that died (or hit a full disk) in between leaves the job in `started_jobs`, and the next
-    load runs it again. It does not re-initialise the package either (staging tables are
-    truncated only when its schema update is applied), so the rows land twice in staging and
-    from there in the table. Here every job of a replaced or merged table goes back to
-    `new_jobs`, their follow-up SQL jobs are dropped (dlt creates them again when a table chain
-    completes), and the schema update is restored so dlt initialises the package again:
-    staging tables emptied, truncate-and-insert tables truncated. Re-running the follow-ups is
-    idempotent: a replace swaps in the staging rows, a delete-insert merge deletes their keys
-    first. Append jobs (dlt's state row) are left to dlt.
-    """
-    packages = pipeline._get_load_storage().normalized_packages  # noqa: SLF001 - dlt's own
-    if packages.get_schema_update_file(load_id) is not None or packages.has_abort_flag(load_id):
-        return False  # never initialised: dlt loads it from the start anyway
-    tables = packages.load_schema(load_id).tables
-    moved = 0
-    for state, job in packages.list_all_jobs_with_states(load_id):
-        name = job.file_name()
-        if job.file_format == "sql":
-            packages.storage.delete(packages.get_job_file_path(load_id, state, name))
-        elif state != "new_jobs" and job.table_name in tables and \
-                get_write_disposition(tables, job.table_name) in ("replace", "merge"):
-            packages.storage.atomic_rename(packages.get_job_file_path(load_id, state, name),
-                                           packages.get_job_file_path(load_id, "new_jobs", name))
-            moved += 1
-        else:
-            continue
-        packages.clear_pending_transition(load_id, name)
-    packages.save_schema_updates(load_id, packages.get_load_package_info(load_id).schema_update)
-    progress_log.warning("load package %s was partly loaded: loading its %d started or "
-                         "finished jobs again from a fresh staging dataset", load_id, moved)
-    return True
+def _discard_loaded_export(pipeline: dlt.Pipeline) -> None:
+    """The export file a committed full load used is kept no longer (`kept_export.py`)."""
+    source_state = pipeline.state.get("sources", {}).get(SOURCE_NAME, {})
+    kept_export.discard_loaded(Path(pipeline.working_dir) / kept_export.DIRECTORY,
+                               st.loaded_export_id(source_state))
 
 
 def table_counts(pipeline: dlt.Pipeline) -> dict[str, int]:

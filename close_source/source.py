@@ -14,6 +14,7 @@ from dlt.extract.resource import DltResource
 
 from close_source.api.client import DEFAULT_BASE_URL, CloseClient
 from close_source.catalog import BY_TABLE
+from close_source.pipeline import SOURCE_NAME
 from close_source.read.context import ReadContext
 from close_source.read.custom_fields import fetch_definitions
 from close_source.read.export import exported_tables
@@ -21,7 +22,7 @@ from close_source.read.references import References, read_references
 from close_source.read.warehouse import Warehouse
 from close_source.read.window_store import MEMORY_ROWS
 from close_source.run import state as st
-from close_source.run.context import RunContext
+from close_source.run.context import RunContext, pipeline_directory
 from close_source.run.full_load import ExportOptions, export_resources, list_resource
 from close_source.run.incremental import event_log_resources
 from close_source.run.plan import follow_renames, make_plan
@@ -34,7 +35,7 @@ ADMIN_ROLE = "admin"  # the predefined role's id [003:3657]; its name is "Admin"
 log = logging.getLogger(__name__)
 
 
-@dlt.source(name="close", section="close")
+@dlt.source(name=SOURCE_NAME, section=SOURCE_NAME)
 def close_source(
     api_key: str = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
@@ -87,7 +88,8 @@ def close_source(
     follow_renames(plan, references, warehouse, source_state)
     _say_if_not_admin(read, references)
     ctx = RunContext(read=read, warehouse=warehouse, custom=custom, references=references,
-                     started_at=started_at, settings=settings, planned_for=_active_pipeline())
+                     started_at=started_at, settings=settings,
+                     planned_for=str(pipeline_directory() or "") or None)
 
     resources: list[DltResource] = []
     if from_export := plan.reading("export"):
@@ -100,14 +102,6 @@ def close_source(
         resources += event_log_resources(ctx, plan)
     resources += [list_resource(ctx, BY_TABLE[table]) for table in plan.reading("lists")]
     return resources
-
-
-def _active_pipeline() -> str | None:
-    """The working directory of the pipeline whose state this source reads (the active one)."""
-    try:
-        return str(dlt.current.pipeline().working_dir)
-    except Exception:  # noqa: BLE001 - no pipeline: nothing was synced before
-        return None
 
 
 def _say_if_not_admin(read: ReadContext, references: References) -> None:

@@ -7,6 +7,8 @@ close_source, so the code under test runs as it does for a user:
   a data table of the dataset itself (not staging) ran, before anything commits it.
 - `kill-after-commit`: SIGKILL the process when the destination has committed the first load
   job of table `CLOSE_TEST_TABLE`, before dlt records that the job completed.
+- `kill-mid-extract`: SIGKILL the process when dlt's extract writes the `CLOSE_TEST_NTH` (default
+  1) item of table `CLOSE_TEST_TABLE` (the export was downloaded; nothing was loaded).
 - `import-spy`: record every module first imported outside the main thread; the names are
   written to `CLOSE_TEST_IMPORTS` when the run ends.
 """
@@ -59,6 +61,24 @@ def kill_after_commit() -> None:
     PackageStorage.save_pending_transition = save_pending_transition  # type: ignore[method-assign]
 
 
+def kill_mid_extract() -> None:
+    from dlt.common.storages.data_item_storage import DataItemStorage
+
+    table, nth = os.environ["CLOSE_TEST_TABLE"], int(os.environ.get("CLOSE_TEST_NTH", "1"))
+    original = DataItemStorage.write_data_item
+    seen = [0]
+
+    def write_data_item(self: Any, load_id: str, schema_name: str, table_name: str,
+                        *args: Any, **kwargs: Any) -> Any:
+        if table_name == table:
+            seen[0] += 1
+            if seen[0] == nth:
+                _kill()
+        return original(self, load_id, schema_name, table_name, *args, **kwargs)
+
+    DataItemStorage.write_data_item = write_data_item  # type: ignore[method-assign]
+
+
 def import_spy() -> None:
     main = threading.main_thread()
     imported: dict[str, str] = {}
@@ -76,7 +96,7 @@ def import_spy() -> None:
 
 
 HOOKS = {"kill-in-replace": kill_in_replace, "kill-after-commit": kill_after_commit,
-         "import-spy": import_spy}
+         "kill-mid-extract": kill_mid_extract, "import-spy": import_spy}
 
 if __name__ == "__main__":
     HOOKS[sys.argv[1]]()

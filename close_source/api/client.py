@@ -33,6 +33,7 @@ from tenacity import (
 )
 
 from close_source.errors import AccessDenied, ApiError, AuthError, ConfigError, UnreachableError
+from close_source.progress import Progress, megabytes
 
 DEFAULT_BASE_URL = "https://api.close.com/api/v1/"
 KEY_HINT = "set SOURCES__CLOSE__API_KEY or `api_key` under [sources.close] in .dlt/secrets.toml"
@@ -328,8 +329,11 @@ class CloseClient:
                 sink.truncate()
                 offset = 0
             expected = response.headers.get("content-length")
+            progress = Progress("export download", offset + int(expected) if expected else None,
+                                megabytes)
             for chunk in response.iter_raw(1 << 20):
                 sink.write(chunk)
+                progress.at(sink.tell())
             if expected is not None and sink.tell() - offset < int(expected):
                 raise _Retryable("connection closed before the end of the file")
             return sink.tell()

@@ -13,7 +13,7 @@ import gzip
 import io
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -106,29 +106,35 @@ def _log_progress(export: Mapping[str, Any]) -> None:
 # ---- decoding -------------------------------------------------------------------------------
 
 
-def open_export(path: Path) -> IO[bytes]:
-    """The decoded JSON bytes, whether the file is still gzip or was already decoded."""
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
+def open_export(raw: IO[bytes]) -> IO[bytes]:
+    """The decoded JSON bytes of the file `raw`, whether still gzip or already decoded."""
+    magic = raw.read(2)
+    raw.seek(0)
     if magic == GZIP_MAGIC:
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    return raw
 
 
-def iter_leads(path: Path) -> Iterator[dict[str, Any]]:
-    """Leads one at a time from either layout: a JSON array, or one JSON document per line."""
-    with open_export(path) as raw:
-        stream = io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[arg-type]
+def iter_leads(path: Path, progress: Callable[[int], None] | None = None,
+               every: int = 500) -> Iterator[dict[str, Any]]:
+    """Leads one at a time from either layout: a JSON array, or one JSON document per line.
+    `progress` is told, every `every` leads, how many bytes of the file were read."""
+    with open(path, "rb") as raw, open_export(raw) as decoded:
+        stream = io.BufferedReader(decoded, buffer_size=1 << 20)  # type: ignore[arg-type]
         first = _first_significant_byte(stream)
         if first == b"[":
-            yield from ijson.items(stream, "item", use_float=True)
+            leads: Iterator[dict[str, Any]] = ijson.items(stream, "item", use_float=True)
         elif first == b"{":
-            for line in stream:
-                if line.strip():
-                    yield orjson.loads(line)
+            leads = (orjson.loads(line) for line in stream if line.strip())
         elif first:
             raise ExportFailed(f"the export file is neither a JSON array nor JSON lines "
                                f"(starts with {first!r})")
+        else:
+            return
+        for count, lead in enumerate(leads, 1):
+            yield lead
+            if progress is not None and count % every == 0:
+                progress(raw.tell())
 
 
 def _first_significant_byte(stream: io.BufferedReader) -> bytes:

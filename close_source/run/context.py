@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+
+import dlt
 
 from close_source.api.client import CloseClient
 from close_source.catalog import Entry
@@ -53,3 +56,12 @@ class RunContext:
             raise self.references.denied[entry.table]
         found = self.references.objects.get(entry.table)
         return None if found is None else [found]
+
+
+def pipeline_directory() -> Path | None:
+    """The running pipeline's working directory (where dlt keeps its load packages, so not a
+    tmpfs): scratch and kept files go there; None outside a pipeline."""
+    try:
+        return Path(dlt.current.pipeline().working_dir)
+    except Exception:  # noqa: BLE001 - not in a pipeline (unit tests)
+        return None

@@ -18,33 +18,33 @@ read, so the next run replays every later change from the Event Log.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
 import tempfile
 from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import dlt
 from dlt.extract.resource import DltResource
 
 from close_source.catalog import BY_TABLE, Entry, child_table
 from close_source.errors import AccessDenied, ApiError, UnreachableError
+from close_source.progress import Progress, megabytes
 from close_source.read.export import (
     ExportFailed,
-    ExportJob,
     ExportRouter,
     iter_leads,
     run_export_job,
 )
 from close_source.read.lists import read_entry
 from close_source.records import DELETED_AT, Page
+from close_source.run import kept_export
 from close_source.run import state as st
-from close_source.run.context import RunContext
+from close_source.run.context import RunContext, pipeline_directory
 from close_source.run.resources import (
     check_pipeline,
     finish_full_read,
@@ -104,9 +104,9 @@ def _read_export(ctx: RunContext, entries: list[Entry],
                  options: ExportOptions) -> Iterator[object]:
     batcher = ArrowBatcher.for_entries(entries, custom=ctx.custom, soft_deletes=ctx.soft_deletes)
     tables = [entry.table for entry in entries]
-    with tempfile.TemporaryDirectory(prefix="close-export-") as workdir:
+    with _export_directory() as (directory, keeps):
         try:
-            export = _obtain_export(ctx, options, Path(workdir))
+            export = _obtain_export(ctx, options, directory, keeps)
         except (ExportFailed, UnreachableError, ApiError) as exc:
             # nothing was yielded yet, so the list endpoints can take over cleanly
             if not options.fallback or options.backup_dir:
@@ -121,9 +121,9 @@ def _read_export(ctx: RunContext, entries: list[Entry],
             counts = yield from load_export_file(ctx, export.path, entries, batcher)
             for entry in entries:
                 batcher.completed(entry.table)
-            if options.backup_dir and export.job is not None:
-                _write_backup(Path(options.backup_dir), export.path, export.job.export,
-                              export.job.created_at, counts)
+            if options.backup_dir and export.export_id and export.t0:
+                _write_backup(Path(options.backup_dir), export.path, export.export_id,
+                              export.t0, counts)
             t0, exact = export.t0, export.exact
             if t0 is not None:
                 st.record_full_load(dlt.current.source_state(), export.method, t0,
@@ -134,18 +134,32 @@ def _read_export(ctx: RunContext, entries: list[Entry],
     finish_full_read(ctx, tables, t0, exact)
 
 
+@contextmanager
+def _export_directory() -> Iterator[tuple[Path, bool]]:
+    """Where the export is downloaded: the pipeline's working directory, where it is kept
+    until a load that used it commits (`kept_export.py`); outside a pipeline, a temporary
+    directory."""
+    working_dir = pipeline_directory()
+    if working_dir is not None:
+        yield working_dir / kept_export.DIRECTORY, True
+        return
+    with tempfile.TemporaryDirectory(prefix="close-export-") as temporary:
+        yield Path(temporary), False
+
+
 @dataclass(frozen=True)
 class _Export:
     path: Path
     method: str
     t0: datetime | None
     export_id: str | None
-    job: ExportJob | None = None
     exact: bool = False  # T0 is the export's creation time, on the Event Log's clock
 
 
-def _obtain_export(ctx: RunContext, options: ExportOptions, workdir: Path) -> _Export:
-    """A ready export file: the one given (a backup), or a new job's, downloaded."""
+def _obtain_export(ctx: RunContext, options: ExportOptions, directory: Path,
+                   keeps: bool) -> _Export:
+    """A ready export file: the one given (a backup), one kept by a run that died before its
+    load committed, or a new job's, downloaded."""
     if options.export_file:
         path = Path(options.export_file)
         manifest = path.with_name(path.name.removesuffix(".json.gz") + ".manifest.json")
@@ -156,12 +170,24 @@ def _obtain_export(ctx: RunContext, options: ExportOptions, workdir: Path) -> _E
         kept = json.loads(manifest.read_text(encoding="utf-8"))
         return _Export(path, "export_file", datetime.fromisoformat(kept["created_at"]),
                        kept["export_id"])
+    if keeps:
+        loaded = st.loaded_export_id(dlt.current.source_state())
+        found = kept_export.find(directory, ctx.started_at or datetime.now(UTC), loaded)
+        if found is not None:
+            log.warning("resuming the full load from export %s kept by an earlier run (created "
+                        "%s, %.1f MB): no new export", found.export_id,
+                        f"{found.created_at:%Y-%m-%d %H:%M} UTC", found.size / 1e6)
+            return _Export(found.path, "export", found.created_at, found.export_id,
+                           exact=found.exact)
     job = run_export_job(ctx.client, include_activities=options.include_activities,
                          timeout=options.timeout, poll_initial=options.poll_initial)
-    path = workdir / f"{job.export_id}.json.gz"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = kept_export.download_path(directory, job.export_id)
     size = ctx.client.download(job.export["download_url"], path)
+    if keeps:
+        kept_export.keep(path, job.export_id, job.created_at, job.created_on_closes_clock)
     log.info("export %s downloaded (%.1f MB); loading", job.export_id, size / 1e6)
-    return _Export(path, "export", job.created_at, job.export_id, job,
+    return _Export(path, "export", job.created_at, job.export_id,
                    exact=job.created_on_closes_clock)
 
 
@@ -191,12 +217,17 @@ def load_export_file(ctx: RunContext, path: Path, entries: list[Entry],
                      batcher: ArrowBatcher) -> Generator[object, None, dict[str, int]]:
     """Every lead of an export file, routed and shaped; returns objects seen per table."""
     router = ExportRouter({entry.table for entry in entries})
-    for leads, lead in enumerate(iter_leads(path), 1):
+    progress = Progress(f"reading export {path.name}", path.stat().st_size, megabytes)
+    for lead in iter_leads(path, lambda done: progress.at(done, lambda: _shaped(router))):
         for entry, obj in router.route(lead):
             yield from batcher.add_object(entry, obj, ctx.custom)
-        if leads % 5000 == 0:
-            log.info("%s: %d leads loaded", path.name, leads)
+    log.info("export %s read: %s", path.name, _shaped(router))
     return router.counts
+
+
+def _shaped(router: ExportRouter) -> str:
+    counts = sorted(router.counts.items(), key=lambda item: -item[1])
+    return ", ".join(f"{table} {count:,}" for table, count in counts)
 
 
 def _keep_soft_deleted(ctx: RunContext, entries: Iterable[Entry],
@@ -226,24 +257,20 @@ def _keep_soft_deleted(ctx: RunContext, entries: Iterable[Entry],
                 yield from batcher.add(table, row)
 
 
-def _write_backup(directory: Path, path: Path, export: dict[str, Any], created_at: datetime,
+def _write_backup(directory: Path, path: Path, export_id: str, created_at: datetime,
                   counts: dict[str, int]) -> None:
     """The export file exactly as downloaded, and a manifest that says what it holds."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / path.name
     shutil.copyfile(path, target)
-    digest = hashlib.sha256()
-    with open(target, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
     manifest = {
-        "export_id": export["id"],
+        "export_id": export_id,
         "created_at": created_at.astimezone(UTC).isoformat(),
         "file": target.name,
         "bytes": target.stat().st_size,
-        "sha256": digest.hexdigest(),
-        "format": export.get("format", "json"),
-        "type": export.get("type", "leads"),
+        "sha256": kept_export.sha256_of(target),
+        "format": "json",
+        "type": "leads",
         "counts": dict(sorted(counts.items())),
     }
     (directory / f"{path.stem.removesuffix('.json')}.manifest.json").write_text(

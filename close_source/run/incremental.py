@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import dlt
 from dlt.extract.resource import DltResource
@@ -28,7 +27,7 @@ from close_source.read.event_log import Event, read_window
 from close_source.read.window_store import WindowStore, remove_scratch_files
 from close_source.records import DELETED_AT, TOMBSTONE
 from close_source.run import state as st
-from close_source.run.context import RunContext
+from close_source.run.context import RunContext, pipeline_directory
 from close_source.run.plan import Plan
 from close_source.run.resources import (
     check_pipeline,
@@ -60,19 +59,11 @@ def event_log_resources(ctx: RunContext, plan: Plan) -> list[DltResource]:
 
 
 def _apply_window(ctx: RunContext, plan: Plan, tables: list[str]) -> Iterator[object]:
-    directory = scratch_directory()
+    directory = pipeline_directory()
     if directory is not None:
         remove_scratch_files(directory)  # a killed run's (this run holds the run lock)
     with WindowStore(directory, ctx.settings.window_memory_rows) as store:
         yield from _apply(ctx, plan, tables, store)
-
-
-def scratch_directory() -> Path | None:
-    """The pipeline's working directory (beside its load packages: not a tmpfs), if any."""
-    try:
-        return Path(dlt.current.pipeline().working_dir)
-    except Exception:  # noqa: BLE001 - outside a pipeline: the current directory
-        return None
 
 
 def _apply(ctx: RunContext, plan: Plan, tables: list[str],

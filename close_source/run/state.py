@@ -134,6 +134,11 @@ def record_full_load(state: State, method: str, t0: datetime | None, **extra: An
                         "t0": (t0 or datetime.now(UTC)).astimezone(UTC).isoformat(), **extra}
 
 
+def loaded_export_id(state: Mapping[str, Any]) -> str | None:
+    """The export the last committed full load came from, if it came from one."""
+    return (state.get(FULL_LOAD) or {}).get("export_id")
+
+
 # ---- names the rows copy ------------------------------------------------------------------
 #
 # Users, statuses, pipelines, sequences and templates have no events a sync can rely on for a

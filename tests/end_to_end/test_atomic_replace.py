@@ -4,12 +4,13 @@ Tables replaced in full are loaded into the staging dataset and swapped in by on
 (dlt's `insert-from-staging`), so a run killed while it writes them leaves every table as the
 previous run left it. A load job whose rows the destination committed but whose completion dlt
 had not recorded is not run on top of them again: the package is loaded again from a fresh
-staging dataset (`close_source.pipeline.restart_partial_load`).
+staging dataset (`close_source.run.resume`).
 """
 
 from __future__ import annotations
 
 import random
+import re
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -162,9 +163,13 @@ def test_a_job_committed_but_not_recorded_is_not_loaded_twice(request, tmp_path,
         run_to_the_end(tmp_path, fake, dsn)
     pipeline = pipeline_of(tmp_path, dsn)
     assert not every_table_mismatches(org, pipeline)  # raises on a duplicate key
-    for table in pipeline.default_schema.data_table_names():
-        if "__" in table:  # child tables: one row per parent and position
-            key = BY_TABLE[table.split("__")[0]].child_key or "parent_id"
-            assert rows(pipeline, f"SELECT {key}, _pos, count(*) FROM close.{table} "
-                                  f"GROUP BY 1, 2 HAVING count(*) > 1") == [], table
-    assert "was partly loaded" in (tmp_path / "run.log").read_text()
+    for child in pipeline.default_schema.data_table_names():
+        if "__" in child:  # child tables: one row per parent and position
+            key = BY_TABLE[child.split("__")[0]].child_key or "parent_id"
+            assert rows(pipeline, f"SELECT {key}, _pos, count(*) FROM close.{child} "
+                                  f"GROUP BY 1, 2 HAVING count(*) > 1") == [], child
+    said = re.search(r"was partly loaded: (\d+) tables were committed and stay \(([^)]*)\); "
+                     r"(\d+) load again \(([^)]*)\)", (tmp_path / "run.log").read_text())
+    assert said is not None
+    assert table in said.group(4).split(", ")  # its job was committed but not recorded
+    assert table not in said.group(2).split(", ")

@@ -1,0 +1,129 @@
+"""The export file of a full load, kept until a load that used it has committed.
+
+A first load of a large organisation downloads gigabytes that Close took many minutes to
+build; a run that dies before its load commits (killed, network lost, disk full) must not ask
+for a new export. The file is downloaded into the pipeline's working directory and a manifest
+beside it says what it is (export id, T0, size, sha256). The next full load resumes from it
+when it is complete (same size and checksum) and less than a day old, and the file is deleted
+once a load that used it has committed (its export id is then the state's last full load).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DIRECTORY = "close-export"  # in the pipeline's working directory
+MAX_AGE = timedelta(days=1)
+SUFFIX, MANIFEST_SUFFIX = ".json.gz", ".manifest.json"
+
+
+@dataclass(frozen=True)
+class KeptExport:
+    """A downloaded export file and what its manifest says of it."""
+
+    path: Path
+    export_id: str
+    created_at: datetime  # T0: the export's creation, on Close's clock
+    exact: bool  # T0 is the export's own `date_created` (not a response's Date header)
+    size: int
+    sha256: str
+
+    @property
+    def manifest(self) -> Path:
+        return manifest_of(self.path)
+
+
+def manifest_of(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(SUFFIX) + MANIFEST_SUFFIX)
+
+
+def download_path(directory: Path, export_id: str) -> Path:
+    return directory / f"{export_id}{SUFFIX}"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def keep(path: Path, export_id: str, created_at: datetime, exact: bool) -> KeptExport:
+    """The download is complete: write its manifest, so a later run can trust the file."""
+    kept = KeptExport(path, export_id, created_at, exact, path.stat().st_size, sha256_of(path))
+    record = {**asdict(kept), "path": path.name, "created_at": created_at.astimezone(UTC)
+              .isoformat(), "kept_at": datetime.now(UTC).isoformat()}
+    kept.manifest.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return kept
+
+
+def find(directory: Path, now: datetime, loaded_export_id: str | None) -> KeptExport | None:
+    """A kept export to resume from, if one is complete, young enough and not loaded yet;
+    any other file here is deleted, each with a line saying why."""
+    if not directory.is_dir():
+        return None
+    found = None
+    for path in sorted(directory.glob(f"*{SUFFIX}")):
+        kept, problem = _check(path, now, loaded_export_id)
+        if kept is not None and found is None:
+            found = kept
+            continue
+        if kept is not None:
+            problem = f"export {kept.export_id} is not the newest kept export"
+        log.warning("discarding the kept export file %s: %s", path.name, problem)
+        discard(path)
+    for manifest in directory.glob(f"*{MANIFEST_SUFFIX}"):  # manifests left without a file
+        if not (directory / (manifest.name.removesuffix(MANIFEST_SUFFIX) + SUFFIX)).exists():
+            manifest.unlink(missing_ok=True)
+    return found
+
+
+def _check(path: Path, now: datetime,
+           loaded_export_id: str | None) -> tuple[KeptExport | None, str]:
+    manifest = manifest_of(path)
+    if not manifest.exists():
+        return None, "its download never completed"
+    try:
+        record = json.loads(manifest.read_text(encoding="utf-8"))
+        kept = KeptExport(path, str(record["export_id"]),
+                          datetime.fromisoformat(record["created_at"]), bool(record["exact"]),
+                          int(record["size"]), str(record["sha256"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        return None, f"its manifest is unreadable ({exc})"
+    if kept.export_id == loaded_export_id:
+        return None, "a load that used it has committed"
+    age = now - kept.created_at
+    if age > MAX_AGE:
+        return None, f"it is {_hours(age)} old (a resumed load uses exports younger than a day)"
+    size = path.stat().st_size
+    if size != kept.size:
+        return None, f"it holds {size:,} bytes, its manifest says {kept.size:,}"
+    if sha256_of(path) != kept.sha256:
+        return None, "its checksum does not match its manifest (the file is damaged)"
+    return kept, ""
+
+
+def _hours(age: timedelta) -> str:
+    return f"{age.total_seconds() / 3600:.0f} hours"
+
+
+def discard(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    manifest_of(path).unlink(missing_ok=True)
+
+
+def discard_loaded(directory: Path, loaded_export_id: str | None) -> None:
+    """After a load committed: the file it used is no longer needed."""
+    if loaded_export_id and directory.is_dir():
+        path = download_path(directory, loaded_export_id)
+        if path.exists() or manifest_of(path).exists():
+            discard(path)
+            log.info("export %s is loaded; its kept file was deleted", loaded_export_id)
