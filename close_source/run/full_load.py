@@ -237,12 +237,11 @@ def _keep_soft_deleted(ctx: RunContext, entries: Iterable[Entry],
     deleted the object since the last run: no event tells when)."""
     if not ctx.keep_deleted:
         return
+    yield from batcher.drain()
     for entry in entries:
         if entry.incremental == "every_run" or not batcher.is_complete(entry.table):
             continue
-        seen = batcher.seen_ids.get(entry.table, set())
-        gone = [object_id for object_id in ctx.warehouse.all_ids(entry.table)
-                if object_id not in seen]
+        gone = batcher.unseen(entry.table, ctx.warehouse.all_ids(entry.table))
         if not gone:
             continue
         log.info("%s: %d rows of deleted objects kept (deletes = \"soft\")", entry.table,

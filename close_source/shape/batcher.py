@@ -21,6 +21,7 @@ from close_source.shape.arrow_tables import (
     to_arrow,
 )
 from close_source.shape.custom_columns import CustomColumns
+from close_source.shape.key_set import KeySet
 from close_source.shape.rows import shape
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,13 @@ class ArrowBatcher:
     _schema_loaded: set[str] = field(default_factory=set)
     _children: dict[str, list[str]] = field(default_factory=dict)
     json_type: str = field(default_factory=lambda: json_data_type())
+    block_objects: int = 256
     # per root table, the keys of the objects added: one row per key, whatever Close returns
-    seen_ids: dict[str, set[Any]] = field(default_factory=dict)
+    seen: dict[str, KeySet] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)
+    # objects waiting for their keys to be checked, a block at a time, per entry
+    _blocks: dict[str, tuple[Entry, CustomColumns | None, list[dict[str, Any]]]] = field(
+        default_factory=dict)
 
     @classmethod
     def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
@@ -63,15 +68,39 @@ class ArrowBatcher:
         whatever it returns, a table gets one row per key. The first copy is kept; on a full
         load a later change to the object is replayed from the Event Log by the next run (T0
         precedes every read), and in incremental runs the change set holds one state per key.
+        Keys are checked a block of objects at a time (`key_set.py`).
         """
-        key = object_key(entry, obj)
-        seen = self.seen_ids.setdefault(entry.table, set())
-        if key in seen:
-            self.duplicates[entry.table] = self.duplicates.get(entry.table, 0) + 1
-            return
-        seen.add(key)
-        for table, row in shape(entry, obj, custom):
-            yield from self.add(table, row)
+        block = self._blocks.get(entry.table)
+        if block is None:
+            block = self._blocks[entry.table] = (entry, custom, [])
+        block[2].append(obj)
+        if len(block[2]) >= self.block_objects:
+            yield from self._shape_block(entry.table)
+
+    def drain(self) -> Iterator[Any]:
+        """Shape every object still waiting for its key check."""
+        for table in list(self._blocks):
+            yield from self._shape_block(table)
+
+    def _shape_block(self, table: str) -> Iterator[Any]:
+        entry, custom, objects = self._blocks.pop(table)
+        seen = self.seen.get(table)
+        if seen is None:
+            seen = self.seen[table] = KeySet()
+        fresh = seen.add_new([object_key(entry, obj) for obj in objects])
+        for obj, new in zip(objects, fresh, strict=True):
+            if not new:
+                self.duplicates[table] = self.duplicates.get(table, 0) + 1
+                continue
+            for shaped_table, row in shape(entry, obj, custom):
+                yield from self.add(shaped_table, row)
+
+    def unseen(self, table: str, keys: list[Any]) -> list[Any]:
+        """Of these keys, those no object added to the table had (after `drain`)."""
+        seen = self.seen.get(table)
+        if seen is None:
+            return keys
+        return [key for key, known in zip(keys, seen.contains(keys), strict=True) if not known]
 
     def report_duplicates(self) -> None:
         """One warning per table that Close sent the same object more than once."""
@@ -99,6 +128,7 @@ class ArrowBatcher:
         return entry_table in self._complete
 
     def flush(self) -> Iterator[Any]:
+        yield from self.drain()
         for table in list(self._pending):
             if self._pending[table].rows:
                 yield self._flush(table)

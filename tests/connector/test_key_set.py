@@ -1,0 +1,33 @@
+"""The key set behind one row per key: exact answers for repeats within a block, across
+blocks and across merged levels, for every kind of key."""
+
+from __future__ import annotations
+
+import random
+
+from close_source.shape.key_set import KeySet
+
+
+def test_first_copies_are_new_and_repeats_are_not():
+    keys = KeySet()
+    assert keys.add_new(["a", "b", "a", "c"]) == [True, True, False, True]
+    assert keys.add_new(["c", "d", ("x", 1), None, ("x", 1), None]) == [
+        False, True, True, True, False, False]
+    assert keys.contains(["a", "d", "z", ("x", 1), ("x", 2), None]) == [
+        True, True, False, True, False, True]
+    assert len(keys) == 6
+
+
+def test_the_same_answers_as_a_set_through_many_merges():
+    rng = random.Random(5)
+    keys, reference = KeySet(level_cap=300), set()
+    for _ in range(200):
+        block = [f"acti_{rng.randrange(5_000)}" for _ in range(rng.randrange(1, 60))]
+        expected = []
+        for key in block:
+            expected.append(key not in reference)
+            reference.add(key)
+        assert keys.add_new(block) == expected
+    probe = [f"acti_{n}" for n in range(6_000)]
+    assert keys.contains(probe) == [key in reference for key in probe]
+    assert len(keys) == len(reference)
