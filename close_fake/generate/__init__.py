@@ -155,6 +155,18 @@ class _Generator(ConfigMixin, CustomFieldMixin, LeadMixin, ActivityMixin, TaskMi
         kind_counts: dict[str, int],
         users: int,
     ) -> None:
+        self.make_config(users)
+        self.make_leads(self.lead_times(leads), contacts_per_lead)
+        self.make_subscriptions()
+        self.make_opportunities(opportunities_per_lead)
+        self.make_activities(kind_counts)
+        self.make_tasks(tasks_per_lead, kind_counts["task_completed"])
+        self.make_orphan_tasks(tasks_per_lead, leads)
+
+    def make_config(self, users: int) -> None:
+        """Everything before the leads: people, the organisation's own fields, statuses,
+        pipelines, custom fields, configuration resources. Draws the same for any number
+        of leads, so every org of a seed (and `users`) has the same configuration."""
         self.make_users_and_roles(users)
         created = utc(2019, 1, 1, 0, 0, 0)
         self.org.info = {
@@ -170,8 +182,3 @@ class _Generator(ConfigMixin, CustomFieldMixin, LeadMixin, ActivityMixin, TaskMi
         self.make_statuses_and_pipelines()
         self.make_custom_fields()
         self.make_configuration()
-        self.make_leads(leads, contacts_per_lead)
-        self.make_subscriptions()
-        self.make_opportunities(opportunities_per_lead)
-        self.make_activities(kind_counts)
-        self.make_tasks(tasks_per_lead, kind_counts["task_completed"])
