@@ -9,7 +9,7 @@ part runs over the chunks one after the other with the one rng, and what a part 
 chunk is spooled to disk (marshal, zlib level 1) for the parts after it, which need the
 chunk's earlier objects (contacts for emails, activities for tasks ...). So a chunk holds
 exactly the objects `generate_org` makes for its leads (same ids, same values, same order),
-and memory holds one chunk at a time, plus 8 bytes per lead for the creation times while
+and memory holds one chunk at a time, plus the creation times (~60 bytes per lead) while
 the leads are made. Chunks end between two different creation times, so every lead of a
 later chunk is strictly newer. Not made: the tasks without a lead (made after every
 lead's tasks, they belong to no chunk).
