@@ -12,8 +12,9 @@ Used by the connector's tests, `close-sync demo` and the benchmarks:
 from .churn import random_changes
 from .events import EventSettings
 from .exports.file import write_export_file
+from .exports.generated import write_generated_export
 from .exports.settings import ExportSettings
-from .generate import generate_org
+from .generate import GeneratedChunks, generate_config, generate_org
 from .http.faults import Faults, RateLimit
 from .http.pipeline import RequestRecord
 from .http.server import DEFAULT_API_KEY, FakeClose
@@ -26,9 +27,12 @@ __all__ = [
     "FakeClose",
     "FakeOrg",
     "Faults",
+    "GeneratedChunks",
     "RateLimit",
     "RequestRecord",
+    "generate_config",
     "generate_org",
     "random_changes",
     "write_export_file",
+    "write_generated_export",
 ]

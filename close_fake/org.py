@@ -12,10 +12,11 @@ Time: `now` is the organisation's clock (`clock()`), frozen unless `tick()` made
 the wall clock (a `FakeClose` does that by default); `advance()` moves it forward.
 
 Derived data (sorted listings) is memoised per `version`; every mutation bumps the
-version, which drops the memo. The `children()` indexes are kept up to date by `put` /
-`put_many` / `remove` instead (rebuilding them after each change of a big organisation
-cost tens of milliseconds per change); their groups are lists replaced on change, never
-edited, so a list a caller holds stays as it was.
+version, which drops the memo. The `children()` indexes and `ranked()` views are kept up to
+date by `put` / `put_many` / `remove` instead, in O(log n) per write (`positions.py`:
+rebuilding or scanning them after each change of a big organisation cost milliseconds to
+tens of milliseconds per change); index groups are lists replaced on change, never edited,
+so a list a caller holds stays as it was.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+
+from .positions import Change, Index, Predicate, Ranked, Slots
 
 T = TypeVar("T")
 
@@ -105,8 +108,15 @@ class FakeOrg:
     _ticking_since: float | None = field(default=None, repr=False, compare=False)
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     _memo_version: int = field(default=-1, repr=False, compare=False)
-    # (collection, key) -> value -> objects in collection order (values other than None).
-    _indexes: dict[tuple[str, str], dict[Any, list[dict[str, Any]]]] = field(
+    # (collection, key) -> value -> objects in collection order (`positions.Index`).
+    _indexes: dict[tuple[str, str], Index] = field(default_factory=dict, repr=False, compare=False)
+    # Positions in collection order (`positions.Slots`), of collections that need them
+    # (indexed, ranked or watched); ranked views; watchers: collection -> (key, view).
+    _slots: dict[str, Slots] = field(default_factory=dict, repr=False, compare=False)
+    _ranked: dict[tuple[str, Any, Any], Ranked] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _watchers: dict[str, list[tuple[str, Ranked]]] = field(
         default_factory=dict, repr=False, compare=False
     )
 
@@ -172,94 +182,56 @@ class FakeOrg:
         with self.lock:
             index = self._indexes.get((collection, key))
             if index is None:
-                index = self._indexes[(collection, key)] = self._build_index(collection, key)
-            return index.get(value, [])
+                self._slots_of(collection)
+                index = Index(key, self.collections[collection])
+                self._indexes[(collection, key)] = index
+            return index.get(value)
 
-    def _build_index(self, collection: str, key: str) -> dict[Any, list[dict[str, Any]]]:
-        index: dict[Any, list[dict[str, Any]]] = {}
-        for obj in self.collections[collection].values():
-            value = obj.get(key)
-            if value is not None:
-                index.setdefault(value, []).append(obj)
-        return index
-
-    def _reindex(
-        self, collection: str, changes: list[tuple[dict[str, Any] | None, dict[str, Any] | None]]
-    ) -> None:
-        """Bring the indexes of `collection` up to date after writes: (old, new) pairs, None
-        for "absent". A replaced object keeps its place; a new one comes last; one that
-        joins a group it was not in (its key changed) is placed by collection order."""
-        for (coll, key), index in self._indexes.items():
-            if coll == collection:
-                self._reindex_one(collection, key, index, changes)
-
-    def _reindex_one(
+    def ranked(
         self,
         collection: str,
-        key: str,
-        index: dict[Any, list[dict[str, Any]]],
-        changes: list[tuple[dict[str, Any] | None, dict[str, Any] | None]],
-    ) -> None:
-        edited: dict[Any, list[dict[str, Any]]] = {}
-        # Many changes at once (a rename touching every activity of a user): look objects up
-        # by identity in a position map per group instead of scanning the group each time.
-        spots: dict[Any, dict[int, int]] | None = {} if len(changes) > 8 else None
+        predicate: Predicate | None = None,
+        *,
+        watch: tuple[str, str] | None = None,
+    ) -> Ranked:
+        """The objects of `collection` for which `predicate(org, obj)` holds (every one
+        without a predicate), in insertion order, as a live sequence: `len` O(1), `[k]`
+        O(log n), so `rng.choice(org.ranked(...))` draws as on the list, without one. Kept
+        up to date by the writes, like `children()`; made on first use per (collection,
+        predicate, watch): pass the same function each time. `watch=(other, key)`: the
+        predicate also reads `other` objects whose `key` holds the object's id (writes to
+        them re-check it)."""
+        with self.lock:
+            view = self._ranked.get((collection, predicate, watch))
+            if view is None:
+                view = Ranked(self, collection, predicate, self._slots_of(collection))
+                self._ranked[(collection, predicate, watch)] = view
+                if watch is not None:
+                    self._slots_of(watch[0])
+                    self._watchers.setdefault(watch[0], []).append((watch[1], view))
+            return view
 
-        def group(value: Any) -> list[dict[str, Any]]:
-            if value not in edited:
-                edited[value] = list(index.get(value, ()))
-            return edited[value]
+    def _slots_of(self, collection: str) -> Slots:
+        slots = self._slots.get(collection)
+        if slots is None:
+            slots = self._slots[collection] = Slots(self.collections[collection])
+        return slots
 
-        def find(value: Any, obj: dict[str, Any]) -> int | None:
-            members = group(value)
-            if spots is None:
-                return next((i for i, x in enumerate(members) if x is obj), None)
-            where = spots.get(value)
-            if where is None:
-                where = spots[value] = {id(x): i for i, x in enumerate(members)}
-            return where.get(id(obj))
-
-        regroup: set[Any] = set()
-        for old, new in changes:
-            was = old.get(key) if old is not None else None
-            now = new.get(key) if new is not None else None
-            if was is not None and (new is None or was != now):
-                spot = find(was, old)  # type: ignore[arg-type]
-                if spot is not None:
-                    del group(was)[spot]
-                    if spots is not None:
-                        spots.pop(was, None)  # later positions moved
-            if new is None or now is None:
-                continue
-            if old is None:
-                members = group(now)
-                members.append(new)
-                if spots is not None and now in spots:
-                    spots[now][id(new)] = len(members) - 1
-            elif was == now:
-                spot = find(now, old)
-                if spot is None:
-                    regroup.add(now)
-                else:
-                    group(now)[spot] = new
-                    if spots is not None:
-                        where = spots[now]
-                        del where[id(old)]
-                        where[id(new)] = spot
-            else:
-                regroup.add(now)
-        if regroup:
-            fresh: dict[Any, list[dict[str, Any]]] = {value: [] for value in regroup}
-            for obj in self.collections[collection].values():
-                value = obj.get(key)
-                if value in fresh:
-                    fresh[value].append(obj)
-            edited.update(fresh)
-        for value, members in edited.items():
-            if members:
-                index[value] = members
-            else:
-                index.pop(value, None)
+    def _reindex(self, collection: str, changes: list[Change]) -> None:
+        """Bring the indexes, ranked views and watchers of `collection` up to date after
+        writes: (old, new) pairs, None for "absent"."""
+        slot_of = self._slots[collection].of
+        for (coll, _), index in self._indexes.items():
+            if coll == collection:
+                index.update(slot_of, changes)
+        for (coll, _, _), view in self._ranked.items():
+            if coll == collection:
+                view.update(changes)
+        for key, view in self._watchers.get(collection, ()):
+            for old, new in changes:
+                for obj in (old, new):
+                    if obj is not None and obj.get(key) is not None:
+                        view.recheck(obj[key])
 
     def memo(self, key: Any, build: Callable[[], T]) -> T:
         """Derived data cached until the next mutation."""
@@ -296,12 +268,14 @@ class FakeOrg:
     def put_many(self, collection: str, objs: Iterable[dict[str, Any]]) -> None:
         with self.lock:
             target = self.collections[collection]
-            indexed = any(coll == collection for coll, _ in self._indexes)
-            changes = []
+            slots = self._slots.get(collection)  # kept while anything needs positions
+            changes: list[Change] = []
             for obj in objs:
                 old = target.get(obj["id"])
                 target[obj["id"]] = obj
-                if indexed:
+                if slots is not None:
+                    if old is None:
+                        slots.add(obj["id"])
                     changes.append((old, obj))
             if changes:
                 self._reindex(collection, changes)
@@ -311,8 +285,10 @@ class FakeOrg:
         """Delete one object; returns it (or None if absent)."""
         with self.lock:
             obj = self.collections[collection].pop(object_id, None)
-            if obj is not None:
+            slots = self._slots.get(collection)
+            if obj is not None and slots is not None:
                 self._reindex(collection, [(obj, None)])
+                slots.drop(object_id)
             self.version += 1
             return obj
 

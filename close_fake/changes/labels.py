@@ -31,7 +31,7 @@ NAME_COPIES: dict[str, tuple[str, tuple[tuple[str, str, str, bool], ...]]] = {
     )),
     o.CONTACT: ("name", (
         (o.TASK, "contact_id", "contact_name", True),
-        (o.OPPORTUNITY, "contact_id", "contact_name", False),
+        (o.OPPORTUNITY, "contact_id", "contact_name", True),
     )),
     o.LEAD_STATUS: ("label", ((o.LEAD, "status_id", "status_label", True),)),
     o.OPPORTUNITY_STATUS: ("label", ((o.OPPORTUNITY, "status_id", "status_label", True),)),

@@ -13,7 +13,7 @@ from .. import changes as c
 from .. import mutations as m
 from .. import org as o
 from ..org import FakeOrg
-from .picks import _WORDS, _fields_for, _pick, _renamed, _user, _value
+from .picks import _WORDS, _activities, _fields_for, _pick, _renamed, _user, _value
 
 _FIELD_TYPES = ("text", "number", "date", "datetime", "choices", "user", "textarea")
 
@@ -27,9 +27,9 @@ _VALUE_KINDS: dict[str, str] = {
 def _custom_target(org: FakeOrg, rng: random.Random) -> tuple[str, dict[str, Any]] | None:
     collection = rng.choice((o.LEAD, o.LEAD, o.CONTACT, o.OPPORTUNITY, o.ACTIVITY))
     if collection == o.ACTIVITY:
-        obj = _pick(rng, org.activities("CustomActivity"))
+        obj = _pick(rng, _activities(org, "CustomActivity"))
     else:
-        obj = _pick(rng, org.all(collection))
+        obj = _pick(rng, org.ranked(collection))
     return (collection, obj) if obj is not None else None
 
 

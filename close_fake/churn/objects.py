@@ -4,6 +4,7 @@ activities and sequence subscriptions; each one kind of change (`Change`)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from .. import changes as c
@@ -18,6 +19,7 @@ from .picks import (
     _WORDS,
     MIN_LEADS,
     Change,
+    _activities,
     _fields_for,
     _lead,
     _pick,
@@ -93,7 +95,7 @@ def _delete_lead(org: FakeOrg, rng: random.Random) -> str | None:
 def _merge_leads(org: FakeOrg, rng: random.Random) -> str | None:
     if org.count(o.LEAD) <= MIN_LEADS:
         return None
-    source, dest = rng.sample(org.all(o.LEAD), 2)
+    source, dest = rng.sample(org.ranked(o.LEAD), 2)
     c.merge_leads(org, source["id"], dest["id"], user_id=_user(org, rng))
     return f"lead {source['id']} into {dest['id']}"
 
@@ -118,7 +120,7 @@ def _create_contact(org: FakeOrg, rng: random.Random) -> str | None:
 
 
 def _update_contact(org: FakeOrg, rng: random.Random) -> str | None:
-    contact = _pick(rng, org.all(o.CONTACT))
+    contact = _pick(rng, org.ranked(o.CONTACT))
     if contact is None:
         return None
     what = rng.choice(("name", "title", "emails", "phones"))
@@ -139,7 +141,7 @@ def _update_contact(org: FakeOrg, rng: random.Random) -> str | None:
 
 def _delete_of(collection: str) -> Change:
     def run(org: FakeOrg, rng: random.Random) -> str | None:
-        obj = _pick(rng, org.all(collection))
+        obj = _pick(rng, org.ranked(collection))
         if obj is None:
             return None
         c.delete(org, collection, obj["id"], user_id=_user(org, rng))
@@ -166,7 +168,7 @@ def _create_opportunity(org: FakeOrg, rng: random.Random) -> str | None:
 
 
 def _update_opportunity(org: FakeOrg, rng: random.Random) -> str | None:
-    opp = _pick(rng, org.all(o.OPPORTUNITY))
+    opp = _pick(rng, org.ranked(o.OPPORTUNITY))
     if opp is None:
         return None
     what = rng.choice(("status_id", "value", "note", "confidence", "value_period"))
@@ -196,8 +198,12 @@ def _create_task(org: FakeOrg, rng: random.Random) -> str | None:
     return f"task {task['id']} on {lead['id']}"
 
 
-def _lead_tasks(org: FakeOrg) -> list[dict[str, Any]]:
-    return [t for t in org.all(o.TASK) if t["_type"] == "lead" and t.get("lead_id")]
+def _is_lead_task(org: FakeOrg, task: dict[str, Any]) -> bool:
+    return task["_type"] == "lead" and bool(task.get("lead_id"))
+
+
+def _lead_tasks(org: FakeOrg) -> Sequence[dict[str, Any]]:
+    return org.ranked(o.TASK, _is_lead_task)
 
 
 def _update_task(org: FakeOrg, rng: random.Random) -> str | None:
@@ -244,7 +250,7 @@ def _create_activity(org: FakeOrg, rng: random.Random) -> str | None:
             type_ = body["_type"] = "Note"
         else:
             body["thread_id"] = rng.choice(threads)["id"]
-    template = _pick(rng, org.activities(type_))
+    template = _pick(rng, _activities(org, type_))
     if template is not None:
         body.update({
             k: val for k, val in template.items()
@@ -272,26 +278,31 @@ def _create_activity(org: FakeOrg, rng: random.Random) -> str | None:
     return f"activity {act['id']} ({type_}) on {lead['id']}"
 
 
+# Activity types `update_activity` edits, with the key it changes; those it may delete.
+_EDITABLE = {"Note": "note", "Call": "note", "SMS": "text", "Email": "subject", "Meeting": "note"}
+_DELETABLE = frozenset({"Note", "Call", "SMS", "Email", "Meeting", "CustomActivity",
+                        "EmailThread"})  # fmt: skip
+
+
+def _editable(org: FakeOrg, act: dict[str, Any]) -> bool:
+    return act["_type"] in _EDITABLE
+
+
+def _deletable(org: FakeOrg, act: dict[str, Any]) -> bool:
+    return act["_type"] in _DELETABLE
+
+
 def _update_activity(org: FakeOrg, rng: random.Random) -> str | None:
-    editable = {
-        "Note": "note",
-        "Call": "note",
-        "SMS": "text",
-        "Email": "subject",
-        "Meeting": "note",
-    }
-    acts = [a for a in org.all(o.ACTIVITY) if a["_type"] in editable]
-    act = _pick(rng, acts)
+    act = _pick(rng, org.ranked(o.ACTIVITY, _editable))
     if act is None:
         return None
-    key = editable[act["_type"]]
+    key = _EDITABLE[act["_type"]]
     c.update(org, o.ACTIVITY, act["id"], {key: _sentence(rng, 4)}, user_id=_user(org, rng))
     return f"activity {act['id']} ({act['_type']}): {key}"
 
 
 def _delete_activity(org: FakeOrg, rng: random.Random) -> str | None:
-    deletable = ("Note", "Call", "SMS", "Email", "Meeting", "CustomActivity", "EmailThread")
-    act = _pick(rng, [a for a in org.all(o.ACTIVITY) if a["_type"] in deletable])
+    act = _pick(rng, org.ranked(o.ACTIVITY, _deletable))
     if act is None:
         return None
     c.delete(org, o.ACTIVITY, act["id"], user_id=_user(org, rng))
@@ -312,15 +323,21 @@ def _repeat_update(org: FakeOrg, rng: random.Random) -> str | None:
     return f"lead {lead['id']}: description twice"
 
 
+def _unsubscribed(org: FakeOrg, contact: dict[str, Any]) -> bool:
+    """A contact with an email address and no sequence subscription."""
+    return bool(contact.get("emails")) and not org.children(
+        o.SEQUENCE_SUBSCRIPTION, "contact_id", contact["id"]
+    )
+
+
 def _subscribe(org: FakeOrg, rng: random.Random) -> str | None:
     """A contact with an email address, in no sequence yet, is subscribed to one."""
     sequences = org.all(o.SEQUENCE)
-    contacts = [x for x in org.all(o.CONTACT) if x.get("emails")
-                and not org.children(o.SEQUENCE_SUBSCRIPTION, "contact_id", x["id"])]
+    contacts = org.ranked(o.CONTACT, _unsubscribed, watch=(o.SEQUENCE_SUBSCRIPTION, "contact_id"))
     if not sequences or not contacts:
         return None
     contact, sequence = rng.choice(contacts), rng.choice(sequences)
-    sender = _pick(rng, org.all(o.SEQUENCE_SUBSCRIPTION))  # the sender fields of another one
+    sender = _pick(rng, org.ranked(o.SEQUENCE_SUBSCRIPTION))  # the sender fields of another
     body = {"sequence_id": sequence["id"], "contact_id": contact["id"],
             "contact_email": contact["emails"][0]["email"], "status": "active"}
     if sender is not None:
@@ -331,7 +348,7 @@ def _subscribe(org: FakeOrg, rng: random.Random) -> str | None:
 
 
 def _update_subscription(org: FakeOrg, rng: random.Random) -> str | None:
-    sub = _pick(rng, org.all(o.SEQUENCE_SUBSCRIPTION))
+    sub = _pick(rng, org.ranked(o.SEQUENCE_SUBSCRIPTION))
     if sub is None:
         return None
     status = rng.choice([s for s in ("active", "paused", "finished") if s != sub.get("status")])

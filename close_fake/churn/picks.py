@@ -7,7 +7,7 @@ object (`_fields_for`) serve both object and field changes.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import mutations as m
@@ -39,12 +39,30 @@ def _user(org: FakeOrg, rng: random.Random) -> str:
     return rng.choice(users) if users else org.admin_user_id
 
 
-def _pick(rng: random.Random, items: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _pick(rng: random.Random, items: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """One of `items` (a list, or a `FakeOrg.ranked` view: same draws, no list built)."""
     return rng.choice(items) if items else None
 
 
 def _lead(org: FakeOrg, rng: random.Random) -> dict[str, Any] | None:
-    return _pick(rng, org.all(o.LEAD))
+    return _pick(rng, org.ranked(o.LEAD))
+
+
+def _of_type(type_: str) -> Callable[[FakeOrg, dict[str, Any]], bool]:
+    def of_type(org: FakeOrg, act: dict[str, Any]) -> bool:
+        return act["_type"] == type_
+
+    return of_type
+
+
+# One predicate per activity type, made once: `org.ranked` keeps a view per predicate.
+_OF_TYPE = {type_: _of_type(type_) for type_ in o.ACTIVITY_TYPES}
+
+
+def _activities(org: FakeOrg, type_: str) -> Sequence[dict[str, Any]]:
+    """`org.activities(type_)` as a ranked view: the same objects in the same order, without
+    an index whose groups (tens of thousands of activities) every write would edit."""
+    return org.ranked(o.ACTIVITY, _OF_TYPE[type_])
 
 
 def _sentence(rng: random.Random, k: int = 5) -> str:

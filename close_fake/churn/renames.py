@@ -53,7 +53,7 @@ def _rename_named(collection: str, rename: Callable[..., dict[str, Any]], what: 
 
 
 def _rename_contact(org: FakeOrg, rng: random.Random) -> str | None:
-    contact = _pick(rng, org.all(o.CONTACT))
+    contact = _pick(rng, org.ranked(o.CONTACT))
     if contact is None:
         return None
     people = [p for p in _PEOPLE if p and p != contact.get("name")]

@@ -15,5 +15,6 @@ prove a client never hands its API key to the file host. Errors there are S3-sty
 
 Modules: `settings.py` (`ExportSettings`), `job.py` (one export), `api.py` (`Exports`: the
 endpoints and progress), `host.py` (the download host), `file.py` (the file itself,
-`write_export_file`).
+`write_export_file`), `generated.py` (the file of a generated organisation of any size,
+chunk by chunk: `write_generated_export`).
 """

@@ -194,6 +194,42 @@ class DocumentRenderer:
         }  # fmt: skip
 
 
+class ExportFileWriter:
+    """The gzip file of an export, written one document at a time (`write` a document,
+    or `write_bytes` its JSON): `[` ... `,` ... `]` or one line each (`shape.layout`)."""
+
+    def __init__(self, path: str | Path, shape: FileShape) -> None:
+        self.path, self.shape = path, shape
+        self.written = 0
+        self._array = shape.layout == "array"
+
+    def __enter__(self) -> ExportFileWriter:
+        self._raw = open(self.path, "wb")  # noqa: SIM115 (closed in __exit__)
+        self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw,
+                                 compresslevel=self.shape.compresslevel, mtime=0)  # fmt: skip
+        if self._array:
+            self._gz.write(b"[")
+        return self
+
+    def write(self, doc: dict[str, Any]) -> None:
+        self.write_bytes(orjson.dumps(doc))
+
+    def write_bytes(self, data: bytes) -> None:
+        if self._array:
+            self._gz.write(b"," + data if self.written else data)
+        else:
+            self._gz.write(data + b"\n")
+        self.written += 1
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._array and exc[0] is None:
+                self._gz.write(b"]")
+            self._gz.close()
+        finally:
+            self._raw.close()
+
+
 def write_documents(
     org: FakeOrg,
     leads: Iterable[dict[str, Any]],
@@ -207,29 +243,13 @@ def write_documents(
     `path`; returns counts per object type. `on_document(n)` is told how many documents
     are written so far; setting `cancel` stops the writer (the file is then incomplete)."""
     renderer = DocumentRenderer(org, shape)
-    array = shape.layout == "array"
-    written = 0
-    with (
-        open(path, "wb") as raw,
-        gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, compresslevel=shape.compresslevel, mtime=0
-        ) as gz,
-    ):
-        if array:
-            gz.write(b"[")
+    with ExportFileWriter(path, shape) as out:
         for doc in renderer.documents(leads):
             if cancel is not None and cancel.is_set():
                 break
-            data = orjson.dumps(doc)
-            if array:
-                gz.write(b"," + data if written else data)
-            else:
-                gz.write(data + b"\n")
-            written += 1
+            out.write(doc)
             if on_document is not None:
-                on_document(written)
-        if array:
-            gz.write(b"]")
+                on_document(out.written)
     return dict(sorted(renderer.counts.items()))
 
 

@@ -16,10 +16,10 @@ class ActivityMixin(EmailMixin):
     """Makes activities for the leads made before."""
 
     def make_activities(self, counts: dict[str, int]) -> None:
-        # TaskCompleted activities are made with the tasks (they reference them).
+        """Activities of `self.leads` (every lead, or one chunk of them). TaskCompleted
+        activities are made with the tasks (they reference them)."""
         self.lead_activities: dict[str, dict[str, list[dict]]] = {}
         objs: list[dict] = []
-        self._meetings = 0
         for lead in self.leads:
             acts: dict[str, list[dict]] = {}
             self.lead_activities[lead["id"]] = acts

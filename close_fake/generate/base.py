@@ -89,6 +89,10 @@ class GenBase:
         self.org_id = org_id
         self._last_created: dict[str, datetime] = {}
         self._seq: dict[str, int] = {}
+        # Counters that run over every lead (so a part run chunk by chunk draws the same):
+        # meetings made (every 5th is upcoming), non-lead tasks made (subtype cycle).
+        self._meetings = 0
+        self._task_subtypes = 0
 
     # -- small helpers -------------------------------------------------------------------
 

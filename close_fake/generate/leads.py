@@ -16,15 +16,21 @@ class LeadMixin(GenBase):
 
     # -- leads and contacts ---------------------------------------------------------------------
 
-    def make_leads(self, n_leads: int, contacts_per_lead: int) -> None:
-        rng, org = self.rng, self.org
-        # Lead creation times, sorted, with import batches of 5 identical timestamps.
+    def lead_times(self, n_leads: int) -> list[datetime]:
+        """Every lead's creation time, sorted, with import batches of 5 identical
+        timestamps (at every multiple of 25)."""
         times = sorted(
             self.moment(self.start, self.now - timedelta(days=1)) for _ in range(n_leads)
         )
         for b in range(0, n_leads - 4, 25):
             for k in range(b + 1, b + 5):
                 times[k] = times[b]
+        return times
+
+    def make_leads(self, times: list[datetime], contacts_per_lead: int) -> None:
+        """Leads created at `times` (all of `lead_times`, or one chunk of them), with their
+        contacts; they become `self.leads` for the parts that follow."""
+        rng, org = self.rng, self.org
         lead_objs, contact_objs = [], []
         self.lead_contacts: dict[str, list[dict]] = {}
         for created in times:
@@ -123,6 +129,7 @@ class LeadMixin(GenBase):
         return contact
 
     def make_subscriptions(self) -> None:
+        """Sequence subscriptions of the contacts of `self.leads`."""
         org, rng = self.org, self.rng
         subs = []
         self.contact_sub: dict[str, dict] = {}
@@ -153,6 +160,7 @@ class LeadMixin(GenBase):
     # -- opportunities ----------------------------------------------------------------------------
 
     def make_opportunities(self, per_lead: int) -> None:
+        """Opportunities of `self.leads`."""
         rng, objs = self.rng, []
         self.lead_opps: dict[str, list[dict]] = {}
         for lead in self.leads:

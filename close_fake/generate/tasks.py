@@ -15,11 +15,11 @@ class TaskMixin(GenBase):
     """Makes tasks (+ TaskCompleted activities, which reference them)."""
 
     def make_tasks(self, per_lead: int, completed_per_lead: int) -> None:
+        """Tasks of `self.leads` and their TaskCompleted activities."""
         rng = self.rng
         tasks: list[dict] = []
         completed_acts: list[dict] = []
         subtype_cycle = [t for t in o.TASK_TYPES if t != "lead"]
-        n = 0
         for lead in self.leads:
             lead_created = parse_iso(lead["date_created"])
             contacts = self.lead_contacts.get(lead["id"]) or []
@@ -28,8 +28,8 @@ class TaskMixin(GenBase):
                 if i == 0 or rng.random() < 0.4:
                     type_ = "lead"
                 else:
-                    type_ = subtype_cycle[n % len(subtype_cycle)]
-                    n += 1
+                    type_ = subtype_cycle[self._task_subtypes % len(subtype_cycle)]
+                    self._task_subtypes += 1
                 lead_tasks.append(self.task(type_, lead, lead_created, contacts))
             tasks.extend(lead_tasks)
             for _ in range(completed_per_lead):
@@ -40,13 +40,18 @@ class TaskMixin(GenBase):
                 act["task_id"] = task["id"] if task else self.id("task")
                 act["task_text"] = task.get("text", "Follow up") if task else "Follow up"
                 completed_acts.append(act)
-        # Tasks not attached to any lead (calls from unknown numbers) [003:3371,3447].
-        if per_lead > 0:
-            for i in range(max(2, len(self.leads) // 20)):
-                type_ = ("voicemail", "answered_detached_call")[i % 2]
-                tasks.append(self.task(type_, None, self.start, []))
         self.org.put_many(o.TASK, tasks)
         self.org.put_many(o.ACTIVITY, completed_acts)
+
+    def make_orphan_tasks(self, per_lead: int, n_leads: int) -> None:
+        """Tasks not attached to any lead (calls from unknown numbers) [003:3371,3447]:
+        one per 20 leads, at least 2 (none without tasks)."""
+        if per_lead > 0:
+            tasks = []
+            for i in range(max(2, n_leads // 20)):
+                type_ = ("voicemail", "answered_detached_call")[i % 2]
+                tasks.append(self.task(type_, None, self.start, []))
+            self.org.put_many(o.TASK, tasks)
 
     def task(self, type_: str, lead: dict | None, lead_created: datetime, contacts: list) -> dict:
         rng = self.rng
