@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from close_fake import EventSettings, FakeClose, RequestRecord, generate_org  # noqa: E402
-from close_fake.churn import random_changes  # noqa: E402
+from close_fake.churn import DEFAULT_WEIGHTS, random_changes  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 RESULTS_MD = ROOT / "bench" / "INCREMENTAL.md"
@@ -120,6 +120,18 @@ def sync(fake: FakeClose, workdir: Path, reading: str, changes: int,
                int(hwm.group(1)) / 1024 if hwm else 0.0, events, dict(requests))
 
 
+NEW_FIELDS = 20  # custom fields created in one round of changes, at most
+
+
+def churn_weights(k: int) -> dict[str, float]:
+    """The fake's default mix, but at most ~20 new custom fields per round: at the default
+    weight a round of 150,000 changes would create ~2,500 fields, and a table of thousands of
+    custom columns is not what a weekend of bulk edits looks like (nor what memory is measured
+    for; a wide table is tested in tests/end_to_end/test_wide_tables.py)."""
+    total = sum(DEFAULT_WEIGHTS.values())
+    return {"add_field": min(DEFAULT_WEIGHTS["add_field"], NEW_FIELDS * total / k)}
+
+
 def expected(run: Run) -> int:
     """The issue's target: ceil(events/50) event pages + the batched fetches + the refreshes
     (these last two as measured: they are what the changes and the org's size ask for)."""
@@ -166,7 +178,8 @@ def render(runs: list[Run], facts: dict[str, str], args: argparse.Namespace,
     lines = [
         "# Benchmark: incremental runs through the Event Log",
         "",
-        f"`python bench/incremental.py --leads {args.leads} --changes {args.changes}` on "
+        f"`python bench/incremental.py --leads {args.leads} --changes {args.changes} "
+        f"--readings {args.readings}` on "
         f"{facts['date']}: {facts['cpu']}, {facts['memory']} RAM, Python {facts['python']}, "
         f"dlt {facts['dlt']}, duckdb {facts['duckdb']}, httpx {facts['httpx']}.",
         "",
@@ -204,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--leads", type=int, default=20_000)
     parser.add_argument("--changes", default="100,1000,10000")
+    parser.add_argument("--readings", default=",".join(READINGS),
+                        help="readings of the docs to follow (strict,lenient)")
     parser.add_argument("--no-check", action="store_true", help="skip the final comparison")
     parser.add_argument("--subset", default="leads,calls",
                         help="tables of the subset run (`close-sync run --resources ...`)")
@@ -219,8 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"org: {args.leads} leads in {generated_s:.0f} s", flush=True)
     rng = random.Random(SEED)
     runs: list[Run] = []
-    workdirs = {reading: OUT / f"incremental-{reading}" for reading in READINGS}
-    servers = {reading: FakeClose(org, **settings) for reading, settings in READINGS.items()}
+    readings = {name: READINGS[name] for name in args.readings.split(",")}
+    workdirs = {reading: OUT / f"incremental-{reading}" for reading in readings}
+    servers = {reading: FakeClose(org, **settings) for reading, settings in readings.items()}
     try:
         for server in servers.values():
             server.start()
@@ -235,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
             org.advance(timedelta(minutes=6))
             if k:
                 step = timedelta(seconds=max(0.05, min(10.0, 3600.0 / k)))
-                random_changes(org, rng, k, step=step)
+                random_changes(org, rng, k, step=step, weights=churn_weights(k))
             org.advance(timedelta(seconds=30))
             for reading, workdir in workdirs.items():
                 if k == args.subset_after and args.subset:

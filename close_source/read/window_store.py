@@ -29,7 +29,7 @@ from close_source.read.event_log import Event, ObjectChange
 
 log = logging.getLogger(__name__)
 
-MEMORY_ROWS = 20_000  # events + object states kept in memory before the window spills
+MEMORY_ROWS = 5_000  # events + object states kept in memory (~25 MB) before the window spills
 SCRATCH_PREFIX = "close-window-"
 CHUNK = 1_000  # rows fetched from SQLite at a time
 
@@ -95,7 +95,7 @@ class WindowStore:
         db = sqlite3.connect(where, check_same_thread=False, isolation_level=None)
         # a scratch file: no journal, no fsync; a run that dies leaves it to the next run
         db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; "
-                         "PRAGMA cache_size = -32768; PRAGMA temp_store = FILE;")
+                         "PRAGMA cache_size = -16384; PRAGMA temp_store = FILE;")
         return db
 
     @property

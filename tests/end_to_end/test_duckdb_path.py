@@ -49,5 +49,5 @@ def test_the_loading_connection_keeps_its_limits_with_a_configured_file(tmp_path
     assert credentials.database == str(database)
     assert credentials.global_config == DUCKDB_LOAD_CONFIG
     assert rows(pipeline, "SELECT current_setting('memory_limit'), "
-                          "current_setting('threads')") == [("122.0 MiB", 1)]  # 128 MB
+                          "current_setting('threads')") == [("61.0 MiB", 1)]  # 64 MB
     assert database.exists()
