@@ -502,7 +502,6 @@ def machine_facts() -> dict[str, str]:
         "duckdb": version("duckdb"),
         "dlt": version("dlt"),
         "pyarrow": version("pyarrow"),
-        "ijson": version("ijson"),
         "orjson": version("orjson"),
         "kernel": platform.release(),
     }
@@ -576,7 +575,7 @@ def render(runs: list[SizeRun], facts: dict[str, str], args: argparse.Namespace)
     lines += ["", "## Machine", "",
               f"{facts['nproc']} CPUs ({facts['cpu']}), {facts['ram_gb']} GB RAM, Linux "
               f"{facts['kernel']}; Python {facts['python']}, duckdb {facts['duckdb']}, dlt "
-              f"{facts['dlt']}, pyarrow {facts['pyarrow']}, ijson {facts['ijson']}, orjson "
+              f"{facts['dlt']}, pyarrow {facts['pyarrow']}, orjson "
               f"{facts['orjson']}. Floor threads: read {args.floor_read_threads}, unnest "
               f"{args.floor_threads}.", ""]
     return "\n".join(lines)

@@ -2,35 +2,28 @@
 activities [000:113-263; 003:7630-7890], instead of thousands of paged requests.
 
 Job: `POST /export/lead/` (json, leads, activities, no done email), poll `GET /export/{id}/` with
-backoff until `done`, download `download_url` to a temporary file (raw gzip bytes, resumed when
-the transfer breaks), then decode it incrementally: memory depends on one lead, never on the org.
-Both layouts are read: a top-level JSON array (streamed by ijson) and JSON lines.
+backoff until `done`, download `download_url` (raw gzip bytes, resumed when the transfer
+breaks); `export_file.py` decodes it lead by lead, and the router here sends each object to
+its table.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import IO, Any
-
-import ijson
-import orjson
+from typing import Any
 
 from close_source.api.client import CloseClient
 from close_source.catalog import CATALOG, Entry
-from close_source.errors import CloseSyncError
+from close_source.read.export_file import ExportFailed
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
 
 EXPORT_PATH = "export/lead/"
-GZIP_MAGIC = b"\x1f\x8b"
 FAILED, DONE = "error", "done"
 WAITING = ("created", "started", "in_progress")
 
@@ -44,10 +37,6 @@ ACTIVITY_ENTRIES = {entry.export_type: entry for entry in CATALOG
 def exported_tables() -> set[str]:
     """Tables a full export carries; the others come from list endpoints."""
     return {entry.table for entry in CATALOG if entry.export_path is not None}
-
-
-class ExportFailed(CloseSyncError):
-    """The export job failed, timed out or could not be downloaded."""
 
 
 @dataclass
@@ -101,51 +90,6 @@ def _log_progress(export: Mapping[str, Any]) -> None:
                  done or 0, total, 100.0 * (done or 0) / total)
     else:
         log.info("export %s: %s", export["id"], export.get("status"))
-
-
-# ---- decoding -------------------------------------------------------------------------------
-
-
-def open_export(raw: IO[bytes]) -> IO[bytes]:
-    """The decoded JSON bytes of the file `raw`, whether still gzip or already decoded."""
-    magic = raw.read(2)
-    raw.seek(0)
-    if magic == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    return raw
-
-
-def iter_leads(path: Path, progress: Callable[[int], None] | None = None,
-               every: int = 500) -> Iterator[dict[str, Any]]:
-    """Leads one at a time from either layout: a JSON array, or one JSON document per line.
-    `progress` is told, every `every` leads, how many bytes of the file were read."""
-    with open(path, "rb") as raw, open_export(raw) as decoded:
-        stream = io.BufferedReader(decoded, buffer_size=1 << 20)  # type: ignore[arg-type]
-        first = _first_significant_byte(stream)
-        if first == b"[":
-            leads: Iterator[dict[str, Any]] = ijson.items(stream, "item", use_float=True)
-        elif first == b"{":
-            leads = (orjson.loads(line) for line in stream if line.strip())
-        elif first:
-            raise ExportFailed(f"the export file is neither a JSON array nor JSON lines "
-                               f"(starts with {first!r})")
-        else:
-            return
-        for count, lead in enumerate(leads, 1):
-            yield lead
-            if progress is not None and count % every == 0:
-                progress(raw.tell())
-
-
-def _first_significant_byte(stream: io.BufferedReader) -> bytes:
-    while True:
-        chunk = stream.peek(64)
-        if not chunk:
-            return b""
-        stripped = chunk.lstrip()
-        if stripped:
-            return stripped[:1]
-        stream.read(len(chunk))
 
 
 # ---- routing --------------------------------------------------------------------------------

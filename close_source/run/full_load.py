@@ -34,12 +34,8 @@ from dlt.extract.resource import DltResource
 from close_source.catalog import BY_TABLE, Entry, child_table
 from close_source.errors import AccessDenied, ApiError, UnreachableError
 from close_source.progress import Progress, megabytes
-from close_source.read.export import (
-    ExportFailed,
-    ExportRouter,
-    iter_leads,
-    run_export_job,
-)
+from close_source.read.export import ExportRouter, run_export_job
+from close_source.read.export_file import ExportFailed, iter_leads
 from close_source.read.lists import read_entry
 from close_source.records import DELETED_AT, Page
 from close_source.run import kept_export

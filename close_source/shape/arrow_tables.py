@@ -231,6 +231,13 @@ def _first_column_type(values: list[Any]) -> str | None:
 def _column(table: str, name: str, column_type: str,
             values: list[Any]) -> tuple[pa.Array, list[str | None] | None]:
     """Arrow infers (and parses ISO timestamps) in C++; Python checks only when it disagrees."""
+    if column_type == "text":
+        try:  # the usual case, without inference
+            return pa.array(values, type=pa.string()), None
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    elif column_type == JSON and all(value is None or type(value) is Json for value in values):
+        return pa.array(values, type=pa.string()), None
     if column_type != JSON:
         try:
             inferred = pa.array(values)

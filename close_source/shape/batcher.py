@@ -1,4 +1,5 @@
-"""Shaped rows -> Arrow tables of ~1,000 rows per table, each object once per table."""
+"""Shaped rows -> Arrow tables per table, each object once per table: rows are turned into
+Arrow 1,000 at a time, and handed to dlt in items as large as a small memory budget allows."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
+import pyarrow as pa
 
 from close_source.catalog import Entry
 from close_source.records import TOMBSTONE, Row
@@ -41,12 +43,16 @@ class ArrowBatcher:
     _children: dict[str, list[str]] = field(default_factory=dict)
     json_type: str = field(default_factory=lambda: json_data_type())
     block_objects: int = 256
+    held_bytes: int = 16 << 20  # Arrow data held back to make larger items, across tables
+    held_rows: int = 50_000  # rows of one item, at most
     # per root table, the keys of the objects added: one row per key, whatever Close returns
     seen: dict[str, KeySet] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)
     # objects waiting for their keys to be checked, a block at a time, per entry
     _blocks: dict[str, tuple[Entry, CustomColumns | None, list[dict[str, Any]]]] = field(
         default_factory=dict)
+    _held: dict[str, list[pa.Table]] = field(default_factory=dict)
+    _held_size: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
@@ -118,7 +124,7 @@ class ArrowBatcher:
             columns = self._pending[table] = Columns()
         columns.append(row)
         if columns.rows >= self.batch_rows:
-            yield self._flush(table)
+            yield from self._flush(table)
 
     def completed(self, entry_table: str) -> None:
         """The entry was read to the end: its tables are replaced even when nothing came."""
@@ -131,7 +137,9 @@ class ArrowBatcher:
         yield from self.drain()
         for table in list(self._pending):
             if self._pending[table].rows:
-                yield self._flush(table)
+                yield from self._flush(table)
+        for table in list(self._held):
+            yield self._release(table)
         if self.mode == "replace":
             for table in sorted(self._complete - set(self._sent_columns)):
                 spec = self.specs[table]
@@ -140,11 +148,27 @@ class ArrowBatcher:
                                                                 self.json_type),
                                           create_table_variant=True)
 
-    def _flush(self, table: str) -> Any:
+    def _flush(self, table: str) -> Iterator[Any]:
+        """The table's rows become an Arrow batch, held back with the table's earlier ones:
+        dlt's extract costs ~7 ms an item whatever its size (bench/), so items are made as
+        large as `held_bytes` of Arrow data across all tables allows (`held_rows` at most)."""
         columns = self._pending.pop(table)
         spec = self.specs[table]
         self._load_destination_types(spec)
-        arrow_table = to_arrow(spec, columns)
+        batch = to_arrow(spec, columns)
+        self._held.setdefault(table, []).append(batch)
+        self._held_size[table] = self._held_size.get(table, 0) + batch.nbytes
+        if sum(len(held) for held in self._held[table]) >= self.held_rows:
+            yield self._release(table)
+        while self._held and sum(self._held_size.values()) > self.held_bytes:
+            yield self._release(max(self._held_size, key=self._held_size.__getitem__))
+
+    def _release(self, table: str) -> Any:
+        held = self._held.pop(table)
+        del self._held_size[table]
+        arrow_table = held[0] if len(held) == 1 else \
+            pa.concat_tables(held, promote_options="default")
+        spec = self.specs[table]
         names = tuple(name for name in arrow_table.column_names if name != TOMBSTONE)
         if self._sent_columns.get(table) == names:
             return dlt.mark.with_table_name(arrow_table, table)

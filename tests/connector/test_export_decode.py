@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from close_source.read.custom_fields import RawDefinitions
-from close_source.read.export import ExportFailed, ExportRouter, iter_leads
+from close_source.read.export import ExportRouter
+from close_source.read.export_file import ExportFailed, iter_leads
 from close_source.shape.custom_columns import CustomColumns
 
 LEADS = [{"id": f"lead_{i}", "name": f"Lead {i}", "custom": {"Tier": "Gold"},
@@ -62,3 +63,30 @@ def test_router_routes_and_display_names_map_to_columns(caplog):
     assert routed["notes"]["lead_id"] == "lead_0"
     assert "Hologram" in caplog.text
     assert router.counts == {"contacts": 1, "notes": 1, "leads": 1}
+
+
+TRICKY = [
+    {"id": "lead_a", "merged": [{"id": "lead_x", "n": 1}, {"id": "lead_y", "n": 2}],
+     "note": '},{"id":"lead_z"} inside a string', "big": 2**70},
+    {"id": "lead_b", "activities": [{"id": "acti_1"}, {"id": "acti_2"}]},
+    {"name": "keys in another order", "id": "lead_c"},
+    {"id": "lead_d", "n": 1.5},
+    {"id": "lead_e", "n": None},
+]
+
+
+@pytest.mark.parametrize("leads", [TRICKY[:2] + TRICKY[3:], TRICKY, TRICKY[2:3]],
+                         ids=["split", "falls-back-midway", "falls-back-at-once"])
+def test_an_array_is_split_exactly_as_a_json_parser_reads_it(tmp_path, leads):
+    """Boundaries inside nested values or strings, integers beyond 64 bits, and a lead whose
+    keys come in another order (the rest is decoded on from where the split stopped)."""
+    text = json.dumps(leads, separators=(",", ":"))
+    assert list(iter_leads(_write(tmp_path / "e.json.gz", text, True))) == leads
+
+
+def test_a_truncated_file_fails_instead_of_ending_early(tmp_path):
+    whole = gzip.compress(json.dumps(LEADS * 200, separators=(",", ":")).encode())
+    path = tmp_path / "cut.json.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(EOFError):
+        list(iter_leads(path))

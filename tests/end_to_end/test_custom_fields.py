@@ -288,6 +288,7 @@ def test_a_field_created_mid_run_is_read_again_and_a_ghost_is_kept(tmp_path, cap
     org = generate_org(seed=9, leads=6)
     lead = org.all(o.LEAD)[0]
     with FakeClose(org) as fake:
+        pipeline = new_pipeline(tmp_path)  # first: the source plans with the active pipeline
         source = close_source(api_key=fake.api_key, base_url=fake.base_url,
                               tables=["leads", "custom_fields"], full_load="lists")
         # after the run read the definitions, before it reads any lead
@@ -295,7 +296,6 @@ def test_a_field_created_mid_run_is_read_again_and_a_ghost_is_kept(tmp_path, cap
         m.set_custom(org, o.LEAD, lead["id"], late["id"], 42)
         org.put(o.LEAD, {**org.get(o.LEAD, lead["id"]), "custom.cf_Ghost": "boo"})
         definition_reads = len([r for r in fake.requests if r.endpoint == "/custom_field/lead/"])
-        pipeline = new_pipeline(tmp_path)
         with caplog.at_level(logging.WARNING):
             run_sync(pipeline, source)
         assert len([r for r in fake.requests if r.endpoint == "/custom_field/lead/"]) == \
