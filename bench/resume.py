@@ -113,7 +113,7 @@ def killed_and_resumed(fake: FakeClose, workdir: Path, after_s: float, name: str
     said = [line.split(": ", 1)[-1] for line in
             (workdir / "resumed.log").read_text(errors="replace").splitlines()
             if re.search(r"resuming the full load|partly loaded|stopped before its data|"
-                         r"stopped while extracting", line)]
+                         r"stopped part-way", line)]
     run.resumed_said = " / ".join(re.sub(r"expo_\w+|\d{10}\.\d+", "…", s)[:160] for s in said)
     return run
 

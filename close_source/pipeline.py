@@ -115,7 +115,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
     then this run reads on. dlt alone would load it and skip this run's data.
     """
     with run_lock(pipeline):
-        resume.remove_abandoned_extracts(pipeline)
+        resume.remove_leftovers(pipeline)
         marker = resume.first_load_marker(pipeline)
         if pipeline.has_pending_data:
             progress_log.warning("an earlier run stopped before its data was loaded; loading "

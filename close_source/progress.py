@@ -70,13 +70,13 @@ class Progress:
             text += unit
         text += f", {self.amount(rate)}{unit}/s"
         if self.total and rate > 0 and self.done < self.total:
-            text += f", about {_duration((self.total - self.done) / rate)} left"
+            text += f", about {duration((self.total - self.done) / rate)} left"
         if detail:
             text += f"; {detail}"
         return text
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds}s"

@@ -27,7 +27,7 @@ from typing import Any
 
 from close_source.api.client import CloseClient
 from close_source.errors import ApiError
-from close_source.progress import Progress
+from close_source.progress import Progress, duration
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,7 @@ def _read_filtered(client: CloseClient, since: datetime, filters: Mapping[str, s
                               "date_updated__gte": _naive_utc(since)}
     order = first_order
     read = 0
+    newest: datetime | None = None
     while True:
         body = client.get(EVENT_PATH, params)
         page = body.get("data") or []
@@ -181,16 +182,28 @@ def _read_filtered(client: CloseClient, since: datetime, filters: Mapping[str, s
             sink(events)
         read += len(page)
         oldest = to_utc(page[-1].get("date_updated")) if page else None
-        progress.advance(len(page), lambda oldest=oldest: _reached(oldest, since))
+        if newest is None and page:
+            newest = to_utc(page[0].get("date_updated"))
+        progress.advance(len(page), lambda oldest=oldest, newest=newest: _reached(
+            oldest, newest, since, progress))
         cursor = body.get("cursor_next")
         if not cursor or not page or (oldest is not None and oldest < since):
             return read
         params = {**filters, "_limit": PAGE_SIZE, "_cursor": cursor}
 
 
-def _reached(oldest: datetime | None, since: datetime) -> str:
-    return f"back to {oldest:%Y-%m-%d %H:%M} (the window starts {since:%Y-%m-%d %H:%M})" \
-        if oldest else ""
+def _reached(oldest: datetime | None, newest: datetime | None, since: datetime,
+             progress: Progress) -> str:
+    """How far back the read got; read newest first, the share of the window's time span
+    covered gives an estimate of the time left (events are rarely spread evenly: a guide)."""
+    if oldest is None:
+        return ""
+    said = f"back to {oldest:%Y-%m-%d %H:%M} (the window starts {since:%Y-%m-%d %H:%M})"
+    if newest is None or newest <= since or oldest >= newest:
+        return said
+    share = min(1.0, (newest - oldest) / (newest - since))
+    left = (progress.clock() - progress.started) * (1 - share) / share
+    return f"{said}, {share:.0%} of its time span, about {duration(left)} left"
 
 
 def _naive_utc(moment: datetime) -> str:

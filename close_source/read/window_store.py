@@ -110,7 +110,6 @@ class WindowStore:
     def _spill(self) -> None:
         directory = self.directory or Path.cwd()
         directory.mkdir(parents=True, exist_ok=True)
-        remove_scratch_files(directory)
         self.path = directory / f"{SCRATCH_PREFIX}{uuid.uuid4().hex}.sqlite"
         disk = self._connect(str(self.path))
         self._db.backup(disk)
@@ -312,9 +311,3 @@ def _where(**filters: Any) -> tuple[str, tuple[Any, ...]]:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def remove_scratch_files(directory: str | os.PathLike[str]) -> None:
-    """Scratch files a killed run left behind (one run at a time holds the run lock)."""
-    for path in Path(directory).glob(f"{SCRATCH_PREFIX}*.sqlite"):
-        path.unlink(missing_ok=True)

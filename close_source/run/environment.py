@@ -52,9 +52,11 @@ class RunDefaults(DictionaryProvider):
 class ArrowHintNoise(logging.Filter):
     """dlt warns whenever declared hints refine an Arrow type (json over string, a not-null
     key): that is exactly what the hints are for. It also warns, per table, that Arrow batches
-    are converted for jsonl: BigQuery's loader format, chosen on purpose (pipeline.py)."""
+    are converted for jsonl and insert_values: BigQuery's and PostgreSQL's loader formats,
+    chosen on purpose (pipeline.py)."""
 
     NOISE = ("when merging arrow schema with dlt schema", "A ArrowToJsonlWriter writer is used",
+             "A ArrowToInsertValuesWriter writer is used",
              # a full load replaces tables that incremental runs merged into, tombstones and all
              'The "hard_delete" column hint')
 

@@ -23,7 +23,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Generator, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,12 +70,11 @@ def list_resource(ctx: RunContext, entry: Entry) -> DltResource:
 
     def read() -> Iterator[object]:
         check_pipeline(ctx)
-        batcher = ArrowBatcher.for_entries([entry], custom=ctx.custom,
-                                           soft_deletes=ctx.soft_deletes)
-        yield from _from_lists(ctx, [entry], batcher)
-        yield from _keep_soft_deleted(ctx, [entry], batcher)
-        yield from batcher.flush()
-        batcher.report_duplicates()
+        with closing(_batcher(ctx, [entry])) as batcher:
+            yield from _from_lists(ctx, [entry], batcher)
+            yield from _keep_soft_deleted(ctx, [entry], batcher)
+            yield from batcher.flush()
+            batcher.report_duplicates()
         finish_full_read(ctx, [entry.table], ctx.started_at)
 
     return dlt.resource(read, name=entry.table, parallelized=True)
@@ -96,9 +95,19 @@ def export_resources(ctx: RunContext, tables: Iterable[str],
     return [reader, *table_resources(reader, tables)]
 
 
+def _batcher(ctx: RunContext, entries: list[Entry]) -> ArrowBatcher:
+    return ArrowBatcher.for_entries(entries, custom=ctx.custom, soft_deletes=ctx.soft_deletes,
+                                    scratch=pipeline_directory())
+
+
 def _read_export(ctx: RunContext, entries: list[Entry],
                  options: ExportOptions) -> Iterator[object]:
-    batcher = ArrowBatcher.for_entries(entries, custom=ctx.custom, soft_deletes=ctx.soft_deletes)
+    with closing(_batcher(ctx, entries)) as batcher:
+        yield from _export_into(ctx, entries, options, batcher)
+
+
+def _export_into(ctx: RunContext, entries: list[Entry], options: ExportOptions,
+                 batcher: ArrowBatcher) -> Iterator[object]:
     tables = [entry.table for entry in entries]
     with _export_directory() as (directory, keeps):
         try:

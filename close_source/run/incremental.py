@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from datetime import datetime, timedelta
 
 import dlt
@@ -24,7 +25,7 @@ from dlt.extract.resource import DltResource
 from close_source.catalog import BY_TABLE, EVENTS_TABLE, LEAD_MERGES_TABLE, Entry, child_table
 from close_source.read.change_set import ChangeSet
 from close_source.read.event_log import Event, read_window
-from close_source.read.window_store import WindowStore, remove_scratch_files
+from close_source.read.window_store import WindowStore
 from close_source.records import DELETED_AT, TOMBSTONE
 from close_source.run import state as st
 from close_source.run.context import RunContext, pipeline_directory
@@ -59,10 +60,7 @@ def event_log_resources(ctx: RunContext, plan: Plan) -> list[DltResource]:
 
 
 def _apply_window(ctx: RunContext, plan: Plan, tables: list[str]) -> Iterator[object]:
-    directory = pipeline_directory()
-    if directory is not None:
-        remove_scratch_files(directory)  # a killed run's (this run holds the run lock)
-    with WindowStore(directory, ctx.settings.window_memory_rows) as store:
+    with WindowStore(pipeline_directory(), ctx.settings.window_memory_rows) as store:
         yield from _apply(ctx, plan, tables, store)
 
 
@@ -80,30 +78,31 @@ def _apply(ctx: RunContext, plan: Plan, tables: list[str],
     now = _close_now(ctx, newest)
     source_state = dlt.current.source_state()
     renamed_at = {table: _renamed_at(source_state, plan, table, now) for table in synced}
-    batcher = ArrowBatcher.for_entries(entries, mode="merge", custom=ctx.custom,
-                                       soft_deletes=ctx.soft_deletes)
-    changes = ChangeSet(ctx.read, ctx.warehouse, store,
-                        {t: windows[t] for t in synced if windows[t] is not None},
-                        ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at)
-    changes.collect()
-    yield from _rows(ctx, store, batcher)
-    if "leads" in synced:
-        yield from _lead_merges(e for e in store.events(object_type="lead", action="merged")
-                                if changes.applies("leads", e.date_updated))
-    if EVENTS_TABLE in tables:
-        yield from _events_table(store.events(since=windows[EVENTS_TABLE] or start))
-    yield from batcher.flush()
-    batcher.report_duplicates()
-    for table in tables:
-        before = st.watermark(source_state, table)
-        reached = max(filter(None, (newest, before.newest_event if before else None)),
-                      default=windows[table] or start)
-        mark = before.advanced(reached, now) if before else st.Watermark(reached, now)
-        st.save_watermark(source_state, [table], mark)
-        if table in renamed_at:
-            st.save_renamed_at(source_state, table, renamed_at[table], mark.window_start)
-    save_names(ctx, synced)
-    st.save_custom_columns(source_state, ctx.custom.mode, ctx.custom.frozen(synced))
+    with closing(ArrowBatcher.for_entries(entries, mode="merge", custom=ctx.custom,
+                                          soft_deletes=ctx.soft_deletes,
+                                          scratch=pipeline_directory())) as batcher:
+        changes = ChangeSet(ctx.read, ctx.warehouse, store,
+                            {t: windows[t] for t in synced if windows[t] is not None},
+                            ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at)
+        changes.collect()
+        yield from _rows(ctx, store, batcher)
+        if "leads" in synced:
+            yield from _lead_merges(e for e in store.events(object_type="lead", action="merged")
+                                    if changes.applies("leads", e.date_updated))
+        if EVENTS_TABLE in tables:
+            yield from _events_table(store.events(since=windows[EVENTS_TABLE] or start))
+        yield from batcher.flush()
+        batcher.report_duplicates()
+        for table in tables:
+            before = st.watermark(source_state, table)
+            reached = max(filter(None, (newest, before.newest_event if before else None)),
+                          default=windows[table] or start)
+            mark = before.advanced(reached, now) if before else st.Watermark(reached, now)
+            st.save_watermark(source_state, [table], mark)
+            if table in renamed_at:
+                st.save_renamed_at(source_state, table, renamed_at[table], mark.window_start)
+        save_names(ctx, synced)
+        st.save_custom_columns(source_state, ctx.custom.mode, ctx.custom.frozen(synced))
 
 
 def _rows(ctx: RunContext, store: WindowStore, batcher: ArrowBatcher) -> Iterator[object]:

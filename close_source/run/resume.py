@@ -28,6 +28,9 @@ from pathlib import Path
 import dlt
 from dlt.common.schema.utils import get_write_disposition
 
+from close_source.read.window_store import SCRATCH_PREFIX as WINDOW_SCRATCH
+from close_source.shape.key_set import SCRATCH_PREFIX as KEYS_SCRATCH
+
 log = logging.getLogger("close_source.progress")
 
 FIRST_LOAD_MARKER = "close-sync-first-load"  # in the working directory while a first load runs
@@ -37,20 +40,27 @@ def first_load_marker(pipeline: dlt.Pipeline) -> Path:
     return Path(pipeline.working_dir) / FIRST_LOAD_MARKER
 
 
-def remove_abandoned_extracts(pipeline: dlt.Pipeline) -> None:
-    """What a run killed while extracting left: dlt extracts into a folder of its own per run
-    (`normalize/<id>/`) and never comes back to one a killed run did not finish. At 300,000
-    leads that is gigabytes; under the run lock, no other run is extracting."""
-    normalize = Path(pipeline.working_dir) / "normalize"
+def remove_leftovers(pipeline: dlt.Pipeline) -> None:
+    """What a run killed part-way left in the working directory: dlt extracts into a folder of
+    its own per run (`normalize/<id>/`) and never comes back to one a killed run did not
+    finish (gigabytes at 300,000 leads); the scratch files of an Event Log window and of the
+    key sets of large tables. Under the run lock, no other run is using them."""
+    working_dir = Path(pipeline.working_dir)
+    normalize = working_dir / "normalize"
     abandoned = [path for path in normalize.iterdir() if path.is_dir()
                  and path.name != "extracted"] if normalize.is_dir() else []
-    if not abandoned:
+    scratch = [*working_dir.glob(f"{WINDOW_SCRATCH}*"), *working_dir.glob(f"{KEYS_SCRATCH}*")]
+    if not abandoned and not scratch:
         return
-    size = sum(f.stat().st_size for path in abandoned for f in path.rglob("*") if f.is_file())
-    for path in abandoned:
-        shutil.rmtree(path, ignore_errors=True)
-    log.warning("removed %.1f MB that a run stopped while extracting had left behind",
-                size / 1e6)
+    files = [f for path in abandoned + scratch
+             for f in ([path] if path.is_file() else path.rglob("*")) if f.is_file()]
+    size = sum(f.stat().st_size for f in files)
+    for path in abandoned + scratch:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    log.warning("removed %.1f MB that a run stopped part-way had left behind", size / 1e6)
 
 
 def restart(pipeline: dlt.Pipeline, load_id: str, first_load: bool) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -43,6 +44,7 @@ class ArrowBatcher:
     _children: dict[str, list[str]] = field(default_factory=dict)
     json_type: str = field(default_factory=lambda: json_data_type())
     block_objects: int = 256
+    scratch: Path | None = None  # where the key sets of big tables go (the pipeline's dir)
     held_bytes: int = 16 << 20  # Arrow data held back to make larger items, across tables
     held_rows: int = 50_000  # rows of one item, at most
     # per root table, the keys of the objects added: one row per key, whatever Close returns
@@ -57,14 +59,14 @@ class ArrowBatcher:
     @classmethod
     def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
                     batch_rows: int = 1_000, custom: CustomColumns | None = None,
-                    soft_deletes: bool = False) -> ArrowBatcher:
+                    soft_deletes: bool = False, scratch: Path | None = None) -> ArrowBatcher:
         specs: dict[str, TableSpec] = {}
         children: dict[str, list[str]] = {}
         for entry in entries:
             entry_specs = table_specs(entry, custom, soft_deletes)
             specs.update({spec.name: spec for spec in entry_specs})
             children[entry.table] = [spec.name for spec in entry_specs]
-        return cls(specs, mode, batch_rows, _children=children)
+        return cls(specs, mode, batch_rows, _children=children, scratch=scratch)
 
     def add_object(self, entry: Entry, obj: dict[str, Any],
                    custom: CustomColumns | None) -> Iterator[Any]:
@@ -92,7 +94,7 @@ class ArrowBatcher:
         entry, custom, objects = self._blocks.pop(table)
         seen = self.seen.get(table)
         if seen is None:
-            seen = self.seen[table] = KeySet()
+            seen = self.seen[table] = KeySet(self.scratch)
         fresh = seen.add_new([object_key(entry, obj) for obj in objects])
         for obj, new in zip(objects, fresh, strict=True):
             if not new:
@@ -147,6 +149,11 @@ class ArrowBatcher:
                 yield dlt.mark.with_hints(empty, spec.hints(empty.column_names, "replace",
                                                                 self.json_type),
                                           create_table_variant=True)
+
+    def close(self) -> None:
+        """The key sets' files go (after `flush` and whatever needed `unseen`)."""
+        for keys in self.seen.values():
+            keys.close()
 
     def _flush(self, table: str) -> Iterator[Any]:
         """The table's rows become an Arrow batch, held back with the table's earlier ones:

@@ -31,3 +31,22 @@ def test_the_same_answers_as_a_set_through_many_merges():
     probe = [f"acti_{n}" for n in range(6_000)]
     assert keys.contains(probe) == [key in reference for key in probe]
     assert len(keys) == len(reference)
+
+
+def test_levels_on_disk_give_the_same_answers_and_are_deleted(tmp_path):
+    rng = random.Random(9)
+    keys, reference = KeySet(tmp_path, level_cap=500, memory_keys=800), set()
+    for _ in range(300):
+        block = [f"lead_{rng.randrange(20_000)}" for _ in range(rng.randrange(1, 80))]
+        expected = []
+        for key in block:
+            expected.append(key not in reference)
+            reference.add(key)
+        assert keys.add_new(block) == expected
+    scratch = [path for path in tmp_path.iterdir() if path.name.startswith("close-keys-")]
+    assert len(scratch) == 1 and len(list(scratch[0].glob("*.npy"))) >= 4  # levels on disk
+    probe = [f"lead_{n}" for n in range(21_000)]
+    assert keys.contains(probe) == [key in reference for key in probe]
+    assert len(keys) == len(reference)
+    keys.close()
+    assert list(tmp_path.iterdir()) == []

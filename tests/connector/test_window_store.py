@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from close_source.read.event_log import Event
-from close_source.read.window_store import WindowStore, remove_scratch_files
+from close_source.read.window_store import WindowStore
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -89,10 +89,3 @@ def test_writes_while_paging_survive_the_spill(tmp_path: Path):
         assert len(list(store.states())) == 2_400
         path = store.path
     assert not path.exists()
-
-
-def test_scratch_files_of_a_killed_run_are_removed(tmp_path: Path):
-    (tmp_path / "close-window-dead.sqlite").write_bytes(b"x")
-    (tmp_path / "other.sqlite").write_bytes(b"x")
-    remove_scratch_files(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.sqlite"]

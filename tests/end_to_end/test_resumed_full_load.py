@@ -47,7 +47,7 @@ def test_a_killed_first_load_resumes_from_the_kept_export(tmp_path: Path):
         assert export_jobs(fake) == 1  # no new export
         log = (tmp_path / "resumed.log").read_text()
         assert "resuming the full load from export" in log
-        assert "a run stopped while extracting had left behind" in log
+        assert "a run stopped part-way had left behind" in log
         assert not [path for path in half_extracted if path.exists()]
         assert kept_files(tmp_path) == []  # deleted once the load committed
         run_to_the_end(tmp_path, fake, None, log="next.log")  # incremental from its T0
