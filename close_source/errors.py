@@ -4,6 +4,8 @@ Every message here is written for the person running the sync: it says what is w
 change. None of them may contain the API key.
 """
 
+from collections.abc import Iterator
+
 
 class CloseSyncError(Exception):
     """A failure the user can act on (bad key, bad config, unreachable API)."""
@@ -33,3 +35,17 @@ class ApiError(CloseSyncError):
 
 class AccessDenied(ApiError):
     """403/404 on an endpoint: this key may not read it; the resource is skipped."""
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes and contexts, and what dlt wrapped (`.exception`), once each:
+    what a failure was made of, for telling which it was."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack += [current.__cause__, current.__context__, getattr(current, "exception", None)]

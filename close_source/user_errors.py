@@ -12,7 +12,6 @@ import errno
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from close_source.errors import CloseSyncError
+from close_source.errors import CloseSyncError, exception_chain
 from close_source.run.lock import describe, holder_of
 
 _SECRETS = (
@@ -53,7 +52,7 @@ def user_error_message(exc: BaseException, pipeline: Any = None) -> str | None:
 
     `pipeline` (when the command made one) names its working directory and run lock.
     """
-    causes = list(_chain(exc))
+    causes = list(exception_chain(exc))
     failed = next((c for c in causes if isinstance(c, PipelineStepFailed)), None)
     if failed is not None:
         pipeline = failed.pipeline
@@ -244,22 +243,10 @@ def _unreachable_destination(exc: BaseException, pipeline: Any) -> str:
     name = "the"
     if pipeline is not None and pipeline.destination is not None:
         name = pipeline.destination.destination_name
-    root = list(_chain(exc))[-1]
+    root = list(exception_chain(exc))[-1]
     detail = next((line.strip() for line in str(root).splitlines() if line.strip()),
                   type(root).__name__)
     for pattern, replacement in _SECRETS:
         detail = pattern.sub(replacement, detail)
     return (f"cannot connect to the {name} destination: {detail} (check "
             f"DESTINATION__{name.upper()}__CREDENTIALS, see README, Destinations)")
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        stack += [current.__cause__, current.__context__, getattr(current, "exception", None)]

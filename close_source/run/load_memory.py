@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from close_source.errors import exception_chain
 from close_source.run import resume
 
 log = logging.getLogger("close_source.progress")
@@ -91,17 +92,7 @@ def set_mb(pipeline: dlt.Pipeline, megabytes: int) -> None:
 
 def out_of_memory(exc: BaseException) -> bool:
     """DuckDB could not get the memory it needed, anywhere in the exception's chain."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if any(text in str(current) for text in OUT_OF_MEMORY):
-            return True
-        stack += [current.__cause__, current.__context__]
-    return False
+    return any(text in str(current) for current in exception_chain(exc) for text in OUT_OF_MEMORY)
 
 
 def bound_statements(pipeline: dlt.Pipeline) -> None:
