@@ -8,14 +8,18 @@ activities each passes 5.7 million keys. Here each key is two independent 64-bit
 a hash, not a numpy call. Two different ids share both hashes with a probability of about
 n^2 / 2^129 (1e-25 at 5.7 million keys): for a connector, exact.
 
-Past `memory_keys` (16 MB of them) the levels go to disk, into a scratch directory, as one
-sorted file each, and a Bloom filter in memory (16 MB, six bits a key) says which keys may be
-in them: only those (about one in ten thousand at 5.7 million keys, and every true repeat)
-are looked up in the files. Memory stays ~32 MB at any size.
+Past `memory_keys` (1 MB of them: a full load holds one key set per table, seventeen and
+more) the levels go to disk, into a scratch directory, as one sorted file each, beside a Bloom
+filter in memory (16 bits a key, six hashes) that says which keys may be in the file: only
+those (about one in a thousand, and every true repeat) are looked up in it, by reading the 8 KB
+around the key that a sparse index of every 256th key points to. Not memory-mapped: the pages
+a map touches count in the process's memory. A key on disk costs ~2 bytes of memory: at
+300,000 leads (5.7 million keys) ~17 MB, against ~90 MB held whole.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Hashable, Sequence
@@ -24,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 LEVEL_CAP = 1 << 20  # keys per level, at most: merges never copy more than 16 MB
-MEMORY_KEYS = 1 << 20  # keys held in memory before the levels go to disk
-BLOOM_BITS = 1 << 27  # 16 MB
+MEMORY_KEYS = 1 << 16  # keys held in memory (per table) before the levels go to disk
+BLOOM_BITS_PER_KEY = 16
 BLOOM_HASHES = 6
+SEGMENT = 256  # keys between two entries of a file's sparse index
 SCRATCH_PREFIX = "close-keys-"
 
 
@@ -41,6 +46,61 @@ def _text(key: Hashable) -> str:
 Level = tuple[np.ndarray, np.ndarray]  # (h1 sorted, h2 aligned)
 
 
+class BloomFilter:
+    """Which keys may be in a set of keys (no false "no"), in `BLOOM_BITS_PER_KEY` bits a key."""
+
+    def __init__(self, keys: int) -> None:
+        bits = 1 << max(10, (keys * BLOOM_BITS_PER_KEY - 1).bit_length())  # a power of two
+        self._bits = np.zeros(bits // 8, dtype=np.uint8)
+        self._mask = np.uint64(bits - 1)
+
+    def add(self, h1: np.ndarray, h2: np.ndarray) -> None:
+        bits = self._positions(h1, h2).ravel()
+        np.bitwise_or.at(self._bits, bits >> np.uint64(3), _bit_masks(bits))
+
+    def may_hold(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        bits = self._positions(h1, h2)
+        return np.all((self._bits[bits >> np.uint64(3)] & _bit_masks(bits)) != 0, axis=1)
+
+    def _positions(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        """Each key's `BLOOM_HASHES` bit positions (double hashing), one row per key."""
+        steps = np.arange(BLOOM_HASHES, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            mixed = h1.astype(np.uint64)[:, None] + steps * (h2.astype(np.uint64)[:, None] | 1)
+        return mixed & self._mask
+
+
+class DiskLevel:
+    """One sorted level, (h1, h2) pairs appended to the key set's file, with its filter and
+    sparse index (one file a key set: a file a level would be hundreds of open files)."""
+
+    def __init__(self, path: Path, fd: int, level: Level) -> None:
+        h1, h2 = level
+        self.size = len(h1)
+        with open(path, "ab") as file:
+            self.offset = file.tell() // 16  # in pairs
+            np.column_stack((h1, h2)).astype(np.int64).tofile(file)
+        self.bloom = BloomFilter(self.size)
+        self.bloom.add(h1, h2)
+        self.index = h1[::SEGMENT].copy()
+        self._fd = fd
+
+    def holds(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        found = self.bloom.may_hold(h1, h2)
+        for i in np.flatnonzero(found):
+            found[i] = self._holds(int(h1[i]), int(h2[i]))
+        return found
+
+    def _holds(self, h1: int, h2: int) -> bool:
+        # the segment before the first index entry >= h1 holds the first pair with h1 (a run
+        # of equal h1, 1-in-1e19 look-alikes, may reach into the next segment: read both)
+        start = max(int(np.searchsorted(self.index, h1, side="left")) - 1, 0) * SEGMENT
+        count = min(2 * SEGMENT, self.size - start)
+        pairs = np.frombuffer(os.pread(self._fd, count * 16, (self.offset + start) * 16),
+                              dtype=np.int64).reshape(-1, 2)
+        return bool(np.any((pairs[:, 0] == h1) & (pairs[:, 1] == h2)))
+
+
 class KeySet:
     """Keys seen so far (one table's); add a block of keys, learn which are new."""
 
@@ -50,9 +110,9 @@ class KeySet:
         self.level_cap, self.memory_keys = level_cap, memory_keys
         self._levels: list[Level] = []  # in memory
         self._in_memory = 0
-        self._disk: list[Level] = []  # memory-mapped files
-        self._bloom: np.ndarray | None = None
+        self._disk: list[DiskLevel] = []
         self._scratch: Path | None = None
+        self._fd: int | None = None  # the scratch file of the levels, for reading
         self._size = 0
 
     def __len__(self) -> int:
@@ -81,7 +141,10 @@ class KeySet:
 
     def close(self) -> None:
         """Deletes the files of the levels on disk."""
-        self._disk, self._bloom = [], None
+        self._disk = []
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -92,24 +155,11 @@ class KeySet:
         found = np.zeros(len(h1), dtype=bool)
         for level in self._levels:
             found |= _in_level(level, h1, h2)
-        if self._bloom is not None:
-            maybe = np.flatnonzero(~found & self._in_bloom(h1, h2))
-            if len(maybe):
-                for level in self._disk:
-                    found[maybe] |= _in_level(level, h1[maybe], h2[maybe])
+        for level in self._disk:
+            unknown = np.flatnonzero(~found)
+            if len(unknown):
+                found[unknown] = level.holds(h1[unknown], h2[unknown])
         return found
-
-    def _bloom_bits(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
-        """Each key's `BLOOM_HASHES` bit positions (double hashing), one row per key."""
-        steps = np.arange(BLOOM_HASHES, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            mixed = h1.astype(np.uint64)[:, None] + steps * (h2.astype(np.uint64)[:, None] | 1)
-        return mixed % np.uint64(BLOOM_BITS)
-
-    def _in_bloom(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
-        assert self._bloom is not None
-        bits = self._bloom_bits(h1, h2)
-        return np.all((self._bloom[bits >> np.uint64(3)] & _bit_masks(bits)) != 0, axis=1)
 
     # ---- growing ------------------------------------------------------------------------
 
@@ -128,7 +178,7 @@ class KeySet:
             self._to_disk()
 
     def _to_disk(self) -> None:
-        """Every level in memory becomes one sorted file, its keys marked in the filter."""
+        """Every level in memory becomes one sorted file."""
         level = self._levels[0]
         for other in self._levels[1:]:
             level = _merged(level, other)
@@ -136,16 +186,10 @@ class KeySet:
             assert self.directory is not None
             self.directory.mkdir(parents=True, exist_ok=True)
             self._scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=self.directory))
-            self._bloom = np.zeros(BLOOM_BITS // 8, dtype=np.uint8)
-        assert self._bloom is not None
-        bits = self._bloom_bits(*level).ravel()
-        np.bitwise_or.at(self._bloom, bits >> np.uint64(3), _bit_masks(bits))
-        mapped = []
-        for part, values in zip(("h1", "h2"), level, strict=True):
-            path = self._scratch / f"{len(self._disk)}.{part}.npy"
-            np.save(path, values)
-            mapped.append(np.load(path, mmap_mode="r"))
-        self._disk.append((mapped[0], mapped[1]))
+            (self._scratch / "levels").touch()
+            self._fd = os.open(self._scratch / "levels", os.O_RDONLY)
+        assert self._fd is not None
+        self._disk.append(DiskLevel(self._scratch / "levels", self._fd, level))
         self._levels, self._in_memory = [], 0
 
 
