@@ -18,36 +18,30 @@ def test_first_copies_are_new_and_repeats_are_not():
     assert len(keys) == 6
 
 
-def test_the_same_answers_as_a_set_through_many_merges():
-    rng = random.Random(5)
-    keys, reference = KeySet(level_cap=300), set()
-    for _ in range(200):
-        block = [f"acti_{rng.randrange(5_000)}" for _ in range(rng.randrange(1, 60))]
+def _same_as_a_set(keys: KeySet, seed: int, blocks: int, span: int, most: int) -> None:
+    """Random blocks of keys (repeats within and across blocks): the answers a set gives."""
+    rng, reference = random.Random(seed), set()
+    for _ in range(blocks):
+        block = [f"obj_{rng.randrange(span)}" for _ in range(rng.randrange(1, most))]
         expected = []
         for key in block:
             expected.append(key not in reference)
             reference.add(key)
         assert keys.add_new(block) == expected
-    probe = [f"acti_{n}" for n in range(6_000)]
+    probe = [f"obj_{n}" for n in range(span + 1_000)]
     assert keys.contains(probe) == [key in reference for key in probe]
     assert len(keys) == len(reference)
+
+
+def test_the_same_answers_as_a_set_through_many_merges():
+    _same_as_a_set(KeySet(level_cap=300), seed=5, blocks=200, span=5_000, most=60)
 
 
 def test_levels_on_disk_give_the_same_answers_and_are_deleted(tmp_path):
-    rng = random.Random(9)
-    keys, reference = KeySet(tmp_path, level_cap=500, memory_keys=800), set()
-    for _ in range(300):
-        block = [f"lead_{rng.randrange(20_000)}" for _ in range(rng.randrange(1, 80))]
-        expected = []
-        for key in block:
-            expected.append(key not in reference)
-            reference.add(key)
-        assert keys.add_new(block) == expected
+    keys = KeySet(tmp_path, level_cap=500, memory_keys=800)
+    _same_as_a_set(keys, seed=9, blocks=300, span=20_000, most=80)
     scratch = [path for path in tmp_path.iterdir() if path.name.startswith("close-keys-")]
     assert len(scratch) == 1 and len(keys._disk) >= 4  # levels on disk, in one file
     assert (scratch[0] / "levels").stat().st_size == 16 * sum(level.size for level in keys._disk)
-    probe = [f"lead_{n}" for n in range(21_000)]
-    assert keys.contains(probe) == [key in reference for key in probe]
-    assert len(keys) == len(reference)
     keys.close()
     assert list(tmp_path.iterdir()) == []
