@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import importlib.metadata
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -47,8 +45,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
+from common import OUT, ROOT, machine_facts
+
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 RESULTS_JSON = OUT / "results.json"
 SEED = 1
@@ -480,32 +478,6 @@ def report_counts(run: SizeRun) -> None:
 # ---- report ---------------------------------------------------------------------------------
 
 
-def machine_facts() -> dict[str, str]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    meminfo = Path("/proc/meminfo").read_text()
-    total = re.search(r"^MemTotal:\s*(\d+) kB", meminfo, re.M)
-
-    def version(package: str) -> str:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return "-"
-
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": model.group(1).strip() if model else platform.processor() or "?",
-        "ram_gb": f"{int(total.group(1)) / 1024 / 1024:.1f}" if total else "?",
-        "python": platform.python_version(),
-        "duckdb": version("duckdb"),
-        "dlt": version("dlt"),
-        "pyarrow": version("pyarrow"),
-        "orjson": version("orjson"),
-        "kernel": platform.release(),
-    }
-
-
 STAGES = {"connector": "(a) connector, DuckDB", "postgres": "(a) connector, PostgreSQL",
           "floor": "(b) floor"}
 
@@ -640,7 +612,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child_main(args.child, args.job)
         return
-    sys.path.insert(0, str(ROOT))
     OUT.mkdir(parents=True, exist_ok=True)
     server = None
     if args.postgres:

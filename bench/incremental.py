@@ -28,11 +28,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.metadata
 import json
 import math
-import os
-import platform
 import random
 import re
 import shutil
@@ -41,16 +38,14 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import OUT, ROOT, machine_facts, mismatches, sync_env
 
-from close_fake import EventSettings, FakeClose, RequestRecord, generate_org  # noqa: E402
-from close_fake.churn import DEFAULT_WEIGHTS, random_changes  # noqa: E402
+from close_fake import EventSettings, FakeClose, RequestRecord, generate_org
+from close_fake.churn import DEFAULT_WEIGHTS, random_changes
 
-OUT = ROOT / "bench" / "out"
 RESULTS_MD = ROOT / "bench" / "INCREMENTAL.md"
 RESULTS_JSON = OUT / "incremental.json"
 SEED = 3
@@ -101,10 +96,7 @@ def kind_of(record: RequestRecord) -> str:
 def sync(fake: FakeClose, workdir: Path, reading: str, changes: int,
          extra: tuple[str, ...] = ()) -> Run:
     first = len(fake.requests)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
-    env.update(DLT_DATA_DIR=str(workdir / "dlt_data"), RUNTIME__DLTHUB_TELEMETRY="false",
-               SOURCES__CLOSE__API_KEY=fake.api_key, SOURCES__CLOSE__BASE_URL=fake.base_url,
-               SOURCES__CLOSE__EXPORT_POLL_INTERVAL="0.2", PYTHONPATH=str(ROOT))
+    env = sync_env(fake, workdir, 0.2)
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", CHILD, "run", *extra], cwd=workdir, env=env,
                           capture_output=True, text=True)
@@ -140,37 +132,6 @@ def expected(run: Run) -> int:
             + run.requests.get("created since", 0) + run.requests.get("refreshes", 0))
 
 
-def check(org: object, workdir: Path) -> dict[str, list[str]]:
-    """The tests' invariant on a pipeline the CLI made."""
-    from close_source.pipeline import make_pipeline
-    from tests.invariant import every_table_mismatches
-
-    os.environ["DLT_DATA_DIR"] = str(workdir / "dlt_data")
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
-        pipeline = make_pipeline(progress=False)
-        return every_table_mismatches(org, pipeline)  # type: ignore[arg-type]
-    finally:
-        os.chdir(cwd)
-        del os.environ["DLT_DATA_DIR"]
-
-
-def machine() -> dict[str, str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor())
-    memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal")), "0")
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": f"{os.cpu_count()} x {cpu}",
-        "memory": f"{int(memory) / 1024 / 1024:.1f} GB",
-        "python": platform.python_version(),
-        **{name: importlib.metadata.version(name) for name in ("dlt", "duckdb", "httpx")},
-    }
-
-
 def render(runs: list[Run], facts: dict[str, str], args: argparse.Namespace,
            generated_s: float, problems: dict[str, dict[str, list[str]]]) -> str:
     kinds = ["event pages", "id__in batches", "by id", "search", "created since", "refreshes",
@@ -180,7 +141,8 @@ def render(runs: list[Run], facts: dict[str, str], args: argparse.Namespace,
         "",
         f"`python bench/incremental.py --leads {args.leads} --changes {args.changes} "
         f"--readings {args.readings}` on "
-        f"{facts['date']}: {facts['cpu']}, {facts['memory']} RAM, Python {facts['python']}, "
+        f"{facts['date']}: {facts['nproc']} x {facts['cpu']}, {facts['ram_gb']} GB RAM, "
+        f"Python {facts['python']}, "
         f"dlt {facts['dlt']}, duckdb {facts['duckdb']}, httpx {facts['httpx']}.",
         "",
         f"A fake organisation of {args.leads:,} leads (seed {SEED}, generated in "
@@ -269,11 +231,11 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{reading}: K={k} {run.wall_s:.1f} s, {run.events} events, "
                       f"{run.total} requests (target {expected(run)})", flush=True)
         problems = {} if args.no_check else {
-            reading: check(org, workdir) for reading, workdir in workdirs.items()}
+            reading: mismatches(org, workdir) for reading, workdir in workdirs.items()}
     finally:
         for server in servers.values():
             server.stop()
-    facts = machine()
+    facts = machine_facts()
     RESULTS_MD.write_text(render(runs, facts, args, generated_s, problems), encoding="utf-8")
     RESULTS_JSON.write_text(json.dumps({"facts": facts, "runs": [asdict(r) for r in runs],
                                         "problems": problems}, indent=2), encoding="utf-8")

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import re
 import shutil
 import signal
@@ -31,15 +29,12 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import OUT, ROOT, machine_facts, mismatches, sync_env
 
-from close_fake import ExportSettings, FakeClose, generate_org  # noqa: E402
+from close_fake import ExportSettings, FakeClose, generate_org
 
-OUT = ROOT / "bench" / "out"
 RESULTS_MD = ROOT / "bench" / "RESUME.md"
 RESULTS_JSON = OUT / "resume.json"
 SEED = 7
@@ -57,14 +52,6 @@ class Run:
     resumed_said: str = ""
 
 
-def env_for(fake: FakeClose, workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
-    env.update(DLT_DATA_DIR=str(workdir / "dlt_data"), RUNTIME__DLTHUB_TELEMETRY="false",
-               SOURCES__CLOSE__API_KEY=fake.api_key, SOURCES__CLOSE__BASE_URL=fake.base_url,
-               SOURCES__CLOSE__EXPORT_POLL_INTERVAL="0.5", PYTHONPATH=str(ROOT))
-    return env
-
-
 def exports(fake: FakeClose, since: int) -> int:
     return sum(1 for r in fake.requests[since:]
                if r.method == "POST" and r.endpoint == "/export/lead/")
@@ -74,7 +61,8 @@ def start(fake: FakeClose, workdir: Path, log: str) -> subprocess.Popen[bytes]:
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / log, "wb") as out:
         return subprocess.Popen([sys.executable, "-m", "close_source.cli", "run"], cwd=workdir,
-                                env=env_for(fake, workdir), stdout=out, stderr=subprocess.STDOUT)
+                                env=sync_env(fake, workdir, 0.5), stdout=out,
+                                stderr=subprocess.STDOUT)
 
 
 def to_the_end(fake: FakeClose, workdir: Path, log: str) -> tuple[float, int]:
@@ -119,14 +107,15 @@ def killed_and_resumed(fake: FakeClose, workdir: Path, after_s: float, name: str
 
 
 def render(runs: list[Run], args: argparse.Namespace, problems: dict[str, list[str]],
-           generated_s: float) -> str:
+           generated_s: float, facts: dict[str, str]) -> str:
     through = runs[0]
     lines = [
         "# Benchmark: a killed first load, resumed",
         "",
         f"`python bench/resume.py --leads {args.leads} --kill-at {args.kill_at} "
-        f"--build-seconds {args.build_seconds}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}. A fake organisation of "
+        f"--build-seconds {args.build_seconds}` on {facts['date']}: {facts['nproc']} x "
+        f"{facts['cpu']}, {facts['ram_gb']} GB RAM, Python {facts['python']}, dlt {facts['dlt']}, "
+        f"duckdb {facts['duckdb']}. A fake organisation of "
         f"{args.leads:,} leads (generated in {generated_s:.0f} s) whose Export API takes "
         f"{args.build_seconds:.0f} s to build an export. Wall times are the `close-sync run` "
         "processes' own, interpreter start included.",
@@ -147,20 +136,6 @@ def render(runs: list[Run], args: argparse.Namespace, problems: dict[str, list[s
     lines += [f"- {name}: " + ("every table equal" if not found else f"MISMATCHES in {found}")
               for name, found in problems.items()]
     return "\n".join(lines) + "\n"
-
-
-def check(org: object, workdir: Path) -> list[str]:
-    from close_source.pipeline import make_pipeline
-    from tests.invariant import every_table_mismatches
-
-    os.environ["DLT_DATA_DIR"] = str(workdir / "dlt_data")
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
-        return sorted(every_table_mismatches(org, make_pipeline(progress=False)))  # type: ignore[arg-type]
-    finally:
-        os.chdir(cwd)
-        del os.environ["DLT_DATA_DIR"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -185,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         wall, made = to_the_end(fake, workdir, "run.log")
         runs.append(Run("through", wall, made))
         print(f"through: {wall:.1f} s", flush=True)
-        problems["through"] = check(org, workdir)
+        problems["through"] = sorted(mismatches(org, workdir))
         for fraction in (float(f) for f in args.kill_at.split(",") if f):
             name = f"{fraction:.0%}"
             workdir = OUT / f"resume-{int(fraction * 100)}"
@@ -194,8 +169,9 @@ def main(argv: list[str] | None = None) -> None:
             runs.append(run)
             print(f"killed at {name} ({run.killed_in}); resumed in {run.resumed_wall_s:.1f} s, "
                   f"{run.resumed_exports} exports", flush=True)
-            problems[f"killed at {name}, resumed"] = check(org, workdir)
-    RESULTS_MD.write_text(render(runs, args, problems, generated_s), encoding="utf-8")
+            problems[f"killed at {name}, resumed"] = sorted(mismatches(org, workdir))
+    RESULTS_MD.write_text(render(runs, args, problems, generated_s, machine_facts()),
+                          encoding="utf-8")
     RESULTS_JSON.write_text(json.dumps([asdict(run) for run in runs], indent=2), encoding="utf-8")
     print(RESULTS_MD.read_text(encoding="utf-8"))
 
