@@ -285,8 +285,10 @@ class CloseClient:
 
     # ---- downloads ------------------------------------------------------------------------
 
-    def download(self, url: str, path: str | os.PathLike[str], max_attempts: int = 6) -> int:
-        """Stream `url` to `path` byte for byte (no content decoding); resume broken transfers.
+    def download(self, url: str, path: str | os.PathLike[str], max_attempts: int = 6,
+                 resume: bool = False) -> int:
+        """Stream `url` to `path` byte for byte (no content decoding); resume broken transfers
+        (and, with `resume`, the bytes an earlier run left in `path`).
 
         The key goes only to the API's own host: a pre-signed URL elsewhere gets no credentials.
         Returns the number of bytes written.
@@ -295,7 +297,7 @@ class CloseClient:
         http = self._http if same_host else httpx.Client(
             timeout=self._http.timeout, headers={"user-agent": "close-dlt/0.1"})
         try:
-            with open(path, "wb") as sink:
+            with open(path, "ab" if resume else "wb") as sink:
                 for attempt in range(1, max_attempts + 1):
                     try:
                         return self._download_once(http, url, sink)
@@ -321,6 +323,12 @@ class CloseClient:
         with http.stream("GET", url, headers=headers) as response:
             if response.status_code >= 500 or response.status_code == 429:
                 raise _Retryable(f"status {response.status_code}")
+            if offset and response.status_code == 416:  # nothing after `offset`
+                if _range_total(response.headers.get("content-range")) == offset:
+                    return offset  # an earlier run had downloaded it all
+                sink.seek(0)
+                sink.truncate()
+                raise _Retryable("the bytes kept do not fit the file; downloading it again")
             if response.status_code >= 400:
                 raise ApiError(response.status_code, "GET", "export download",
                                f"the download URL answered {response.status_code}")
@@ -331,7 +339,7 @@ class CloseClient:
             expected = response.headers.get("content-length")
             progress = Progress("export download", offset + int(expected) if expected else None,
                                 megabytes)
-            for chunk in response.iter_raw(1 << 20):
+            for chunk in response.iter_raw():  # as received: a broken transfer keeps its bytes
                 sink.write(chunk)
                 progress.at(sink.tell())
             if expected is not None and sink.tell() - offset < int(expected):
@@ -363,3 +371,9 @@ class CloseClient:
         reason = exc.reason if isinstance(exc, _Retryable) else repr(exc)
         wait = exc.delay if isinstance(exc, _Retryable) and exc.delay else state.upcoming_sleep
         log.info("retrying %s %s in %.2fs: %s", method, path, wait or 0.0, reason)
+
+
+def _range_total(content_range: str | None) -> int | None:
+    """The file's size in a `Content-Range: bytes */<size>` answer."""
+    total = (content_range or "").rpartition("/")[2]
+    return int(total) if total.isdigit() else None

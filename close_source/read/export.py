@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,8 +56,11 @@ class ExportJob:
 
 def run_export_job(client: CloseClient, *, include_activities: bool = True,
                    timeout: float = 6 * 3600.0, poll_initial: float = 1.0,
-                   poll_max: float = 30.0) -> ExportJob:
-    """Create the export and wait for it; `created_at` is Close's clock, for the next T0."""
+                   poll_max: float = 30.0,
+                   on_created: Callable[[ExportJob], None] | None = None) -> ExportJob:
+    """Create the export and wait for it; `created_at` is Close's clock, for the next T0.
+    `on_created` hears of the job before the wait, so a run killed meanwhile can come back to
+    it (`resume_export_job`)."""
     export = client.post(EXPORT_PATH, {
         "format": "json", "type": "leads", "include_activities": include_activities,
         "send_done_email": False,
@@ -66,8 +69,24 @@ def run_export_job(client: CloseClient, *, include_activities: bool = True,
     created_at = own_clock or client.server_time
     if created_at is None:
         raise ExportFailed("Close returned no creation time for the export")
-    export_id = export["id"]
-    log.info("export %s created; waiting for Close to build it", export_id)
+    job = ExportJob(export, created_at, created_on_closes_clock=own_clock is not None)
+    log.info("export %s created; waiting for Close to build it", job.export_id)
+    if on_created is not None:
+        on_created(job)
+    return _wait(client, job, timeout, poll_initial, poll_max)
+
+
+def resume_export_job(client: CloseClient, job: ExportJob, *, timeout: float = 6 * 3600.0,
+                      poll_initial: float = 1.0, poll_max: float = 30.0) -> ExportJob:
+    """An export an earlier run created, as Close shows it now, waited for if still building."""
+    job.export = client.get(f"export/{job.export_id}/")
+    _log_progress(job.export)
+    return _wait(client, job, timeout, poll_initial, poll_max)
+
+
+def _wait(client: CloseClient, job: ExportJob, timeout: float, poll_initial: float,
+          poll_max: float) -> ExportJob:
+    export, export_id = job.export, job.export_id
     deadline = time.monotonic() + timeout
     delay = poll_initial
     while export.get("status") in WAITING or export.get("status") is None:
@@ -80,7 +99,8 @@ def run_export_job(client: CloseClient, *, include_activities: bool = True,
         _log_progress(export)
     if export.get("status") != DONE or not export.get("download_url"):
         raise ExportFailed(f"export {export_id} ended with status {export.get('status')!r}")
-    return ExportJob(export, created_at, created_on_closes_clock=own_clock is not None)
+    job.export = export
+    return job
 
 
 def _log_progress(export: Mapping[str, Any]) -> None:

@@ -20,6 +20,7 @@ import io
 import json
 import queue
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -188,6 +189,8 @@ class _ReadAhead(io.RawIOBase):
     def readinto(self, target: Any) -> int:
         if not self._rest and not self._ended:
             item = self._chunks.get()
+            if isinstance(item, (EOFError, OSError, zlib.error)):  # gzip's damaged stream
+                raise ExportFailed(f"the export file is damaged ({item})") from item
             if isinstance(item, BaseException):
                 raise item
             self._rest, self._ended = item, not item

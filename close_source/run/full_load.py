@@ -34,7 +34,7 @@ from dlt.extract.resource import DltResource
 from close_source.catalog import BY_TABLE, Entry, child_table
 from close_source.errors import AccessDenied, ApiError, UnreachableError
 from close_source.progress import Progress, megabytes
-from close_source.read.export import ExportRouter, run_export_job
+from close_source.read.export import ExportJob, ExportRouter, resume_export_job, run_export_job
 from close_source.read.export_file import ExportFailed, iter_leads
 from close_source.read.lists import read_entry
 from close_source.records import DELETED_AT, Page
@@ -123,7 +123,14 @@ def _export_into(ctx: RunContext, entries: list[Entry], options: ExportOptions,
             exact = False
             st.record_full_load(dlt.current.source_state(), "lists", ctx.started_at)
         else:
-            counts = yield from load_export_file(ctx, export.path, entries, batcher)
+            try:
+                counts = yield from load_export_file(ctx, export.path, entries, batcher)
+            except ExportFailed:
+                if keeps and export.method == "export":  # not the next run's to resume
+                    kept_export.discard(export.path)
+                    log.warning("export file %s could not be read to its end and was deleted: "
+                                "the next run asks Close for a new export", export.path.name)
+                raise
             for entry in entries:
                 batcher.completed(entry.table)
             if options.backup_dir and export.export_id and export.t0:
@@ -176,19 +183,56 @@ def _obtain_export(ctx: RunContext, options: ExportOptions, directory: Path,
         return _Export(path, "export_file", datetime.fromisoformat(kept["created_at"]),
                        kept["export_id"])
     if keeps:
-        loaded = st.loaded_export_id(dlt.current.source_state())
-        found = kept_export.find(directory, ctx.started_at or datetime.now(UTC), loaded)
+        now = ctx.started_at or datetime.now(UTC)
+        found = kept_export.find(directory, now, st.loaded_export_id(dlt.current.source_state()))
         if found is not None:
             log.warning("resuming the full load from export %s kept by an earlier run (created "
                         "%s, %.1f MB): no new export", found.export_id,
                         f"{found.created_at:%Y-%m-%d %H:%M} UTC", found.size / 1e6)
             return _Export(found.path, "export", found.created_at, found.export_id,
                            exact=found.exact)
+        pending = kept_export.find_pending(directory, now)
+        if pending is not None:
+            resumed = _resume_pending(ctx, options, directory, pending)
+            if resumed is not None:
+                return resumed
+
+    def remember(job: ExportJob) -> None:
+        if keeps:
+            kept_export.remember_pending(directory, job.export_id, job.created_at,
+                                         job.created_on_closes_clock)
+
     job = run_export_job(ctx.client, include_activities=options.include_activities,
-                         timeout=options.timeout, poll_initial=options.poll_initial)
+                         timeout=options.timeout, poll_initial=options.poll_initial,
+                         on_created=remember)
+    return _download(ctx, job, directory, keeps)
+
+
+def _resume_pending(ctx: RunContext, options: ExportOptions, directory: Path,
+                    pending: kept_export.PendingExport) -> _Export | None:
+    """The export job a killed run left, waited for and its download resumed; None (and the
+    job forgotten) when Close no longer has it or it failed: the caller asks for a new one."""
+    partial = pending.path.stat().st_size if pending.path.exists() else 0
+    log.warning("resuming export %s created by an earlier run (%s UTC%s): no new export",
+                pending.export_id, f"{pending.created_at:%Y-%m-%d %H:%M}",
+                f", {partial / 1e6:.1f} MB already downloaded" if partial else "")
+    job = ExportJob({"id": pending.export_id}, pending.created_at, pending.exact)
+    try:
+        job = resume_export_job(ctx.client, job, timeout=options.timeout,
+                                poll_initial=options.poll_initial)
+        return _download(ctx, job, directory, keeps=True, resume=True)
+    except (ExportFailed, ApiError) as exc:
+        log.warning("export %s cannot be resumed (%s); asking Close for a new one",
+                    pending.export_id, exc)
+        kept_export.discard(pending.path)
+        return None
+
+
+def _download(ctx: RunContext, job: ExportJob, directory: Path, keeps: bool,
+              resume: bool = False) -> _Export:
     directory.mkdir(parents=True, exist_ok=True)
     path = kept_export.download_path(directory, job.export_id)
-    size = ctx.client.download(job.export["download_url"], path)
+    size = ctx.client.download(job.export["download_url"], path, resume=resume)
     if keeps:
         kept_export.keep(path, job.export_id, job.created_at, job.created_on_closes_clock)
     log.info("export %s downloaded (%.1f MB); loading", job.export_id, size / 1e6)

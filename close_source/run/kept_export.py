@@ -6,6 +6,11 @@ for a new export. The file is downloaded into the pipeline's working directory a
 beside it says what it is (export id, T0, size, sha256). The next full load resumes from it
 when it is complete (same size and checksum) and less than a day old, and the file is deleted
 once a load that used it has committed (its export id is then the state's last full load).
+
+A run killed while Close was still building the export, or during its download, leaves a
+record of the job (`<id>.pending.json`, with the partial download beside it): the next run
+waits for that job again and resumes the download where it stopped, instead of asking Close
+for a new export (on a large organisation, one that takes as long to build).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ log = logging.getLogger(__name__)
 
 DIRECTORY = "close-export"  # in the pipeline's working directory
 MAX_AGE = timedelta(days=1)
-SUFFIX, MANIFEST_SUFFIX = ".json.gz", ".manifest.json"
+SUFFIX, MANIFEST_SUFFIX, PENDING_SUFFIX = ".json.gz", ".manifest.json", ".pending.json"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ def keep(path: Path, export_id: str, created_at: datetime, exact: bool) -> KeptE
     record = {**asdict(kept), "path": path.name, "created_at": created_at.astimezone(UTC)
               .isoformat(), "kept_at": datetime.now(UTC).isoformat()}
     kept.manifest.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    pending_of(path).unlink(missing_ok=True)
     return kept
 
 
@@ -72,6 +78,8 @@ def find(directory: Path, now: datetime, loaded_export_id: str | None) -> KeptEx
         return None
     found = None
     for path in sorted(directory.glob(f"*{SUFFIX}")):
+        if pending_of(path).exists() and not manifest_of(path).exists():
+            continue  # a partial download, resumed by `find_pending`'s caller
         kept, problem = _check(path, now, loaded_export_id)
         if kept is not None and found is None:
             found = kept
@@ -118,6 +126,67 @@ def _hours(age: timedelta) -> str:
 def discard(path: Path) -> None:
     path.unlink(missing_ok=True)
     manifest_of(path).unlink(missing_ok=True)
+    pending_of(path).unlink(missing_ok=True)
+
+
+# ---- export jobs not downloaded yet ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingExport:
+    """An export job a run created and did not finish downloading."""
+
+    path: Path  # where its download goes (partly there, or not yet)
+    export_id: str
+    created_at: datetime
+    exact: bool
+
+
+def pending_of(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(SUFFIX) + PENDING_SUFFIX)
+
+
+def remember_pending(directory: Path, export_id: str, created_at: datetime,
+                     exact: bool) -> None:
+    """Close is building the export: a run killed before its download completed can wait
+    for this job again (the record goes when the file is kept, `keep`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {"export_id": export_id, "exact": exact,
+              "created_at": created_at.astimezone(UTC).isoformat()}
+    pending_of(download_path(directory, export_id)).write_text(
+        json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def find_pending(directory: Path, now: datetime) -> PendingExport | None:
+    """The newest export job an earlier run left unfinished, if it is younger than a day;
+    the others are deleted, with their partial downloads."""
+    if not directory.is_dir():
+        return None
+    jobs: list[PendingExport] = []
+    for record_path in directory.glob(f"*{PENDING_SUFFIX}"):
+        path = record_path.with_name(record_path.name.removesuffix(PENDING_SUFFIX) + SUFFIX)
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            job = PendingExport(path, str(record["export_id"]),
+                                datetime.fromisoformat(record["created_at"]),
+                                bool(record["exact"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("discarding the record of export job %s: it is unreadable (%s)",
+                        record_path.name, exc)
+            discard(path)
+            continue
+        if now - job.created_at > MAX_AGE:
+            log.warning("discarding export job %s: it is %s old (a resumed load uses exports "
+                        "younger than a day)", job.export_id, _hours(now - job.created_at))
+            discard(path)
+            continue
+        jobs.append(job)
+    jobs.sort(key=lambda job: job.created_at, reverse=True)
+    for older in jobs[1:]:
+        log.warning("discarding export job %s: it is not the newest unfinished one",
+                    older.export_id)
+        discard(older.path)
+    return jobs[0] if jobs else None
 
 
 def discard_loaded(directory: Path, loaded_export_id: str | None) -> None:

@@ -88,5 +88,5 @@ def test_a_truncated_file_fails_instead_of_ending_early(tmp_path):
     whole = gzip.compress(json.dumps(LEADS * 200, separators=(",", ":")).encode())
     path = tmp_path / "cut.json.gz"
     path.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(EOFError):
+    with pytest.raises(ExportFailed, match="the export file is damaged"):
         list(iter_leads(path))
