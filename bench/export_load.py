@@ -149,8 +149,10 @@ def child_connector(job: dict[str, Any]) -> dict[str, Any]:
 
     from close_source.pipeline import duckdb_destination, make_pipeline, run_sync, table_counts
     from close_source.read.export import exported_tables
+    from close_source.run.environment import keep_pandas_out
     from close_source.source import close_source
 
+    keep_pandas_out()  # as `close-sync` does: pyarrow imports no pandas
     start_rss = rss_mb()
     sampler = RssSampler()
     sampler.start()

@@ -29,6 +29,7 @@ from close_source.pipeline import (
     table_counts,
 )
 from close_source.run import state as st
+from close_source.run.environment import keep_pandas_out
 from close_source.run.lock import run_lock
 from close_source.source import close_source
 from close_source.user_errors import user_error_message
@@ -44,6 +45,7 @@ GROUP BY 1 ORDER BY calls DESC, lead LIMIT 5"""
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.verbose)
+    keep_pandas_out()
     try:
         return int(args.command(args) or 0)
     except Exception as exc:  # noqa: BLE001 - mapped to one line when it is the user's to fix

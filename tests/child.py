@@ -9,8 +9,8 @@ close_source, so the code under test runs as it does for a user:
   job of table `CLOSE_TEST_TABLE`, before dlt records that the job completed.
 - `kill-mid-extract`: SIGKILL the process when dlt's extract writes the `CLOSE_TEST_NTH` (default
   1) item of table `CLOSE_TEST_TABLE` (the export was downloaded; nothing was loaded).
-- `import-spy`: record every module first imported outside the main thread; the names are
-  written to `CLOSE_TEST_IMPORTS` when the run ends.
+- `import-spy`: record every module first imported outside the main thread, and every module
+  imported at all; both are written to `CLOSE_TEST_IMPORTS` when the run ends.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ def import_spy() -> None:
 
     sys.meta_path.insert(0, Spy())
     target = Path(os.environ["CLOSE_TEST_IMPORTS"])
-    atexit.register(lambda: target.write_text(json.dumps(imported)))
+    atexit.register(lambda: target.write_text(json.dumps(
+        {"in_workers": imported, "loaded": sorted(sys.modules)})))
 
 
 HOOKS = {"kill-in-replace": kill_in_replace, "kill-after-commit": kill_after_commit,

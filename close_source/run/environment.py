@@ -6,8 +6,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from importlib.abc import MetaPathFinder
 
 import pyarrow as pa
 from dlt.common.configuration.container import Container
@@ -120,6 +122,28 @@ def import_lazy_modules() -> None:
     import _strptime  # noqa: F401
     import zoneinfo  # noqa: F401
 
-    with suppress(ImportError):
-        import pandas  # noqa: F401
-    pa.array([0])  # initialises pyarrow's pandas shim, importing pyarrow.pandas_compat
+    pa.array([0])  # initialises pyarrow's pandas shim: imports pandas and pandas_compat, if any
+
+
+class _NoPandas(MetaPathFinder):
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "pandas":
+            raise ModuleNotFoundError("not for pyarrow's shim in a close-sync process",
+                                      name=name)
+
+
+def keep_pandas_out() -> None:
+    """A `close-sync` process hands pyarrow no pandas objects, yet pyarrow imports pandas
+    (~40 MB of the process's memory, bench/) the first time it converts a list, only to ask
+    whether the list is one. That first question is answered "no pandas" here; pyarrow still
+    imports pandas when it is asked for pandas by name (`to_pandas`, `from_pandas`), and any
+    other import of pandas works as usual. Not done for the Python API: its caller's process
+    may hand pyarrow pandas objects."""
+    if "pandas" in sys.modules:
+        return
+    finder = _NoPandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(finder)
