@@ -80,10 +80,12 @@ def where_it_stopped(workdir: Path) -> str:
     if list((working / "load" / "normalized").glob("*")) if (working / "load").exists() \
             else False:
         return "loading"
-    if list((working / "close-export").glob("*.manifest.json")) \
-            if (working / "close-export").exists() else False:
+    exports = working / "close-export"
+    if list(exports.glob("*.manifest.json")) if exports.exists() else False:
         return "extracting (the export was downloaded)"
-    return "waiting for or downloading the export"
+    if list(exports.glob("*.json.gz")) if exports.exists() else False:
+        return "downloading the export"
+    return "waiting for Close to build the export"
 
 
 def killed_and_resumed(fake: FakeClose, workdir: Path, after_s: float, name: str) -> Run:
@@ -100,7 +102,8 @@ def killed_and_resumed(fake: FakeClose, workdir: Path, after_s: float, name: str
     run.resumed_wall_s, run.resumed_exports = to_the_end(fake, workdir, "resumed.log")
     said = [line.split(": ", 1)[-1] for line in
             (workdir / "resumed.log").read_text(errors="replace").splitlines()
-            if re.search(r"resuming the full load|partly loaded|stopped before its data|"
+            if re.search(r"resuming the full load|resuming export|partly loaded|"
+                         r"stopped before its data|cannot be resumed|"
                          r"stopped part-way", line)]
     run.resumed_said = " / ".join(re.sub(r"expo_\w+|\d{10}\.\d+", "…", s)[:160] for s in said)
     return run
