@@ -118,6 +118,8 @@ def _export_into(ctx: RunContext, entries: list[Entry], options: ExportOptions,
                 raise
             log.warning("the export failed (%s); loading %s from list endpoints instead",
                         exc, ", ".join(tables))
+            if keeps:
+                kept_export.discard_pending(directory)
             yield from _from_lists(ctx, entries, batcher)
             t0: datetime | None = ctx.started_at
             exact = False

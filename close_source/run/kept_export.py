@@ -196,3 +196,10 @@ def discard_loaded(directory: Path, loaded_export_id: str | None) -> None:
         if path.exists() or manifest_of(path).exists():
             discard(path)
             log.info("export %s is loaded; its kept file was deleted", loaded_export_id)
+
+
+def discard_pending(directory: Path) -> None:
+    """The run gave up on its export (and loads from list endpoints): no later run resumes it,
+    and its partial download goes."""
+    for record in directory.glob(f"*{PENDING_SUFFIX}") if directory.is_dir() else []:
+        discard(record.with_name(record.name.removesuffix(PENDING_SUFFIX) + SUFFIX))

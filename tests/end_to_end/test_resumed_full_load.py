@@ -164,3 +164,15 @@ def test_a_kept_file_that_cannot_be_read_is_deleted_for_a_new_export(tmp_path: P
     pipeline = pipeline_of(tmp_path, None)
     assert not every_table_mismatches(org, pipeline)
     assert not duplicate_keys(pipeline)
+
+
+def test_a_load_that_fell_back_to_the_lists_leaves_no_export_behind(tmp_path: Path):
+    """The download kept failing and the run loaded from list endpoints instead: it gave the
+    export up, and its partial file and record are deleted (no later run resumes it)."""
+    org = generate_org(seed=95, leads=30)
+    with FakeClose(org, export=ExportSettings(fail="broken_download")) as fake:
+        pipeline = sync(fake, tmp_path, max_attempts=2)
+        assert export_jobs(fake) == 1
+    assert pipeline.state["sources"]["close"]["full_load"]["method"] == "lists"
+    assert not list((Path(pipeline.working_dir) / DIRECTORY).iterdir())
+    assert not every_table_mismatches(org, pipeline)
