@@ -41,7 +41,7 @@ def exported_tables() -> set[str]:
 
 @dataclass
 class ExportJob:
-    """A finished export: its object as Close last showed it, and when it was created."""
+    """An export job: its object as Close last showed it, and when it was created."""
 
     export: dict[str, Any]
     created_at: datetime
