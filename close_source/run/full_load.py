@@ -200,13 +200,12 @@ def _obtain_export(ctx: RunContext, options: ExportOptions, directory: Path,
                 return resumed
 
     def remember(job: ExportJob) -> None:
-        if keeps:
-            kept_export.remember_pending(directory, job.export_id, job.created_at,
-                                         job.created_on_closes_clock)
+        kept_export.remember_pending(directory, job.export_id, job.created_at,
+                                     job.created_on_closes_clock)
 
     job = run_export_job(ctx.client, include_activities=options.include_activities,
                          timeout=options.timeout, poll_initial=options.poll_initial,
-                         on_created=remember)
+                         on_created=remember if keeps else None)
     return _download(ctx, job, directory, keeps)
 
 

@@ -46,7 +46,12 @@ class KeptExport:
 
 
 def manifest_of(path: Path) -> Path:
-    return path.with_name(path.name.removesuffix(SUFFIX) + MANIFEST_SUFFIX)
+    return _beside(path, MANIFEST_SUFFIX)
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    """A record kept beside the export file `path`."""
+    return path.with_name(path.name.removesuffix(SUFFIX) + suffix)
 
 
 def download_path(directory: Path, export_id: str) -> Path:
@@ -89,7 +94,7 @@ def find(directory: Path, now: datetime, loaded_export_id: str | None) -> KeptEx
         log.warning("discarding the kept export file %s: %s", path.name, problem)
         discard(path)
     for manifest in directory.glob(f"*{MANIFEST_SUFFIX}"):  # manifests left without a file
-        if not (directory / (manifest.name.removesuffix(MANIFEST_SUFFIX) + SUFFIX)).exists():
+        if not file_of(manifest, MANIFEST_SUFFIX).exists():
             manifest.unlink(missing_ok=True)
     return found
 
@@ -108,9 +113,8 @@ def _check(path: Path, now: datetime,
         return None, f"its manifest is unreadable ({exc})"
     if kept.export_id == loaded_export_id:
         return None, "a load that used it has committed"
-    age = now - kept.created_at
-    if age > MAX_AGE:
-        return None, f"it is {_hours(age)} old (a resumed load uses exports younger than a day)"
+    if too_old := _too_old(kept.created_at, now):
+        return None, too_old
     size = path.stat().st_size
     if size != kept.size:
         return None, f"it holds {size:,} bytes, its manifest says {kept.size:,}"
@@ -119,8 +123,18 @@ def _check(path: Path, now: datetime,
     return kept, ""
 
 
-def _hours(age: timedelta) -> str:
-    return f"{age.total_seconds() / 3600:.0f} hours"
+def _too_old(created_at: datetime, now: datetime) -> str | None:
+    """Why an export is too old to resume from, if it is."""
+    age = now - created_at
+    if age <= MAX_AGE:
+        return None
+    hours = age.total_seconds() / 3600
+    return f"it is {hours:.0f} hours old (a resumed load uses exports younger than a day)"
+
+
+def file_of(record: Path, suffix: str) -> Path:
+    """The export file a manifest or a pending job's record (`suffix`) belongs to."""
+    return record.with_name(record.name.removesuffix(suffix) + SUFFIX)
 
 
 def discard(path: Path) -> None:
@@ -143,7 +157,7 @@ class PendingExport:
 
 
 def pending_of(path: Path) -> Path:
-    return path.with_name(path.name.removesuffix(SUFFIX) + PENDING_SUFFIX)
+    return _beside(path, PENDING_SUFFIX)
 
 
 def remember_pending(directory: Path, export_id: str, created_at: datetime,
@@ -164,7 +178,7 @@ def find_pending(directory: Path, now: datetime) -> PendingExport | None:
         return None
     jobs: list[PendingExport] = []
     for record_path in directory.glob(f"*{PENDING_SUFFIX}"):
-        path = record_path.with_name(record_path.name.removesuffix(PENDING_SUFFIX) + SUFFIX)
+        path = file_of(record_path, PENDING_SUFFIX)
         try:
             record = json.loads(record_path.read_text(encoding="utf-8"))
             job = PendingExport(path, str(record["export_id"]),
@@ -175,9 +189,8 @@ def find_pending(directory: Path, now: datetime) -> PendingExport | None:
                         record_path.name, exc)
             discard(path)
             continue
-        if now - job.created_at > MAX_AGE:
-            log.warning("discarding export job %s: it is %s old (a resumed load uses exports "
-                        "younger than a day)", job.export_id, _hours(now - job.created_at))
+        if too_old := _too_old(job.created_at, now):
+            log.warning("discarding export job %s: %s", job.export_id, too_old)
             discard(path)
             continue
         jobs.append(job)
@@ -202,4 +215,4 @@ def discard_pending(directory: Path) -> None:
     """The run gave up on its export (and loads from list endpoints): no later run resumes it,
     and its partial download goes."""
     for record in directory.glob(f"*{PENDING_SUFFIX}") if directory.is_dir() else []:
-        discard(record.with_name(record.name.removesuffix(PENDING_SUFFIX) + SUFFIX))
+        discard(file_of(record, PENDING_SUFFIX))
