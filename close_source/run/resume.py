@@ -9,10 +9,11 @@ load then held every lead twice). `restart` decides per table:
 - committed: a replace through staging or a merge whose follow-up SQL job (the swap, the
   merge) completed; a first load's table (written in place, truncate-and-insert) whose every
   job completed. Its jobs stay as they are and it is not loaded again;
-- anything else: its jobs go back to `new_jobs`, its follow-up jobs are dropped (dlt makes
-  them again), and the package's schema update is restored so that dlt initialises the
-  package again, emptying the staging tables (or, for a first load, the tables) of exactly
-  the tables that load again. Swaps and delete-insert merges are idempotent.
+- anything else, and every table of a refresh (`--full-refresh`: initialising the package
+  again drops its tables again): its jobs go back to `new_jobs`, its follow-up jobs are
+  dropped (dlt makes them again), and the package's schema update is restored so that dlt
+  initialises the package again, emptying the staging tables (or, for a first load, the
+  tables) of exactly the tables that load again. Swaps and delete-insert merges are idempotent.
 
 Append jobs (dlt's own state row) are left to dlt. Which replace strategy the package was
 begun with is remembered in a marker file: a first load's package is finished as a first load.
@@ -63,6 +64,13 @@ def remove_leftovers(pipeline: dlt.Pipeline) -> None:
     log.warning("removed %.1f MB that a run stopped part-way had left behind", size / 1e6)
 
 
+def is_refresh(pipeline: dlt.Pipeline, load_id: str) -> bool:
+    """Whether the package drops or truncates tables when it is initialised (a refresh)."""
+    packages = pipeline._get_load_storage().normalized_packages  # noqa: SLF001 - dlt's own
+    state = packages.get_load_package_state(load_id)
+    return bool(state.get("dropped_tables") or state.get("truncated_tables"))
+
+
 def restart(pipeline: dlt.Pipeline, load_id: str, first_load: bool) -> bool:
     """Prepare a begun package so its load finishes exactly once; True if it had begun."""
     packages = pipeline._get_load_storage().normalized_packages  # noqa: SLF001 - dlt's own
@@ -79,7 +87,13 @@ def restart(pipeline: dlt.Pipeline, load_id: str, first_load: bool) -> bool:
         else:
             data_states[job.table_name].add(state)
 
+    # a refresh (`--full-refresh`) drops its tables when the package is initialised, and
+    # initialising it again drops them again, committed or not: every table loads again
+    refreshed = is_refresh(pipeline, load_id)
+
     def committed(table: str) -> bool:
+        if refreshed:
+            return False
         if first_load and get_write_disposition(tables, table) == "replace":
             return data_states[table] == {"completed_jobs"}
         return table in swapped

@@ -139,6 +139,9 @@ def test_postgres_killed_while_a_replace_waits_keeps_every_table(postgres_server
     ("postgres", "reload", "leads"),
     # a merge: dlt deduplicates root rows by key, not child rows (merged per parent)
     ("duckdb", "incremental", "leads__addresses"),
+    # `--full-refresh`: initialising the package again drops every table again
+    ("duckdb", "refresh", "leads"),
+    ("postgres", "refresh", "leads"),
 ])
 def test_a_job_committed_but_not_recorded_is_not_loaded_twice(request, tmp_path, kind, run,
                                                                table):
@@ -153,6 +156,7 @@ def test_a_job_committed_but_not_recorded_is_not_loaded_twice(request, tmp_path,
             random_changes(org, random.Random(63), 30, step=timedelta(seconds=5))
             org.advance(timedelta(seconds=30))
         killed = start_run(tmp_path, fake, dsn, hook="kill-after-commit",
+                           args=("run", "--full-refresh") if run == "refresh" else ("run",),
                            CLOSE_TEST_TABLE=table, **(FULL_LOAD if run == "reload" else {}))
         killed.wait(timeout=300)
         assert killed.returncode == -signal.SIGKILL, output(tmp_path)
@@ -173,3 +177,5 @@ def test_a_job_committed_but_not_recorded_is_not_loaded_twice(request, tmp_path,
     assert said is not None
     assert table in said.group(4).split(", ")  # its job was committed but not recorded
     assert table not in said.group(2).split(", ")
+    if run == "refresh":
+        assert said.group(1) == "0", said.group(0)
