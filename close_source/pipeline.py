@@ -124,6 +124,8 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
                 pipeline.normalize()
                 for load_id in pipeline.list_normalized_load_packages():
                     resume.restart(pipeline, load_id, first_load=marker.exists())
+                    if resume.is_refresh(pipeline, load_id):
+                        _drop_staging_dataset(pipeline)
                 load_memory.with_room(pipeline, pipeline.load, first_load=marker.exists())
             marker.unlink(missing_ok=True)
             _discard_loaded_export(pipeline)
@@ -133,6 +135,8 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
                 marker.touch()
             else:
                 marker.unlink(missing_ok=True)
+                if full_refresh:
+                    _drop_staging_dataset(pipeline)
             info = load_memory.with_room(pipeline, lambda: pipeline.run(
                 source,
                 loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
@@ -141,6 +145,17 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
         marker.unlink(missing_ok=True)
         _discard_loaded_export(pipeline)
         return info
+
+
+def _drop_staging_dataset(pipeline: dlt.Pipeline) -> None:
+    """Before a refresh: dlt drops the refreshed tables in the staging dataset too, then
+    deletes the schema's rows from the staging dataset's `_dlt_version`, which it had not
+    created there (DuckDB: "Table with name _dlt_version does not exist"; every
+    `--full-refresh` after a first load failed, and so did every run after it). The staging
+    dataset is scratch, emptied after each load: dropped here, dlt creates it again."""
+    with pipeline.sql_client() as client, client.with_staging_dataset():
+        if client.has_dataset():
+            client.drop_dataset()
 
 
 def _discard_loaded_export(pipeline: dlt.Pipeline) -> None:

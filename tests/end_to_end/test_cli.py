@@ -11,7 +11,8 @@ import pytest
 
 from close_fake import FakeClose, Faults, generate_org, random_changes
 from close_source.catalog import CATALOG
-from tests.cli_runs import assert_one_line_user_error, close_sync
+from tests.cli_runs import assert_one_line_user_error, close_sync, pipeline_of
+from tests.invariant import duplicate_keys, every_table_mismatches
 
 SECRET = "api_S3cr3t_do_not_leak_4f1d2c3b"
 
@@ -208,3 +209,16 @@ def test_wrong_destination_password_exits_2_without_echoing_it(fake, tmp_path, p
 def test_unknown_destination_exits_2(fake, tmp_path):
     result = close_sync(["run", "--destination", "nosuchdb"], tmp_path, **_env(fake))
     assert_one_line_user_error(result, "unknown destination 'nosuchdb'")
+
+
+def test_a_full_refresh_after_a_first_load_reloads_every_table(tmp_path):
+    """dlt's refresh drops the tables in the staging dataset too, and failed there on DuckDB
+    (its `_dlt_version` was missing); every run after it failed as well."""
+    org = generate_org(seed=34, leads=8)
+    with FakeClose(org, api_key=SECRET) as fake:
+        for args in (["run"], ["run", "--full-refresh"], ["run", "--full-refresh"], ["run"]):
+            result = close_sync(args, tmp_path, **_env(fake))
+            assert result.returncode == 0, (args, result.stderr[-2000:])
+    pipeline = pipeline_of(tmp_path, None)
+    assert not every_table_mismatches(org, pipeline)
+    assert not duplicate_keys(pipeline)
