@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.destination.exceptions import SqlClientNotAvailable
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
@@ -153,7 +154,11 @@ def _drop_staging_dataset(pipeline: dlt.Pipeline) -> None:
     created there (DuckDB: "Table with name _dlt_version does not exist"; every
     `--full-refresh` after a first load failed, and so did every run after it). The staging
     dataset is scratch, emptied after each load: dropped here, dlt creates it again."""
-    with pipeline.sql_client() as client, client.with_staging_dataset():
+    try:
+        sql_client = pipeline.sql_client()
+    except SqlClientNotAvailable:
+        return  # a destination without SQL has no staging dataset
+    with sql_client as client, client.with_staging_dataset():
         if client.has_dataset():
             client.drop_dataset()
 
