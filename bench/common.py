@@ -64,3 +64,11 @@ def mismatches(org: Any, workdir: Path) -> dict[str, list[str]]:
     finally:
         os.chdir(cwd)
         del os.environ["DLT_DATA_DIR"]
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's RSS (VmRSS) or its high-water mark since exec (VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

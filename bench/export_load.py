@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/export_load.py [--sizes 20000,100000,300000]
         [--floor-sizes 20000,100000] [--activities 15] [--layout array] [--postgres] [--keep]
+        [--no-bounds] [--report bench/RESULTS.md]
 
 For each org size:
 
@@ -20,6 +21,9 @@ For each org size:
        `contacts__urls`). The floor reads with explicit `columns`: the schema is detected
        first, in its own untimed subprocess (`schema`), because auto-detection on this file
        costs more than the read itself; the floor is meant to be the fastest DuckDB can do.
+
+At the floor sizes, `bounds.py` then measures what a throughput of 0.9 of the floor leaves a
+connector that loads through dlt (`--no-bounds`: not).
 
 Rows = the sum of rows in every data table after the load (the stages must agree per table;
 the script says which do not). Results: `bench/RESULTS.md` (overwritten) and
@@ -45,7 +49,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import OUT, ROOT, machine_facts
+from bounds import child_arrow, child_decode, child_dlt
+from common import OUT, ROOT, machine_facts, rss_mb
 
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 RESULTS_JSON = OUT / "results.json"
@@ -112,14 +117,6 @@ class SizeRun:
 
 
 # ---- child processes ------------------------------------------------------------------------
-
-
-def rss_mb(field: str = "VmRSS") -> float:
-    """This process's RSS (VmRSS) or its high-water mark since exec (VmHWM), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class RssSampler(threading.Thread):
@@ -323,7 +320,8 @@ def _json_format(job: dict[str, Any]) -> str:
 
 
 CHILDREN = {"connector": child_connector, "postgres": child_connector, "floor": child_floor,
-            "schema": child_schema}
+            "schema": child_schema, "decode": child_decode, "arrow": child_arrow,
+            "dlt": child_dlt}
 
 
 def child_main(stage: str, job_path: Path) -> None:
@@ -451,6 +449,12 @@ def measure_size(leads: int, args: argparse.Namespace) -> SizeRun:
             "plan": floor_plan(),
         }, {}, rep))
         report_counts(run)
+        if args.bounds:  # bounds.py: what 0.9 of the floor leaves
+            run.stages["decode"] = run_child("decode", leads, base, {})
+            run.stages["arrow"] = run_child("arrow", leads, base, {})
+            run.stages["dlt"] = run_child("dlt", leads, {
+                **base, "connector_db": str(work / "connector_0.duckdb"),
+                "work": str(work / "dlt")}, {})
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return run
@@ -516,7 +520,8 @@ def render(runs: list[SizeRun], facts: dict[str, str], args: argparse.Namespace)
     for run in runs:
         for name, stage in run.stages.items():
             steps = ", ".join(
-                f"{k} {v:.2f}" + (f" (peak {stage.step_rss_mb[k]:,.0f} MB)"
+                (f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}")
+                + (f" (peak {stage.step_rss_mb[k]:,.0f} MB)"
                                   if k in stage.step_rss_mb else "")
                 for k, v in stage.steps.items())
             if name == "schema":
@@ -528,6 +533,7 @@ def render(runs: list[SizeRun], facts: dict[str, str], args: argparse.Namespace)
     lines += [f"| {r.leads:,} | {r.write_s:.0f} | {r.file_mb:,.1f} | {r.json_mb:,.1f} |"
               for r in runs]
     lines += ["", "## Targets", ""] + [f"- {line}" for line in verdicts(runs)]
+    lines += bounds_section(runs)
     big = runs[-1]
     stages = [name for name in ("connector", "postgres", "floor") if name in big.stages]
     lines += ["", f"## Rows per table ({big.leads:,} leads)", "",
@@ -552,6 +558,42 @@ def render(runs: list[SizeRun], facts: dict[str, str], args: argparse.Namespace)
               f"{facts['orjson']}. Floor threads: read {args.floor_read_threads}, unnest "
               f"{args.floor_threads}.", ""]
     return "\n".join(lines)
+
+
+def bounds_section(runs: list[SizeRun]) -> list[str]:
+    """What 0.9 of the floor leaves once the costs no shaping avoids are paid (bounds.py)."""
+    measured = [run for run in runs if {"floor", "decode", "arrow", "dlt", "schema"}
+                <= set(run.stages)]
+    if not measured:
+        return []
+    lines = ["", "## What 0.9 of the floor leaves (bounds.py)", "",
+             "Budget: the floor's wall / 0.9, the longest a load may take to reach the target. "
+             "dlt alone: dlt loading the connector's finished tables from Arrow (extract, "
+             "normalize, load; `run_sync`, the connector's DuckDB settings). Decode: the "
+             "connector's decoder and router over every lead, no shaping. Left: what remains "
+             "of the budget to shape every row. Arrow: pyarrow's C++ conversion of the routed "
+             "objects (`from_pylist` + `flatten`, unshaped; decoding not counted). DuckDB: "
+             "schema detection over every record plus the floor's read with that schema. "
+             "floor / (floor + dlt alone): the best ratio of a load that does the floor's work "
+             "and hands its tables to dlt.",
+             "",
+             "| leads | rows | budget s | dlt alone s | decode s | left s | left per row µs "
+             "| Arrow, unshaped s | DuckDB detect + read s | floor / (floor + dlt alone) "
+             "| connector s |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for run in measured:
+        floor, dlt_alone = run.stages["floor"], run.stages["dlt"]
+        budget = floor.wall_s / THROUGHPUT_TARGET
+        left = budget - dlt_alone.wall_s - run.stages["decode"].wall_s
+        duckdb = run.stages["schema"].wall_s + floor.steps.get("read", 0.0)
+        steps = ", ".join(f"{k} {v:.1f}" for k, v in dlt_alone.steps.items())
+        lines.append(
+            f"| {run.leads:,} | {floor.rows:,} | {budget:.1f} | {dlt_alone.wall_s:.1f} "
+            f"({steps}) | {run.stages['decode'].wall_s:.1f} | {left:.1f} "
+            f"| {1e6 * left / floor.rows:.1f} | {run.stages['arrow'].steps['from_pylist']:.1f} "
+            f"| {duckdb:.1f} | {floor.wall_s / (floor.wall_s + dlt_alone.wall_s):.2f} "
+            f"| {run.stages['connector'].wall_s:.1f} |")
+    return lines
 
 
 def verdicts(runs: list[SizeRun]) -> list[str]:
@@ -600,6 +642,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--floor-read-threads", type=int, default=1,
                         help="DuckDB threads for the floor's read_json of one gzip file (1: "
                              "faster than 2 on this machine)")
+    parser.add_argument("--report", default=str(RESULTS_MD.relative_to(ROOT)),
+                        help="where the report goes, from the project root (bench/RESULTS.md)")
+    parser.add_argument("--no-bounds", dest="bounds", action="store_false",
+                        help="at the floor sizes, skip measuring what 0.9 of the floor leaves "
+                             "(bounds.py)")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--job", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -631,7 +678,8 @@ def main(argv: list[str] | None = None) -> None:
             server.stop()
     facts = machine_facts()
     report = render(runs, facts, args)
-    RESULTS_MD.write_text(report, encoding="utf-8")
+    report_md = ROOT / args.report
+    report_md.write_text(report, encoding="utf-8")
     RESULTS_JSON.write_text(json.dumps({
         "args": {k: v for k, v in vars(args).items()
                  if k not in ("child", "job", "postgres_dsn", "floor_sizes")},
@@ -644,7 +692,7 @@ def main(argv: list[str] | None = None) -> None:
                  for run in runs],
     }, indent=2, default=str) + "\n", encoding="utf-8")
     print("\n" + report)
-    print(f"written: {RESULTS_MD.relative_to(ROOT)}, {RESULTS_JSON.relative_to(ROOT)}")
+    print(f"written: {report_md.relative_to(ROOT)}, {RESULTS_JSON.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
