@@ -14,8 +14,8 @@ as the floor (`export_load.py` runs them at its floor sizes, each in a fresh sub
   load), but a memory limit of 1 GB, so that no load runs out and is repeated: if anything,
   dlt alone is measured faster than it runs in the connector;
 - DuckDB's schema detection over every record (the `schema` stage, `sample_size=-1`): what
-  DuckDB's `read_json` must pay before reading an export whose fields it is not told, without
-  dropping one it did not sample.
+  DuckDB's `read_json` must pay before reading an export whose fields it is not told (with a
+  sample instead, the first field outside the sample stops the read).
 
 Only `dlt` needs the connector's DuckDB file; the others read the export file alone.
 """
