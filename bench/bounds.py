@@ -24,23 +24,31 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from common import rss_mb
 
 
-def child_decode(job: dict[str, Any]) -> dict[str, Any]:
+def _routed(file: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(table, object) for every object of the export file: the connector's decoder and
+    router, and nothing else (imported now, before the caller measures its memory)."""
     from close_source.read.export import ExportRouter, exported_tables
     from close_source.read.export_file import iter_leads
 
     router = ExportRouter(exported_tables())
+    return ((entry.table, obj) for lead in iter_leads(Path(file))
+            for entry, obj in router.route(lead))
+
+
+def child_decode(job: dict[str, Any]) -> dict[str, Any]:
+    routed = _routed(job["file"])
     counts: dict[str, int] = {}
     start_rss = rss_mb()
     started = time.perf_counter()
-    for lead in iter_leads(Path(job["file"])):
-        for entry, _obj in router.route(lead):
-            counts[entry.table] = counts.get(entry.table, 0) + 1
+    for table, _obj in routed:
+        counts[table] = counts.get(table, 0) + 1
     return {"wall_s": time.perf_counter() - started, "counts": counts, "steps": {},
             "start_rss_mb": start_rss}
 
@@ -48,10 +56,7 @@ def child_decode(job: dict[str, Any]) -> dict[str, Any]:
 def child_arrow(job: dict[str, Any]) -> dict[str, Any]:
     import pyarrow as pa
 
-    from close_source.read.export import ExportRouter, exported_tables
-    from close_source.read.export_file import iter_leads
-
-    router = ExportRouter(exported_tables())
+    routed = _routed(job["file"])
     pending: dict[str, list[dict[str, Any]]] = {}
     counts: dict[str, int] = {}
     converting, refused = 0.0, 0
@@ -69,12 +74,11 @@ def child_arrow(job: dict[str, Any]) -> dict[str, Any]:
         counts[table] = counts.get(table, 0) + rows
 
     started = time.perf_counter()
-    for lead in iter_leads(Path(job["file"])):
-        for entry, obj in router.route(lead):
-            batch = pending.setdefault(entry.table, [])
-            batch.append(obj)
-            if len(batch) >= 1_000:
-                convert(entry.table)
+    for table, obj in routed:
+        batch = pending.setdefault(table, [])
+        batch.append(obj)
+        if len(batch) >= 1_000:
+            convert(table)
     for table in list(pending):
         convert(table)
     return {"wall_s": time.perf_counter() - started, "counts": counts,
