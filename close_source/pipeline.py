@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from close_source.run.lock import run_lock
 
 PIPELINE_NAME = "close_crm"
 DATASET_NAME = "close"
-SOURCE_NAME = "close"  # the @dlt.source name: its state is `sources.close`
+SOURCE_NAME = st.SOURCE  # the @dlt.source name: its state is `sources.close`
 
 progress_log = logging.getLogger("close_source.progress")
 
@@ -114,8 +116,12 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
     A run that died after extracting left a load package behind (its state, the Event Log
     watermark among it, is already the pipeline's): it is finished first (`run/resume.py`),
     then this run reads on. dlt alone would load it and skip this run's data.
+
+    The source made the working directory's state its destination's when it was created
+    (`run/destination.py`); dlt's own restore is skipped: finding the dataset gone, it would
+    delete the whole working directory, the run lock and a kept export among it.
     """
-    with run_lock(pipeline):
+    with run_lock(pipeline), _without_dlt_restore(pipeline):
         resume.remove_leftovers(pipeline)
         marker = resume.first_load_marker(pipeline)
         if pipeline.has_pending_data:
@@ -146,6 +152,14 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
         marker.unlink(missing_ok=True)
         _discard_loaded_export(pipeline)
         return info
+
+
+@contextmanager
+def _without_dlt_restore(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """dlt restores the state once per pipeline object, in its first `run`; marked as done
+    (its `restore_from_destination` setting would also stop it saving the state there)."""
+    pipeline._state_restored = True  # noqa: SLF001 - dlt's own flag for "synced already"
+    yield
 
 
 def _drop_staging_dataset(pipeline: dlt.Pipeline) -> None:

@@ -19,10 +19,10 @@ from close_source.read.context import ReadContext
 from close_source.read.custom_fields import fetch_definitions
 from close_source.read.export import exported_tables
 from close_source.read.references import References, read_references
-from close_source.read.warehouse import Warehouse
 from close_source.read.window_store import MEMORY_ROWS
 from close_source.run import state as st
 from close_source.run.context import RunContext, pipeline_directory
+from close_source.run.destination import check_destination
 from close_source.run.full_load import ExportOptions, export_resources, list_resource
 from close_source.run.incremental import event_log_resources
 from close_source.run.plan import follow_renames, make_plan
@@ -74,7 +74,8 @@ def close_source(
                          max_attempts=settings.max_attempts)
     read = ReadContext(client=client, max_skip=settings.max_skip, me=client.get("me/"))
     started_at = client.server_time
-    warehouse = Warehouse.of_current_pipeline()
+    destination = check_destination(settings.tables)  # the state continued from is its own
+    warehouse = destination.warehouse
     source_state = dlt.current.source_state()
     st.migrate(source_state, warehouse.tables())
     custom = CustomColumns(settings.custom_field_columns,
@@ -83,13 +84,14 @@ def close_source(
     plan = make_plan(settings.tables, st.watermarks(source_state),
                      now=started_at or datetime.now(UTC), full_read=settings.full_read,
                      full_load=settings.full_load, exported=exported_tables(),
-                     stale=custom.stale_tables)
+                     stale=custom.stale_tables, missing=destination.missing)
     references = read_references(read, list(settings.tables), also=("roles",))
     follow_renames(plan, references, warehouse, source_state)
     _say_if_not_admin(read, references)
     ctx = RunContext(read=read, warehouse=warehouse, custom=custom, references=references,
                      started_at=started_at, settings=settings,
-                     planned_for=str(pipeline_directory() or "") or None)
+                     planned_for=str(pipeline_directory() or "") or None,
+                     run_id=destination.run.this, parent_run_id=destination.run.parent)
 
     resources: list[DltResource] = []
     if from_export := plan.reading("export"):

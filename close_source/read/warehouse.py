@@ -1,8 +1,11 @@
-"""Reading back what earlier runs loaded, for the few decisions that need it.
+"""Reading back what earlier runs loaded: the destination is the truth about it.
 
-An incremental run asks the destination which rows still name a deleted lead (their own events
-may be missing: Created activities have none) or a renamed one, and, with soft deletes, for the
-rows it keeps with `_deleted_at`. A table or column no earlier run created has no rows.
+Before planning, a run reads what the destination's dataset holds (`read_stored`): the pipeline
+state dlt committed with the dataset's newest complete load (the watermarks it continues from)
+and which tables exist. During the run, an incremental run asks the destination which rows
+still name a deleted lead (their own events may be missing: Created activities have none) or a
+renamed one, and, with soft deletes, for the rows it keeps with `_deleted_at`. A table or column
+the destination does not have has no rows.
 
 The SQL client is made once, when the source is created (dlt's configuration contexts must not
 be entered from the extract's worker threads at the same time), and used one query at a time.
@@ -11,17 +14,62 @@ be entered from the extract's worker threads at the same time), and used one que
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import dlt
 import orjson
-from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.common.destination.client import WithStateSync
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
+from dlt.destinations.exceptions import DatabaseUndefinedRelation, DestinationConnectionError
+from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from close_source.records import TOMBSTONE, Json
 
 CHUNK = 500  # values per IN (...) list
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the destination's dataset holds now."""
+
+    # the pipeline state dlt committed with the dataset's newest complete load (None: none)
+    state: Mapping[str, Any] | None = None
+    # every table that exists there -> its columns (names as the destination folds them)
+    tables: Mapping[str, set[str]] = field(default_factory=dict)
+    # False when the destination cannot tell which tables exist (no SQL, or no destination)
+    knows_tables: bool = False
+
+    def source_state(self, source: str) -> dict[str, Any] | None:
+        if self.state is None:
+            return None
+        return dict((self.state.get("sources") or {}).get(source) or {})
+
+
+def read_stored(pipeline: dlt.Pipeline, candidates: Iterable[str]) -> Stored:
+    """The destination's state of this pipeline and which of the `candidates` (and of the
+    pipeline schema's tables) exist in its dataset. A destination that cannot be reached
+    raises: nothing may be planned on a guess."""
+    if pipeline.destination is None:
+        return Stored()
+    names = set(candidates)
+    if pipeline.default_schema_name is not None:
+        names |= set(pipeline.default_schema.data_table_names())
+    with _connected(pipeline) as client:
+        state = None
+        if isinstance(client, WithStateSync):
+            try:
+                state = load_pipeline_state_from_destination(pipeline.pipeline_name, client)
+            except DestinationUndefinedEntity:  # no dataset, or no state table in it
+                state = None
+        storage = getattr(client, "get_storage_tables", None)
+        if storage is None:
+            return Stored(state)
+        tables = {name: set(columns) for name, columns in storage(sorted(names)) if columns}
+    return Stored(state, tables, knows_tables=True)
 
 
 class Warehouse:
@@ -33,17 +81,20 @@ class Warehouse:
         self._lock = threading.Lock()
 
     @classmethod
-    def of_current_pipeline(cls) -> Warehouse:
-        """Empty on the first run, or outside a pipeline."""
-        try:
-            pipeline = dlt.current.pipeline()
-        except Exception:  # noqa: BLE001 - no active pipeline: nothing was loaded
-            return cls()
-        if pipeline.default_schema_name is None or pipeline.destination is None:
-            return cls()
-        tables = {name: dict(table.get("columns", {}))
-                  for name, table in pipeline.default_schema.tables.items()}
-        return cls(pipeline.sql_client(), tables)
+    def of_pipeline(cls, pipeline: dlt.Pipeline, stored: Stored) -> Warehouse:
+        """The tables and columns the destination has (typed as the pipeline schema knows
+        them, when it does); empty when it has none."""
+        known = ({name: table.get("columns", {}) for name, table in
+                  pipeline.default_schema.tables.items()}
+                 if pipeline.default_schema_name is not None else {})
+        if not stored.knows_tables:  # only the schema can say
+            return cls(_sql_client(pipeline), {name: dict(cols) for name, cols in known.items()})
+        tables = {}
+        for name, columns in stored.tables.items():
+            typed = known.get(name, {})
+            tables[name] = {column: dict(typed.get(column) or {"name": column})
+                            for column in columns}
+        return cls(_sql_client(pipeline), tables)
 
     def ids_where(self, table: str, column: str, values: Iterable[str],
                   key: str = "id") -> list[str]:
@@ -56,7 +107,7 @@ class Warehouse:
         return found
 
     def tables(self) -> list[str]:
-        """Tables earlier runs created (the pipeline schema's)."""
+        """Tables the destination holds."""
         return list(self._tables)
 
     def has_column(self, table: str, column: str) -> bool:
@@ -111,6 +162,29 @@ class Warehouse:
                 return [tuple(row) for row in client.execute_sql(sql, *values) or []]
             except DatabaseUndefinedRelation:
                 return []
+
+
+@contextmanager
+def _connected(pipeline: dlt.Pipeline) -> Iterator[Any]:
+    """The destination's job client, connected; failing to connect is reported as dlt
+    reports it inside a pipeline step (the user's one line names the destination)."""
+    client = pipeline.destination_client()
+    try:
+        client.__enter__()
+    except Exception as error:
+        raise DestinationConnectionError(type(client).__name__, pipeline.dataset_name,
+                                         str(error), error) from error
+    try:
+        yield client
+    finally:
+        client.__exit__(None, None, None)
+
+
+def _sql_client(pipeline: dlt.Pipeline) -> Any:
+    try:
+        return pipeline.sql_client()
+    except Exception:  # noqa: BLE001 - a destination without SQL: nothing to read back
+        return None
 
 
 def _chunks(values: Iterable[str]) -> Iterator[list[str]]:

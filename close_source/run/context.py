@@ -35,6 +35,9 @@ class RunContext:
     settings: Settings
     # the working directory of the pipeline whose state and dataset the run was planned with
     planned_for: str | None = None
+    # this run's id and its parent's, kept in the state it commits (`run/destination.py`)
+    run_id: str = ""
+    parent_run_id: str | None = None
 
     @property
     def soft_deletes(self) -> bool:

@@ -3,8 +3,9 @@ the Event Log from the table's own watermark; decided once, before anything is r
 
 - Tables without usable events (users, statuses, templates, ...) are read in full every run.
 - A table read from the Event Log before, within the last 29 days, continues from its own
-  watermark; any other (first selected, paused too long, `--full-refresh`, a backup or restore)
-  is read in full by itself, through the export when it is in it.
+  watermark; any other (first selected, paused too long, gone from the destination,
+  `--full-refresh`, a backup or restore) is read in full by itself, through the export when it
+  is in it.
 - A custom field change that alters stored values without events (a field deleted, retyped,
   its choices renamed) re-reads the tables of that object type in full.
 - A rename of an object many rows name (a user) re-reads those rows; when there are more of
@@ -62,8 +63,11 @@ def incremental_tables() -> list[str]:
 
 
 def make_plan(selected: Iterable[str], marks: Mapping[str, Watermark], *, now: datetime,
-              full_read: bool, full_load: str, exported: set[str], stale: set[str]) -> Plan:
-    """`full_read`: every table is read in full (`--full-refresh`, a backup or restore)."""
+              full_read: bool, full_load: str, exported: set[str], stale: set[str],
+              missing: Mapping[str, str] | None = None) -> Plan:
+    """`full_read`: every table is read in full (`--full-refresh`, a backup or restore);
+    `missing`: tables the destination lacks although their watermark says loaded -> why."""
+    missing = missing or {}
     plan = Plan()
     for table in selected:
         if table in OPTIONAL_TABLES:
@@ -80,6 +84,8 @@ def make_plan(selected: Iterable[str], marks: Mapping[str, Watermark], *, now: d
             plan.tables[table] = full
         elif mark is None:
             plan.tables[table] = _full(full, "first load of this table")
+        elif table in missing:
+            plan.tables[table] = _full(full, missing[table])
         elif mark.too_old(now):
             log.warning("%s was last synced from the Event Log up to %s, more than 29 days "
                         "ago: Close keeps 30 days of events, so it is reloaded in full",
@@ -99,7 +105,8 @@ def make_plan(selected: Iterable[str], marks: Mapping[str, Watermark], *, now: d
 
 
 def _full(plan: TablePlan, reason: str) -> TablePlan:
-    log.info("%s: full read (%s)", plan.table, reason)
+    log.info("%s: %s", plan.table, reason if reason.startswith("not in the destination")
+             else f"full read ({reason})")
     return TablePlan(plan.table, plan.how, reason=reason)
 
 

@@ -25,11 +25,14 @@ log = logging.getLogger(__name__)
 def check_pipeline(ctx: RunContext) -> None:
     """The pipeline extracting is the one the source was planned with: a source reads the
     watermarks and the dataset of the pipeline active when it is created, and run by another
-    it would apply the wrong windows to the wrong tables."""
+    it would apply the wrong windows to the wrong tables. Then the run's ids go into the state
+    it commits (every resource begins here)."""
     try:
         running = dlt.current.pipeline()
     except Exception:  # noqa: BLE001 - not extracting in a pipeline (unit tests)
         return
+    if ctx.run_id:
+        st.save_run(dlt.current.source_state(), ctx.run_id, ctx.parent_run_id)
     if running.working_dir != ctx.planned_for:
         planned = Path(ctx.planned_for).name if ctx.planned_for else "none"
         raise ConfigError(

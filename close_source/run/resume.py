@@ -64,6 +64,18 @@ def remove_leftovers(pipeline: dlt.Pipeline) -> None:
     log.warning("removed %.1f MB that a run stopped part-way had left behind", size / 1e6)
 
 
+def discard_pending(pipeline: dlt.Pipeline) -> None:
+    """Drop every load package an earlier run left, loaded in part or not at all (made for a
+    destination state that is gone: `run/destination.py`)."""
+    loads = pipeline._get_load_storage()  # noqa: SLF001 - dlt's own
+    for load_id in loads.normalized_packages.list_packages():
+        loads.normalized_packages.delete_package(load_id)
+    extracted = pipeline._get_normalize_storage().extracted_packages  # noqa: SLF001 - dlt's own
+    for load_id in extracted.list_packages():
+        extracted.delete_package(load_id)
+    first_load_marker(pipeline).unlink(missing_ok=True)
+
+
 def is_refresh(pipeline: dlt.Pipeline, load_id: str) -> bool:
     """Whether the package drops or truncates tables when it is initialised (a refresh)."""
     packages = pipeline._get_load_storage().normalized_packages  # noqa: SLF001 - dlt's own

@@ -10,6 +10,9 @@ idempotent). Layout (`sources.close` in the pipeline state):
 - ``full_load``: the last full load's method, T0 and export id (information);
 - ``custom_columns``: per naming mode and table, the frozen custom-field columns
   (`shape/custom_columns.py` makes them; only this module reads and writes them here);
+- ``run``: the id of the run that wrote the state and of the run whose state it continued
+  from, so a load package an earlier run left is loaded only into the destination state it
+  was made for (`run/destination.py`);
 - ``version``: `VERSION`; `migrate` brings older states to it.
 
 Each table keeps its own watermark, so runs of different table subsets can interleave in any
@@ -25,9 +28,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 VERSION = 3
+SOURCE = "close"  # the @dlt.source's name: its state is `sources.close` in the pipeline's
 TABLES = "tables"
 FULL_LOAD = "full_load"
 CUSTOM_COLUMNS = "custom_columns"  # {naming mode: {table: {field id: its columns}}}
+RUN = "run"  # {"id": the run that wrote the state, "parent": the run it continued from}
 LEGACY_EVENTS = "events"  # version 1: one watermark shared by every table
 RESCAN = timedelta(minutes=5)  # events become visible late and consolidation moves them
 HORIZON = timedelta(days=29)  # the Event Log keeps 30 days [003:8105]
@@ -127,6 +132,18 @@ def forget(state: State, tables: Iterable[str]) -> None:
     kept = state.setdefault(TABLES, {})
     for table in tables:
         kept.pop(table, None)
+
+
+def run_id(state: Mapping[str, Any] | None) -> str | None:
+    return ((state or {}).get(RUN) or {}).get("id")
+
+
+def parent_run(state: Mapping[str, Any] | None) -> str | None:
+    return ((state or {}).get(RUN) or {}).get("parent")
+
+
+def save_run(state: State, this_run: str, parent: str | None) -> None:
+    state[RUN] = {"id": this_run, "parent": parent}
 
 
 def record_full_load(state: State, method: str, t0: datetime | None, **extra: Any) -> None:
