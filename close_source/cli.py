@@ -29,8 +29,10 @@ from close_source.pipeline import (
     table_counts,
 )
 from close_source.run import state as st
+from close_source.run.destination import describe as describe_destination
+from close_source.run.destination import difference, read_destination
 from close_source.run.environment import keep_pandas_out
-from close_source.run.lock import run_lock
+from close_source.run.lock import describe, holder_of, run_lock
 from close_source.source import close_source
 from close_source.user_errors import user_error_message
 
@@ -96,17 +98,36 @@ def _source_args(tables: list[str], full_load: str | None) -> dict[str, object]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """The destination's truth: what it holds and where the next run continues from; what
+    this working directory remembers comes second. Nothing is printed before the destination
+    answered, so a wrong credential fails as `run` does."""
     pipeline = _pipeline(args, progress=False)
+    holder = holder_of(pipeline.working_dir)
+    if holder is not None:
+        detail = describe(holder)
+        print(f"A run of pipeline {args.pipeline_name!r} is in progress"
+              + (f" ({detail})" if detail else "") + ".")
+    try:
+        stored = read_destination(pipeline)
+    except Exception as exc:
+        if holder is not None and user_error_message(exc, pipeline):
+            print("The destination is busy with that run: status can say more after it.")
+            return 0
+        raise
+    local = dict(pipeline.state.get("sources", {}).get(SOURCE_NAME) or {}) or None
+    claimed = stored.source_state(SOURCE_NAME)
     trace = pipeline.last_trace
-    if trace is None and not pipeline.default_schema_name:
-        print(f"No sync has run yet for pipeline {args.pipeline_name!r} "
-              f"(working dir {pipeline.working_dir}).")
+    if claimed is None and local is None and trace is None:
+        print(f"No sync has run yet for pipeline {args.pipeline_name!r} into "
+              f"{describe_destination(pipeline)} (working dir {pipeline.working_dir}).")
         return 0
     if trace is not None:
         failed = any(step.step_exception for step in trace.steps)
-        print(f"Last run: {trace.started_at} -> {trace.finished_at} "
-              f"({'failed' if failed else 'succeeded'})")
-    _print_watermarks(pipeline)
+        print(f"Last run from this working directory: {trace.started_at} -> "
+              f"{trace.finished_at} ({'failed' if failed else 'succeeded'})")
+    if (why := difference(describe_destination(pipeline), local, claimed)) is not None:
+        print(f"Note: {why.replace('continuing from', 'the next run continues from')}.")
+    _print_watermarks(claimed or {}, pipeline)
     if pipeline.has_pending_data:
         print("A run stopped before its data was loaded: the next run loads it first.")
     _print_counts(table_counts(pipeline), pipeline.dataset_name)
@@ -179,9 +200,9 @@ def _print_summary(pipeline: dlt.Pipeline, seconds: float) -> None:
     _print_counts(table_counts(pipeline), pipeline.dataset_name)
 
 
-def _print_watermarks(pipeline: dlt.Pipeline) -> None:
-    """Each table kept current from the Event Log: how far it was applied."""
-    source_state = dict(pipeline.state.get("sources", {}).get(SOURCE_NAME, {}))
+def _print_watermarks(source_state: dict[str, object], pipeline: dlt.Pipeline) -> None:
+    """Each table kept current from the Event Log: how far the destination has it."""
+    source_state = dict(source_state)
     st.migrate(source_state, pipeline.default_schema.tables if pipeline.default_schema_name
                else [])
     marks = st.watermarks(source_state)

@@ -192,15 +192,18 @@ def _where(path: str | None) -> str:
 
 
 def _duckdb_locked(found: re.Match[str], pipeline: Any) -> str:
+    """DuckDB lets one process write a file: say who has it and what to do; this run stops
+    at once rather than wait (a scheduler would pile runs up)."""
     pid = f" (PID {found['pid']})" if found["pid"] else f" ({found['program']})"
-    message = f"the DuckDB file {found['path']} is locked by another process{pid}"
+    message = f"the DuckDB file {found['path']} is in use by another process{pid}"
     holder = holder_of(pipeline.working_dir) if pipeline is not None else None
     if holder is not None:
         detail = describe(holder)
         return (f"{message}: a close-sync run of pipeline {pipeline.pipeline_name} is in "
-                f"progress{f' ({detail})' if detail else ''}; wait for it to finish")
-    return (f"{message}: close it there and run again (close-sync runs of one pipeline wait "
-            "for each other through their run lock, see README, Commands)")
+                f"progress{f' ({detail})' if detail else ''}; this command does not wait: run "
+                "it again when that run has finished")
+    return (f"{message}: DuckDB lets one process write a file at a time; close the file there "
+            "(or stop that process) and run close-sync again, it does not wait")
 
 
 def _places(pipeline: Any) -> list[str]:

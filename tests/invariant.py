@@ -32,7 +32,7 @@ OBJECT_TYPE_OF_TABLE = {table: kind for kind, table in TABLE_OF_OBJECT_TYPE.item
 def db_rows(pipeline: dlt.Pipeline, table: str,
             where: str | None = None) -> dict[Any, dict[str, Any]]:
     entry = BY_TABLE[table]
-    sql = f"SELECT * FROM close.{table}" + (f" WHERE {where}" if where else "")
+    sql = f"SELECT * FROM {pipeline.dataset_name}.{table}" + (f" WHERE {where}" if where else "")
     with sql_client(pipeline) as client, client.execute_query(sql) as cursor:
         names = [column[0] for column in cursor.description]
         result = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -58,7 +58,8 @@ def custom_columns(pipeline: dlt.Pipeline, kind: str, from_state: bool = False) 
     or (`from_state`: that table may be older than the table checked, in subset runs) as the
     pipeline state froze it for the table."""
     if not from_state:
-        return dict(rows(pipeline, "SELECT id, column_name FROM close.custom_fields "
+        return dict(rows(pipeline, f"SELECT id, column_name FROM {pipeline.dataset_name}."
+                                   "custom_fields "
                                    f"WHERE object_type = '{kind}' AND NOT is_deleted"))
     kept = pipeline.state["sources"]["close"]["custom_columns"]["name"][TABLE_OF_OBJECT_TYPE[kind]]
     return {field_id: value["columns"][value["column_type"]] for field_id, value in kept.items()
@@ -77,7 +78,8 @@ def duplicate_keys(pipeline: dlt.Pipeline) -> dict[str, list[Any]]:
     for table in pipeline.default_schema.data_table_names():
         columns = ", ".join(keys[table])
         try:
-            repeated = rows(pipeline, f"SELECT {columns}, count(*) FROM close.{table} "
+            repeated = rows(pipeline, f"SELECT {columns}, count(*) FROM "
+                                      f"{pipeline.dataset_name}.{table} "
                                       f"GROUP BY {columns} HAVING count(*) > 1 LIMIT 5")
         except DatabaseUndefinedRelation:  # declared, never created: no rows
             continue
@@ -150,9 +152,10 @@ def _child_mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str,
         if not any(list_name in obj for obj in expected.values()):
             continue  # assembled at response time (a pipeline's statuses): not stored here
         key = entry.child_key or "parent_id"
-        where = (f" WHERE {key} IN (SELECT id FROM close.{table} WHERE _deleted_at IS NULL)"
+        dataset = pipeline.dataset_name
+        where = (f" WHERE {key} IN (SELECT id FROM {dataset}.{table} WHERE _deleted_at IS NULL)"
                  if live else "")
-        counts = dict(rows(pipeline, f"SELECT {key}, count(*) FROM close.{table}__{list_name}"
+        counts = dict(rows(pipeline, f"SELECT {key}, count(*) FROM {dataset}.{table}__{list_name}"
                                      f"{where} GROUP BY {key}"))
         want = {obj_id: len(obj.get(list_name) or []) for obj_id, obj in expected.items()
                 if obj.get(list_name)}

@@ -71,19 +71,27 @@ def test_duckdb_file_held_by_another_process(fake, tmp_path):
     database = tmp_path / f"{PIPELINE_NAME}.duckdb"
     with duckdb.connect(str(database)):  # this test process holds DuckDB's write lock
         result = run(tmp_path, fake)
-    line = assert_one_line_user_error(result, f"the DuckDB file {database} is locked by another "
-                                              f"process (PID {os.getpid()})", "run lock")
+    line = assert_one_line_user_error(result, f"the DuckDB file {database} is in use by another "
+                                              f"process (PID {os.getpid()})",
+                                      "close the file there", "it does not wait")
     assert "CREDENTIALS" not in line
 
 
-def test_status_while_a_run_holds_the_file_names_the_run(fake, tmp_path):
+def test_status_while_a_run_holds_the_file_says_a_run_is_in_progress(fake, tmp_path):
     assert run(tmp_path, fake).returncode == 0
     pipeline = pipeline_of(tmp_path, None)
-    with run_lock(pipeline), duckdb.connect(str(tmp_path / f"{PIPELINE_NAME}.duckdb")):
-        result = run(tmp_path, fake, "status")
-    assert_one_line_user_error(result, "is locked by another process",
-                               f"a close-sync run of pipeline {PIPELINE_NAME} is in progress "
-                               f"(pid {os.getpid()}, started ", "wait for it to finish")
+    with run_lock(pipeline):
+        with duckdb.connect(str(tmp_path / f"{PIPELINE_NAME}.duckdb")):
+            result = run(tmp_path, fake, "status")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"A run of pipeline '{PIPELINE_NAME}' is in progress "
+                                        f"(pid {os.getpid()}, started "), result.stdout
+        assert "busy with that run" in result.stdout
+        result = run(tmp_path, fake, "status")  # between its connections: the tables too
+        second = run(tmp_path, fake)  # a second run stops at once, saying why
+    assert result.returncode == 0, result.stderr
+    assert "is in progress" in result.stdout and "leads  " in result.stdout
+    assert_one_line_user_error(second, "another close-sync run", "is in progress")
 
 
 def test_postgres_dsn_without_a_password(fake, tmp_path, postgres_server):

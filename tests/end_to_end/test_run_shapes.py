@@ -5,25 +5,31 @@ in the same windows as lead deletes and merges; renames of contacts, users, stat
 pipelines, sequences and templates, whose names other rows copy), each followed by a run of a
 random shape: every table, a random subset of tables (`--resources`), or a subset read in
 full. After a round that changed definitions, a run of every table with no new change follows:
-its 5-minute re-scan replays the events from before the change. After every run, each table
-the run synced equals Close's current state, and every table of the dataset has unique keys;
-after the last round a run of every table makes every table equal. On DuckDB and PostgreSQL,
-with hard and soft deletes, and against a server that ignores the filters the docs do not
-list and shifts its pages while they are read.
+its 5-minute re-scan replays the events from before the change. Before the runs of some rounds
+the destination changes behind the pipeline's back (`DESTINATION_SHAPES`): the DuckDB file
+deleted, the schema or one table dropped, the database restored from an earlier copy, a run
+into another dataset first, or a fresh working directory. After every run, each table the run
+synced equals Close's current state, and every table of the dataset has unique keys; after
+the last round a run of every table makes every table equal. On DuckDB and PostgreSQL, with
+hard and soft deletes, and against a server that ignores the filters the docs do not list and
+shifts its pages while they are read.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dlt
 import pytest
 
 from close_fake import FakeClose, FakeOrg, generate_org
 from close_fake.churn import random_changes
-from close_source.catalog import CATALOG
+from close_source.catalog import CATALOG, owned_tables
+from tests import destinations as dest
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import new_pipeline, rows, sync
 from tests.invariant import duplicate_keys, every_table_mismatches
@@ -39,6 +45,17 @@ DEFINITION_CHANGES = ("delete_field", "retype_field", "rename_choice", "add_fiel
                       "rename_field")
 
 
+# What happens to the destination before a round's run, and what the run must say about it.
+ANOTHER_STATE = "holds another state than this working directory's"
+DESTINATION_SHAPES = {
+    "database lost": "holds no data of this pipeline",
+    "table dropped": "",  # which line depends on the table (`_change_destination`)
+    "restored": ANOTHER_STATE,
+    "other dataset": ANOTHER_STATE,  # back in the first dataset, after a run into another
+    "fresh working directory": "this working directory had no state: restored it",
+}
+
+
 def shape_of(rng: random.Random, round_number: int) -> tuple[str, list[str] | None]:
     """A run over every table, a subset, or a subset read in full (`sync_mode="full"`)."""
     kind = rng.choice(("all", "subset", "subset", "full subset"))
@@ -48,14 +65,21 @@ def shape_of(rng: random.Random, round_number: int) -> tuple[str, list[str] | No
 
 
 def run_rounds(org: FakeOrg, fake: FakeClose, workdir: Path, seed: int, rounds: int,
-               pipeline: dlt.Pipeline, soft: bool = False) -> list[str]:
+               pipeline: dlt.Pipeline, soft: bool = False,
+               caplog: pytest.LogCaptureFixture | None = None) -> list[str]:
+    """`caplog`: the destination changes too, one shape of `DESTINATION_SHAPES` per round."""
     rng = random.Random(seed)
     deletes = "soft" if soft else "hard"
     shapes = []
+    lost = [*DESTINATION_SHAPES, *[None] * max(0, rounds - len(DESTINATION_SHAPES))]
+    if caplog is not None:
+        rng.shuffle(lost)
+        caplog.set_level(logging.INFO, logger="close_source")
+    snapshots = {-1: dest.Snapshot(pipeline)} if caplog is not None else {}
 
-    def run(tables: list[str] | None, **args: object) -> None:
-        sync(fake, workdir, pipeline=pipeline, resources=tables, deletes=deletes, **args)
-        problems = every_table_mismatches(org, pipeline, soft=soft, tables=tables)
+    def run(tables: list[str] | None, on: dlt.Pipeline | None = None, **args: object) -> None:
+        sync(fake, workdir, pipeline=on or pipeline, resources=tables, deletes=deletes, **args)
+        problems = every_table_mismatches(org, on or pipeline, soft=soft, tables=tables)
         assert not problems, (shapes[-1], problems)
 
     for round_number in range(rounds):
@@ -64,7 +88,20 @@ def run_rounds(org: FakeOrg, fake: FakeClose, workdir: Path, seed: int, rounds: 
         org.advance(timedelta(seconds=30))
         kind, tables = shape_of(rng, round_number)
         shapes.append(f"round {round_number}: {kind} {tables or ''} after {done}")
+        destination = lost[round_number] if caplog is not None else None
+        said = ""
+        if destination is not None:
+            pipeline, said = _change_destination(destination, pipeline, rng, snapshots,
+                                                 round_number, run, shapes, caplog)
+            kind, tables = "all", None
+        exports = _exports(fake)
         run(tables, **({"sync_mode": "full"} if kind == "full subset" else {}))
+        if destination == "fresh working directory":  # continued from the destination's state
+            assert _exports(fake) == exports, shapes[-1]
+        if said:
+            assert said in caplog.text, shapes[-1]
+        if round_number + 2 < rounds and lost[round_number + 2] == "restored":
+            snapshots[round_number] = dest.Snapshot(pipeline)
         if any(change.split()[0] in DEFINITION_CHANGES for change in done):
             shapes.append(f"round {round_number}: replay of the window after {done}")
             run(None)
@@ -73,16 +110,55 @@ def run_rounds(org: FakeOrg, fake: FakeClose, workdir: Path, seed: int, rounds: 
     return shapes
 
 
+def _change_destination(shape: str, pipeline: dlt.Pipeline, rng: random.Random,
+                        snapshots: dict[int, dest.Snapshot], round_number: int, run: Any,
+                        shapes: list[str], caplog: pytest.LogCaptureFixture
+                        ) -> tuple[dlt.Pipeline, str]:
+    """Change the destination behind the pipeline's back: the pipeline the round runs, and
+    the line its run must log."""
+    caplog.clear()
+    said = DESTINATION_SHAPES[shape]
+    if shape == "database lost":
+        done = rng.choice((dest.delete_database, dest.drop_dataset))(pipeline)
+    elif shape == "table dropped":
+        present = set(dest.dataset_tables(pipeline))
+        entry = rng.choice([entry for entry in CATALOG if set(owned_tables(entry)) <= present])
+        done = dest.drop_table(pipeline, rng.choice(owned_tables(entry)))
+        said = "not in the destination" if entry.incremental != "every_run" else \
+            "created again"
+    elif shape == "restored":
+        done = snapshots[max(n for n in snapshots if n <= round_number - 2)].restore(pipeline)
+    elif shape == "other dataset":  # `--dataset other` first, with the same working directory
+        shapes[-1] += " (into dataset other first)"
+        run(None, on=dest.same_pipeline_elsewhere(pipeline, dataset="other"))
+        assert "holds no data of this pipeline" in caplog.text, shapes[-1]
+        caplog.clear()
+        done = "back to dataset close"
+    else:
+        pipeline = dest.same_pipeline_elsewhere(pipeline, fresh=True)
+        done = "new working directory"
+    shapes[-1] += f" ({done})"
+    return pipeline, said
+
+
+def _exports(fake: FakeClose) -> int:
+    return sum(1 for r in fake.requests if r.endpoint == "/export/lead/")
+
+
 @pytest.mark.parametrize("deletes", ["hard", "soft"])
 @pytest.mark.parametrize("kind", WAREHOUSES)
-def test_random_run_shapes_keep_every_table_equal_to_close(request, tmp_path, kind, deletes):
+def test_random_run_shapes_keep_every_table_equal_to_close(request, tmp_path, kind, deletes,
+                                                           caplog):
     org = generate_org(seed=81, leads=12)
     with FakeClose(org) as fake:
         pipeline = new_pipeline(tmp_path, warehouse=warehouse(request, kind))
         sync(fake, tmp_path, pipeline=pipeline, deletes=deletes)
-        shapes = run_rounds(org, fake, tmp_path, 81, 6, pipeline, soft=deletes == "soft")
+        shapes = run_rounds(org, fake, tmp_path, 81, 6, pipeline, soft=deletes == "soft",
+                            caplog=caplog)
     assert any("subset" in shape for shape in shapes)
     assert any("replay" in shape for shape in shapes)
+    for shape in ("dropped", "restored", "dataset other", "new working directory"):
+        assert any(shape in done for done in shapes), shape
 
 
 def test_a_server_that_ignores_undocumented_filters_and_shifts_pages(tmp_path, caplog):
