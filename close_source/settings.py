@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args, get_origin
+
+from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
+from dlt.common.configuration.resolve import resolve_configuration
+from dlt.extract.pipe_iterator import PipeIterator
 
 from close_source.catalog import CATALOG, unknown_tables
 from close_source.errors import ConfigError
@@ -15,6 +20,54 @@ FullLoad = Literal["export", "lists"]
 SyncMode = Literal["auto", "full", "refresh"]
 Deletes = Literal["hard", "soft"]
 ColumnNaming = Literal["name", "id"]  # custom field columns named after the field's name or id
+
+SECTION = ("sources", "close")  # the source's config section: `[sources.close]`, SOURCES__CLOSE__
+MAX_SECONDS = 365 * 86400.0  # Python's timers overflow past ~9.2e9 s; a year is past any use
+
+
+def _whole(minimum: int) -> Callable[[object], bool]:
+    return lambda value: type(value) is int and value >= minimum
+
+
+def _seconds(value: object) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and \
+        0 < value <= MAX_SECONDS  # type: ignore[operator]
+
+
+# What each numeric and boolean setting of the source accepts, checked and said. dlt coerces
+# config.toml and environment values to the signature's types first; these catch the rest
+# (a negative number, NaN) and values passed to `close_source()` directly, which dlt leaves as
+# they are.
+ACCEPTS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "max_skip": (_whole(1), "a whole number greater than 0"),
+    "timeout": (_seconds, "a number of seconds greater than 0 (a year at most)"),
+    "max_attempts": (_whole(1), "a whole number greater than 0"),
+    "export_timeout": (_seconds, "a number of seconds greater than 0 (a year at most)"),
+    "export_poll_interval": (_seconds, "a number of seconds greater than 0 (a year at most)"),
+    "window_memory_rows": (_whole(0), "a whole number of rows, 0 or more"),
+    "export_fallback": (lambda value: type(value) is bool, "true or false"),
+}
+EXTRACT_WORKERS = (_whole(1), "a whole number of threads greater than 0")
+
+
+def setting_name(field: str, section: Sequence[str] = SECTION) -> str:
+    """As the user writes it: `[sources.close] timeout (SOURCES__CLOSE__TIMEOUT)`."""
+    return f"[{'.'.join(section)}] {field} ({'__'.join((*section, field)).upper()})"
+
+
+def refused(field: str, value: object, accepts: str, section: Sequence[str] = SECTION) -> str:
+    """The one line for a value a setting does not take. Only for settings that hold no
+    secret: the value is shown."""
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return f"{setting_name(field, section)} must be {accepts}, not {shown}"
+
+
+def accepted(hint: Any) -> str:
+    """What a type hint accepts, in words, for settings not in ACCEPTS."""
+    if get_origin(hint) is Literal:
+        return "one of " + ", ".join(str(value) for value in get_args(hint))
+    return {int: "a whole number", float: "a number", bool: "true or false"}.get(
+        hint, f"a value of type {getattr(hint, '__name__', hint)}")
 
 
 @dataclass(frozen=True)
@@ -49,11 +102,11 @@ class Settings:
         for name, kind in (("full_load", FullLoad), ("sync_mode", SyncMode),
                            ("deletes", Deletes), ("custom_field_columns", ColumnNaming)):
             if values[name] not in get_args(kind):
-                raise ConfigError(f"{name} must be one of {get_args(kind)}, "
-                                  f"not {values[name]!r}")
-        if not isinstance(values["window_memory_rows"], int) or values["window_memory_rows"] < 0:
-            raise ConfigError(f"window_memory_rows must be a whole number of rows (0 or more), "
-                              f"not {values['window_memory_rows']!r}")
+                raise ConfigError(refused(name, values[name], accepted(kind)))
+        for name, (accepts, said) in ACCEPTS.items():
+            if not accepts(values[name]):
+                raise ConfigError(refused(name, values[name], said))
+        check_extract_workers()
         settings = cls(tables=selected, **values)  # type: ignore[arg-type]
         if settings.backup_dir and settings.full_load != "export":
             raise ConfigError("a backup needs the export: full_load must be 'export'")
@@ -72,3 +125,19 @@ class Settings:
     def full_read(self) -> bool:
         """Every selected table is read in full, whatever its watermark."""
         return self.sync_mode != "auto" or bool(self.export_file or self.backup_dir)
+
+
+def check_extract_workers() -> None:
+    """`[extract] workers` as dlt's extract step will read it (its own spec, so the same
+    lookups and coercion), before anything is read from Close: dlt reads it only when the
+    extraction starts, and a bad value ended the run there, in a traceback."""
+    section = ("extract",)
+    try:
+        workers = resolve_configuration(PipeIterator.PipeIteratorConfiguration(),
+                                        explicit_value={}).workers
+    except ConfigValueCannotBeCoercedException as exc:
+        field, value = exc.field_name, exc.field_value
+        said = EXTRACT_WORKERS[1] if field == "workers" else accepted(exc.hint)
+        raise ConfigError(refused(field, value, said, section)) from None
+    if not EXTRACT_WORKERS[0](workers):
+        raise ConfigError(refused("workers", workers, EXTRACT_WORKERS[1], section))

@@ -18,6 +18,7 @@ from typing import Any
 import tomlkit
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
+    ConfigValueCannotBeCoercedException,
     LookupTraces,
     ValueNotSecretException,
 )
@@ -28,6 +29,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from close_source.errors import CloseSyncError, exception_chain
 from close_source.run.lock import describe, holder_of
+from close_source.settings import ACCEPTS, accepted, refused, setting_name
 
 _SECRETS = (
     (re.compile(r"(://[^:/@\s]+:)[^@\s]+@"), r"\1***@"),  # scheme://user:password@host
@@ -61,6 +63,8 @@ def user_error_message(exc: BaseException, pipeline: Any = None) -> str | None:
             return str(cause)
         if isinstance(cause, ConfigFieldMissingException):
             return _missing_config(cause)
+        if isinstance(cause, ConfigValueCannotBeCoercedException):
+            return _uncoercible(cause, failed.step if failed is not None else None)
         if isinstance(cause, UnknownDestinationModule):
             return (f"unknown destination {cause.ref!r}: use duckdb, postgres, "
                     "bigquery or another dlt destination name")
@@ -98,6 +102,18 @@ def _missing_config(cause: ConfigFieldMissingException) -> str:
                 f"[destination.{destination}.credentials] in .dlt/secrets.toml "
                 "(see README, Destinations)")
     return f"missing configuration: {', '.join(cause.fields)} (see README, Configuration)"
+
+
+def _uncoercible(cause: ConfigValueCannotBeCoercedException, step: str | None) -> str:
+    """A value dlt could not read as its setting's type. The source's own settings are read
+    before any step (`close_source()`); a step's (`[load] workers`) while it runs. The value
+    is shown only for the source's settings: another one may be a secret."""
+    field = cause.field_name
+    if step is None and field in ACCEPTS:
+        return refused(field, cause.field_value, ACCEPTS[field][1])
+    where = setting_name(field, (step,)) if step in ("extract", "normalize", "load") else \
+        f"the setting `{field}`"
+    return f"{where} must be {accepted(cause.hint)} (see README, Configuration)"
 
 
 def _destination_section(traces: Any) -> str | None:

@@ -6,12 +6,15 @@ endpoint group; when a response says `remaining` is 0, hold the group until its 
 running into a 429. 5xx, timeouts and dropped connections are retried with exponential backoff and
 jitter (tenacity), a bounded number of times. Rate limits are per endpoint group, so one
 `_RateGate` per (method, path template) lets independent endpoints proceed concurrently.
+
+No connection before Close has answered once (the `GET /me/` preflight) is a wrong `base_url` or
+an outage: it ends the run within seconds, saying why (`api/connection.py`). Once Close has
+answered, the same failures are a restart or a blip, retried like a timeout.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import re
@@ -32,6 +35,12 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from close_source.api.connection import (
+    FIRST_CONNECT_ATTEMPTS,
+    cannot_connect,
+    connect_failure,
+    validate_base_url,
+)
 from close_source.errors import AccessDenied, ApiError, AuthError, ConfigError, UnreachableError
 from close_source.progress import Progress, megabytes
 
@@ -46,12 +55,15 @@ _RATELIMIT_REMAINING = re.compile(r"remaining=\s*([0-9.]+)")
 
 
 class _Retryable(Exception):
-    """A failure worth another attempt; `delay` is the server-imposed wait, if any."""
+    """A failure worth another attempt; `delay` is the server-imposed wait, if any;
+    `connecting`: no connection could be made and Close has not answered yet."""
 
-    def __init__(self, reason: str, delay: float | None = None) -> None:
+    def __init__(self, reason: str, delay: float | None = None,
+                 connecting: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.delay = delay
+        self.connecting = connecting
 
 
 class _RateGate:
@@ -69,28 +81,6 @@ class _RateGate:
     def hold(self, seconds: float) -> None:
         with self._lock:
             self._open_at = max(self._open_at, time.monotonic() + seconds)
-
-
-def validate_base_url(base_url: str) -> str:
-    """https anywhere; plain http only on loopback, so a key never crosses a network in clear."""
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    secure = parts.scheme == "https" and bool(host)
-    if not (secure or (parts.scheme == "http" and _is_loopback(host))):
-        raise ConfigError(
-            f"base_url {base_url!r} is not allowed: use https (plain http only for loopback "
-            "hosts); set SOURCES__CLOSE__BASE_URL or `base_url` under [sources.close]"
-        )
-    return base_url if base_url.endswith("/") else base_url + "/"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _endpoint_group(method: str, path: str) -> str:
@@ -180,6 +170,8 @@ class CloseClient:
         self.requests_sent = 0
         self.retries = 0
         self.server_time: datetime | None = None  # Close's clock: the last `Date` header
+        # Close has answered (any status): from then on a failed connection is a blip
+        self.answered = False
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=httpx.BasicAuth(api_key.strip(), ""),
@@ -230,6 +222,8 @@ class CloseClient:
                     gate.wait()
                     return self._send(method, path, params, json, gate, headers)
         except _Retryable as exc:
+            if exc.connecting:
+                raise cannot_connect(self.base_url, exc.reason) from None
             raise UnreachableError(
                 f"Close API {method} {path} kept failing ({exc.reason}) after "
                 f"{self.max_attempts} attempts; check {self.base_url} and try again later"
@@ -253,8 +247,15 @@ class CloseClient:
         except httpx.TimeoutException:
             raise _Retryable("timeout") from None
         except httpx.TransportError as exc:
-            raise _Retryable(f"connection error: {type(exc).__name__}") from None
+            failure = connect_failure(exc)
+            if failure is None:
+                raise _Retryable(f"connection error: {type(exc).__name__}") from None
+            reason, transient = failure
+            if not self.answered and not transient:
+                raise cannot_connect(self.base_url, reason) from None
+            raise _Retryable(reason, connecting=not self.answered) from None
 
+        self.answered = True
         status = response.status_code
         if status == 429:
             delay = rate_limit_wait(response)
@@ -358,6 +359,8 @@ class CloseClient:
     def _stop(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
         rate_limited = getattr(state, "close_rate_limited", 0)
+        if isinstance(exc, _Retryable) and exc.connecting:
+            return state.attempt_number >= min(FIRST_CONNECT_ATTEMPTS, self.max_attempts)
         if isinstance(exc, _Retryable) and exc.delay is not None:
             rate_limited += 1
             state.close_rate_limited = rate_limited  # type: ignore[attr-defined]

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from close_fake import FakeClose, Faults, RateLimit, generate_org
 from close_source.api.client import CloseClient
+from close_source.api.connection import FIRST_CONNECT_ATTEMPTS
 from close_source.errors import AccessDenied, AuthError, ConfigError, UnreachableError
+
+KEY = "api_connect_test_key_9c2e"
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +112,94 @@ def test_forbidden_endpoint_is_access_denied_not_auth(org):
         assert client.get("me/")["id"]
 
 
-def test_unreachable_api_is_a_clear_error():
-    with CloseClient("k", "http://127.0.0.1:9/api/v1/", max_attempts=2,
-                     backoff_initial=0.01) as client, \
-            pytest.raises(UnreachableError, match="connection error"):
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_refused_connection_fails_fast_and_says_so():
+    """Before Close has answered once, a refused connection is a wrong base_url or an
+    outage: two quick retries, then one clear error, not 8 attempts over a minute."""
+    port = closed_port()
+    with CloseClient(KEY, f"http://127.0.0.1:{port}/api/v1/") as client:
+        started = time.monotonic()
+        with pytest.raises(UnreachableError) as failed:
+            client.get("me/")
+        assert time.monotonic() - started < 5
+    assert str(failed.value).startswith(f"cannot connect to 127.0.0.1:{port}: connection refused")
+    assert client.requests_sent == FIRST_CONNECT_ATTEMPTS and KEY not in str(failed.value)
+
+
+def test_an_unknown_host_is_not_retried():
+    with CloseClient(KEY, "https://close-dlt-test.invalid/api/v1/") as client, \
+            pytest.raises(UnreachableError) as failed:
         client.get("me/")
+    assert str(failed.value).startswith(
+        "cannot connect to close-dlt-test.invalid:443: unknown host (name resolution failed)")
+    assert client.requests_sent == 1
+
+
+def test_tls_to_a_plain_http_server_is_not_retried(org):
+    with FakeClose(org) as fake, \
+            CloseClient(KEY, fake.base_url.replace("http://", "https://")) as client, \
+            pytest.raises(UnreachableError) as failed:
+        client.get("me/")
+    assert str(failed.value).startswith(
+        f"cannot connect to 127.0.0.1:{fake.port}: TLS failed: wrong version number")
+    assert client.requests_sent == 1 and fake.requests == []
+
+
+def test_a_certificate_not_trusted_says_so(tmp_path):
+    """A self-signed certificate (a TLS-intercepting proxy, a test server): one attempt."""
+    with tls_server(tmp_path) as port, \
+            CloseClient(KEY, f"https://127.0.0.1:{port}/api/v1/") as client, \
+            pytest.raises(UnreachableError) as failed:
+        client.get("me/")
+    assert str(failed.value).startswith(f"cannot connect to 127.0.0.1:{port}: TLS certificate "
+                                        "not accepted: self-signed certificate")
+    assert client.requests_sent == 1
+
+
+def test_once_close_has_answered_a_refused_connection_is_retried_like_a_timeout(org):
+    """Mid-run, a refused connection is a server restarting: the full retry budget."""
+    with FakeClose(org) as fake:
+        client = CloseClient(fake.api_key, fake.base_url, max_attempts=4, backoff_initial=0.01)
+        assert client.get("me/")["id"]
+    with client, pytest.raises(UnreachableError) as failed:
+        client.get("lead/")  # the server is gone: its port refuses connections
+    assert "GET lead/ kept failing (connection refused) after 4 attempts" in str(failed.value)
+    assert client.requests_sent == 1 + 4
+
+
+@contextmanager
+def tls_server(directory: Path) -> Iterator[int]:
+    """A loopback TLS server with a self-signed certificate; yields its port."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = listener.accept()
+            with contextlib.suppress(OSError), \
+                    context.wrap_socket(connection, server_side=True):
+                pass  # the client refuses the certificate during the handshake
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        listener.close()
+        thread.join(timeout=10)
 
 
 @pytest.mark.parametrize("url", ["http://api.close.com/api/v1/", "ftp://127.0.0.1/",

@@ -3,6 +3,7 @@ case, beside the end-to-end tests on the loopback fake (test_client.py)."""
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable
 
@@ -65,6 +66,43 @@ def test_dropped_connections_are_retried():
 
     assert client_for(handler).get("me/") == {"id": "me"}
     assert len(calls) == 2
+
+
+def refusing_then(answers: list[int | None]) -> tuple[list[httpx.Request], Callable]:
+    """Each request takes the next entry: None refuses the connection, a status answers."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status = answers.pop(0)
+        if status is None:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request) \
+                from ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+        return httpx.Response(status, json={"id": "me"})
+
+    return seen, handler
+
+
+def test_a_server_restarting_at_the_first_request_is_waited_for_briefly():
+    seen, handler = refusing_then([None, None, 200])
+    assert client_for(handler, max_attempts=8).get("me/") == {"id": "me"}
+    assert len(seen) == 3
+
+
+def test_a_connection_refused_before_close_answered_stops_after_three_attempts():
+    seen, handler = refusing_then([None] * 8)
+    with pytest.raises(UnreachableError) as failed:
+        client_for(handler, max_attempts=8).get("me/")
+    assert str(failed.value).startswith("cannot connect to api.close.test:443: connection refused")
+    assert len(seen) == 3
+
+
+def test_once_close_answered_refused_connections_get_every_attempt():
+    seen, handler = refusing_then([200] + [None] * 6 + [200])
+    client = client_for(handler, max_attempts=8)
+    client.get("me/")
+    assert client.get("lead/") == {"id": "me"}
+    assert len(seen) == 8
 
 
 @pytest.mark.parametrize(("status", "path", "error"), [

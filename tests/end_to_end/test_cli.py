@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import random
+import socket
+import time
 from datetime import timedelta
 
 import duckdb
@@ -41,11 +43,33 @@ def test_missing_key_exits_2(tmp_path):
     assert_one_line_user_error(result, "SOURCES__CLOSE__API_KEY")
 
 
-def test_unreachable_api_exits_2(tmp_path):
-    result = close_sync(["run"], tmp_path, SOURCES__CLOSE__API_KEY="k",
-                        SOURCES__CLOSE__BASE_URL="http://127.0.0.1:9/api/v1/",
-                        SOURCES__CLOSE__MAX_ATTEMPTS="1")
-    assert_one_line_user_error(result, "127.0.0.1:9")
+def test_a_closed_port_fails_fast_and_says_why(tmp_path):
+    """Not 8 attempts over a minute then "ConnectError": a refused connection before Close
+    ever answered is a wrong base_url or an outage."""
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    result = close_sync(["run"], tmp_path, SOURCES__CLOSE__API_KEY=SECRET,
+                        SOURCES__CLOSE__BASE_URL=f"http://127.0.0.1:{port}/api/v1/")
+    assert time.monotonic() - started < 15
+    line = assert_one_line_user_error(
+        result, f"cannot connect to 127.0.0.1:{port}: connection refused",
+        "SOURCES__CLOSE__BASE_URL")
+    assert SECRET not in result.stdout + result.stderr, line
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("https://close-dlt-test.invalid/api/v1/",
+     "cannot connect to close-dlt-test.invalid:443: unknown host (name resolution failed)"),
+    ("https://127.0.0.1:{port}/api/v1/",  # TLS to the plain-HTTP fake
+     "cannot connect to 127.0.0.1:{port}: TLS failed: wrong version number"),
+])
+def test_an_unknown_host_or_a_tls_failure_says_which(fake, tmp_path, url, says):
+    result = close_sync(["run"], tmp_path, SOURCES__CLOSE__API_KEY=SECRET,
+                        SOURCES__CLOSE__BASE_URL=url.format(port=fake.port))
+    assert_one_line_user_error(result, says.format(port=fake.port))
+    assert SECRET not in result.stdout + result.stderr
 
 
 def test_plain_http_to_a_remote_host_exits_2(tmp_path):

@@ -1,11 +1,13 @@
 """What the user can fix ends in one line naming it, exit code 2, no traceback: a DuckDB file
 another process holds, a PostgreSQL DSN without password, a read-only or full file system, an
-unwritable pipeline directory, a malformed `.dlt/*.toml`. None of them blames credentials that
-are present, and none echoes a secret. After a full disk, the next run with space completes
-the load and the tables are exact."""
+unwritable pipeline directory, a malformed `.dlt/*.toml`, a numeric or boolean setting with a
+value it does not take. None of them blames credentials that are present, and none echoes a
+secret. After a full disk, the next run with space completes the load and the tables are
+exact."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import resource
 import shutil
@@ -20,6 +22,7 @@ import duckdb
 import pytest
 
 from close_fake import FakeClose, generate_org
+from close_source import close_source
 from close_source.pipeline import PIPELINE_NAME
 from close_source.run.lock import run_lock
 from tests.cli_runs import (
@@ -135,6 +138,56 @@ def test_malformed_toml_names_the_file_and_line(fake, tmp_path, name, content, w
     line = assert_one_line_user_error(result, f"{tmp_path / '.dlt' / name} is not valid TOML",
                                       where)
     assert "api_unterminated" not in line
+
+
+SECONDS = "a number of seconds greater than 0"
+# Every numeric and boolean setting, once from .dlt/config.toml and once from the environment:
+# a value that is not a number (or not true/false) from one, out of range from the other.
+BAD_SETTINGS = [
+    ("toml", "sources.close", "max_skip", '"x"', "a whole number greater than 0, not 'x'"),
+    ("env", "sources.close", "max_skip", "-5", "a whole number greater than 0, not -5"),
+    ("toml", "sources.close", "timeout", "-1", f"{SECONDS} (a year at most), not -1.0"),
+    ("env", "sources.close", "timeout", "abc", f"{SECONDS} (a year at most), not 'abc'"),
+    ("toml", "sources.close", "max_attempts", "0", "a whole number greater than 0, not 0"),
+    ("env", "sources.close", "max_attempts", "three", "a whole number greater than 0"),
+    ("toml", "sources.close", "export_timeout", '"6h"', f"{SECONDS} (a year at most), not '6h'"),
+    ("env", "sources.close", "export_timeout", "1e12", f"{SECONDS} (a year at most)"),
+    ("toml", "sources.close", "export_poll_interval", "0", f"{SECONDS} (a year at most), not 0"),
+    ("env", "sources.close", "export_poll_interval", "nan", f"{SECONDS} (a year at most), not nan"),
+    ("toml", "sources.close", "window_memory_rows", '"lots"', "a whole number of rows, 0 or more"),
+    ("env", "sources.close", "window_memory_rows", "-1", "a whole number of rows, 0 or more"),
+    ("toml", "sources.close", "export_fallback", '"maybe"', "true or false, not 'maybe'"),
+    ("env", "sources.close", "export_fallback", "2", "true or false, not '2'"),
+    ("toml", "extract", "workers", "0", "a whole number of threads greater than 0, not 0"),
+    ("env", "extract", "workers", "abc", "a whole number of threads greater than 0, not 'abc'"),
+]
+
+
+def test_every_numeric_and_boolean_setting_is_covered():
+    numeric = {name for name, parameter in inspect.signature(close_source).parameters.items()
+               if type(parameter.default) in (int, float, bool)}
+    for where in ("toml", "env"):
+        covered = {name for origin, section, name, *_ in BAD_SETTINGS
+                   if origin == where and section == "sources.close"}
+        assert covered == numeric, where
+
+
+@pytest.mark.parametrize(("origin", "section", "name", "value", "says"), BAD_SETTINGS,
+                         ids=[f"{case[0]}-{case[2]}={case[3]}" for case in BAD_SETTINGS])
+def test_a_bad_setting_is_one_line_before_anything_is_read(fake, tmp_path, origin, section,
+                                                           name, value, says):
+    env = {"SOURCES__CLOSE__API_KEY": KEY, "SOURCES__CLOSE__BASE_URL": fake.base_url}
+    variable = f"{section}.{name}".replace(".", "__").upper()
+    if origin == "env":
+        env[variable] = value
+    else:
+        (tmp_path / ".dlt").mkdir()
+        (tmp_path / ".dlt" / "config.toml").write_text(f"[{section}]\n{name} = {value}\n")
+    requests = len(fake.requests)
+    result = close_sync(["run"], tmp_path, **env)
+    assert_one_line_user_error(result, f"[{section}] {name} ({variable}) must be {says}")
+    assert KEY not in result.stdout + result.stderr
+    assert len(fake.requests) == requests, "the setting was checked after reading from Close"
 
 
 def test_credentials_in_config_toml_say_where_they_belong(fake, tmp_path):
