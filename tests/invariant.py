@@ -134,6 +134,9 @@ def mismatches(org: FakeOrg, pipeline: dlt.Pipeline, table: str, limit: int = 10
             if column is None:
                 problems.append(f"{table}: no column for custom field {field_id}")
                 continue
+            if column not in row:  # named, but not in the table (README: declared at once)
+                problems.append(f"{table}: column {column} of custom field {field_id} missing")
+                continue
             value = obj.get(f"custom.{field_id}")
             want = None if value is None else typed(definition, value)
             if decoded(definition, row.get(column)) != want:

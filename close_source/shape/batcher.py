@@ -142,13 +142,22 @@ class ArrowBatcher:
                 yield from self._flush(table)
         for table in list(self._held):
             yield self._release(table)
-        if self.mode == "replace":
-            for table in sorted(self._complete - set(self._sent_columns)):
-                spec = self.specs[table]
-                empty = to_arrow(spec, Columns())
-                yield dlt.mark.with_hints(empty, spec.hints(empty.column_names, "replace",
-                                                                self.json_type),
-                                          create_table_variant=True)
+        for table in self._to_declare():
+            spec = self.specs[table]
+            empty = to_arrow(spec, Columns())
+            yield dlt.mark.with_hints(empty, spec.hints(empty.column_names, self.mode,
+                                                        self.json_type),
+                                      create_table_variant=True)
+
+    def _to_declare(self) -> list[str]:
+        """Tables that get an item without rows: a replaced table read to the end, so it is
+        emptied even when nothing came; and a table whose destination lacks a declared column
+        (a custom field created since it was loaded, or mid-run), which dlt adds to a table
+        only when a load package has a job for it. Merged, the empty job changes no row."""
+        tables = self._complete if self.mode == "replace" else set(self.specs)
+        return sorted(table for table in tables
+                      if (self.mode == "replace" and table not in self._sent_columns)
+                      or self._lacks_declared(self.specs[table]))
 
     def close(self) -> None:
         """The key sets' files go (after `flush` and whatever needed `unseen`)."""
@@ -183,20 +192,36 @@ class ArrowBatcher:
         return dlt.mark.with_hints(arrow_table, spec.hints(names, self.mode, self.json_type),
                                    create_table_variant=True)
 
+    def _lacks_declared(self, spec: TableSpec) -> bool:
+        """Whether a declared column is neither in the table's last item nor in the loaded
+        table (dlt's schema is the destination's as loaded; dlt only adds to it)."""
+        declared = spec.declared_types()
+        sent = self._sent_columns.get(spec.name)
+        table = _loaded_table(spec.name)
+        if not declared or (sent is None and table is None):
+            return False  # nothing declared, or no table to add columns to
+        known = {*(sent or ()), *(table or {}).get("columns", {})}
+        return any(name not in known for name in declared)
+
     def _load_destination_types(self, spec: TableSpec) -> None:
         """Types of earlier runs win over inference, so a column never changes type."""
         if spec.name in self._schema_loaded:
             return
         self._schema_loaded.add(spec.name)
-        try:
-            schema = dlt.current.source_schema()
-        except Exception:  # noqa: BLE001 - outside a pipeline (unit tests): nothing to reuse
-            return
-        table = schema.tables.get(spec.name)
+        table = _loaded_table(spec.name)
         for name, column in (table or {}).get("columns", {}).items():
             column_type = FROM_DLT.get(column.get("data_type", ""))
             if column_type and not name.startswith("_dlt"):
                 spec.types.setdefault(name, column_type)
+
+
+def _loaded_table(name: str) -> dict[str, Any] | None:
+    """The table as dlt's schema knows it from earlier loads (None outside a pipeline)."""
+    try:
+        schema = dlt.current.source_schema()
+    except Exception:  # noqa: BLE001 - outside a pipeline (unit tests): nothing loaded
+        return None
+    return schema.tables.get(name)  # type: ignore[return-value]
 
 
 def object_key(entry: Entry, obj: dict[str, Any]) -> Any:

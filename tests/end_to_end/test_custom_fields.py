@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from close_source.pipeline import run_sync
 from close_source.source import close_source
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import as_json, new_pipeline, rows, sync
+from tests.invariant import every_table_mismatches
 from tests.oracle import TABLE_OF_OBJECT_TYPE, custom_definitions, decoded, expected_objects, typed
 
 LONG_NAME = "Estimated annual recurring revenue after the second renewal negotiation (EUR)"
@@ -316,3 +318,143 @@ def test_id_naming_mode(tmp_path):
     assert "custom_industry" not in column_types(pipeline, "leads")
     assert rows(pipeline, f"SELECT column_name FROM close.custom_fields WHERE id = '{industry}'") \
         == [(column,)]
+
+
+# ---- fields created between incremental runs -----------------------------------------------
+
+CUSTOM_TABLES = ["leads", "contacts", "opportunities", "custom_activities"]
+SYNCED = [*CUSTOM_TABLES, "custom_fields"]
+# information_schema's name of each column type, per destination
+SQL_TYPES = {
+    "duckdb": {"double": "DOUBLE", "date": "DATE", "timestamp": "TIMESTAMP WITH TIME ZONE",
+               "text": "VARCHAR", "json": "JSON"},
+    "postgres": {"double": "double precision", "date": "date",
+                 "timestamp": "timestamp with time zone", "text": "character varying",
+                 "json": "jsonb"},
+}
+
+
+def destination_columns(pipeline: dlt.Pipeline, table: str) -> dict[str, str]:
+    """The table's columns as the destination has them (not as dlt's schema believes)."""
+    return dict(rows(pipeline, "SELECT column_name, data_type FROM information_schema.columns "
+                               f"WHERE table_schema = 'close' AND table_name = '{table}'"))
+
+
+@pytest.fixture(scope="module", params=WAREHOUSES)
+def new_fields(request, tmp_path_factory) -> Iterator[dict[str, Any]]:
+    """Fields created in Close between incremental runs of the custom-field tables:
+
+    1. `untouched`: a field per table and a shared one, no value, no object changed;
+       then `quiet`: nothing changed at all;
+    2. `subset`: a lead field and a shared one, while only contacts are synced;
+    3. `values`: values from Event Log data (contacts, a custom activity), opportunities read
+       in full from their list endpoint (a retyped field) with a new field, leads untouched;
+    4. `by_id`: lead values in events older than an hour, a non-admin key: read by id;
+       a new lead field nobody filled in while leads change.
+    After each: every table's columns in the destination, and the invariant."""
+    kind = request.param
+    org = generate_org(seed=12, leads=6)
+    workdir: Path = tmp_path_factory.mktemp(f"new_fields_{kind}")
+    demo = next(t["id"] for t in org.all(o.CUSTOM_ACTIVITY_TYPE) if t["name"] == "Demo Feedback")
+    columns: dict[str, dict[str, dict[str, str]]] = {}
+    problems: dict[str, dict[str, list[str]]] = {}
+    with FakeClose(org) as fake:
+        pipeline = sync(fake, workdir, resources=SYNCED, warehouse=warehouse(request, kind))
+
+    def run(stage: str, resources: list[str] = SYNCED, **server: Any) -> FakeClose:
+        org.advance(timedelta(minutes=10))
+        with FakeClose(org, **server) as fake:
+            sync(fake, workdir, pipeline=pipeline, resources=resources)
+        columns[stage] = {table: destination_columns(pipeline, table) for table in CUSTOM_TABLES}
+        problems[stage] = every_table_mismatches(org, pipeline, tables=resources)
+        return fake
+
+    m.add_field(org, "lead", "Renewal Date", "date")
+    m.add_field(org, "contact", "Churn Risk", "number")
+    m.add_field(org, "opportunity", "Signed At", "datetime")
+    m.add_field(org, "activity", "Topics", "choices", choices=["Pricing", "Security"],
+                multi=True, custom_activity_type_id=demo)
+    segment = m.add_field(org, "shared", "Segment", "text", associations=["lead", "contact"])
+    run("untouched")
+    run("quiet")  # no object changed since the full load: no event to apply
+    quiet_jobs = {job.job_file_info.table_name for package in pipeline.last_trace
+                  .last_load_info.load_packages for job in package.jobs["completed_jobs"]}
+
+    health = m.add_field(org, "lead", "Health Score", "number")
+    m.add_field(org, "shared", "Region Code", "text", associations=["lead", "contact"])
+    run("subset", ["contacts", "custom_fields"])
+
+    contact = org.all(o.CONTACT)[0]["id"]
+    m.set_custom(org, o.CONTACT, contact, field_id(org, "contact", "Churn Risk"), 0.25)
+    m.set_custom(org, o.CONTACT, contact, segment["id"], "SMB")
+    activity = next(a["id"] for a in org.all(o.ACTIVITY)
+                    if a.get("custom_activity_type_id") == demo)
+    m.set_custom(org, o.ACTIVITY, activity, field_id(org, "activity", "Topics"), ["Security"])
+    m.update_field(org, field_id(org, "opportunity", "Seats"), type_="text")
+    opportunity = org.all(o.OPPORTUNITY)[0]["id"]
+    m.set_custom(org, o.OPPORTUNITY, opportunity, field_id(org, "opportunity", "Signed At"),
+                 "2027-03-01T10:00:00+01:00")
+    m.add_field(org, "opportunity", "Competitor", "text")
+    values = run("values")
+
+    lead = org.all(o.LEAD)[0]["id"]
+    m.set_custom(org, o.LEAD, lead, field_id(org, "lead", "Renewal Date"), "2027-06-30")
+    m.set_custom(org, o.LEAD, lead, health["id"], 87)
+    m.add_field(org, "lead", "Tier", "choices", choices=["A", "B"])
+    m.set_custom(org, o.LEAD, org.all(o.LEAD)[1]["id"], segment["id"], "Enterprise")
+    org.advance(timedelta(hours=2))  # older than an hour: no `data` for a non-admin key
+    by_id = run("by_id", admin=False)
+    yield {"kind": kind, "pipeline": pipeline, "columns": columns, "problems": problems,
+           "values": values, "by_id": by_id, "quiet_jobs": quiet_jobs,
+           "ids": {"contact": contact, "activity": activity, "opportunity": opportunity,
+                   "lead": lead}}
+
+
+def test_a_new_field_gets_its_typed_column_although_no_object_changed(new_fields):
+    types = SQL_TYPES[new_fields["kind"]]
+    got = new_fields["columns"]["untouched"]
+    assert got["leads"]["custom_renewal_date"] == types["date"]
+    assert got["contacts"]["custom_churn_risk"] == types["double"]
+    assert got["opportunities"]["custom_signed_at"] == types["timestamp"]
+    assert got["custom_activities"]["custom_topics"] == types["json"]
+    assert got["leads"]["custom_segment"] == got["contacts"]["custom_segment"] == types["text"]
+    assert not [c for table in got.values() for c in table if "__v_" in c]
+    assert new_fields["problems"]["untouched"] == {}
+
+
+def test_a_table_left_out_of_a_run_gets_its_new_columns_when_next_synced(new_fields):
+    types = SQL_TYPES[new_fields["kind"]]
+    assert new_fields["columns"]["subset"]["contacts"]["custom_region_code"] == types["text"]
+    leads = new_fields["columns"]["values"]["leads"]  # no lead changed in that run
+    assert leads["custom_health_score"] == types["double"]
+    assert leads["custom_region_code"] == types["text"]
+    assert new_fields["problems"]["subset"] == {}
+
+
+def test_new_columns_take_values_from_events_lists_and_reads_by_id(new_fields):
+    types, ids = SQL_TYPES[new_fields["kind"]], new_fields["ids"]
+    pipeline = new_fields["pipeline"]
+    assert [r.endpoint for r in new_fields["values"].requests
+            if r.endpoint == "/opportunity/" and "id__in" not in r.params]  # read in full
+    assert new_fields["columns"]["values"]["opportunities"]["custom_competitor"] == types["text"]
+    assert new_fields["columns"]["by_id"]["leads"]["custom_tier"] == types["text"]
+    assert [r for r in new_fields["by_id"].requests if r.endpoint == "/lead/{id}/"]
+    assert new_fields["problems"]["values"] == new_fields["problems"]["by_id"] == {}
+    assert rows(pipeline, "SELECT custom_churn_risk, custom_segment FROM close.contacts "
+                          f"WHERE id = '{ids['contact']}'") == [(0.25, "SMB")]
+    assert [as_json(v) for (v,) in rows(pipeline, "SELECT custom_topics FROM "
+                                        f"close.custom_activities WHERE id = '{ids['activity']}'")
+            ] == [["Security"]]
+    signed = rows(pipeline, "SELECT custom_signed_at FROM close.opportunities "
+                            f"WHERE id = '{ids['opportunity']}'")
+    assert [str(v) for (v,) in signed] == ["2027-03-01 09:00:00+00:00"]
+    assert [(str(d), s) for d, s in rows(pipeline, (
+        "SELECT custom_renewal_date, custom_health_score FROM close.leads "
+        f"WHERE id = '{ids['lead']}'"))] == [("2027-06-30", 87.0)]
+    assert not [c for table in new_fields["columns"]["by_id"].values() for c in table
+                if "__v_" in c]
+
+
+def test_a_run_with_no_new_column_writes_no_job_for_unchanged_tables(new_fields):
+    """The declaration costs a job only in the run that adds columns."""
+    assert new_fields["quiet_jobs"] and not set(new_fields["quiet_jobs"]) & set(CUSTOM_TABLES)
