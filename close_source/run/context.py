@@ -15,6 +15,7 @@ from close_source.read.context import ReadContext
 from close_source.read.references import References
 from close_source.read.warehouse import Warehouse
 from close_source.records import Page
+from close_source.run.backup import BackupRecorder
 from close_source.settings import Settings
 from close_source.shape.custom_columns import CustomColumns
 
@@ -35,6 +36,7 @@ class RunContext:
     settings: Settings
     # the working directory of the pipeline whose state and dataset the run was planned with
     planned_for: str | None = None
+    backup: BackupRecorder | None = None  # a backup being written of what the run reads
 
     @property
     def soft_deletes(self) -> bool:
