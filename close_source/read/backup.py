@@ -206,8 +206,15 @@ class Backup:
         field created mid-run made it read them twice)."""
         kept = [RawDefinitions(raw["by_object_type"], raw["schemas"])
                 for raw in self.manifest["custom_field_definitions"]]
+        if not kept:
+            raise BackupError(f"the backup in {self.directory} holds no custom field "
+                              "definitions")
         reads = iter(kept)
-        return lambda: next(reads, kept[-1]) if kept else RawDefinitions({}, {})
+
+        def replay() -> RawDefinitions:
+            return next(reads, kept[-1])
+
+        return replay
 
     def read_context(self, max_skip: int) -> ReadContext:
         """Reads served by this backup; the client sends nothing (a request would be a bug)."""
@@ -225,6 +232,11 @@ class _NoNetwork(httpx.BaseTransport):
 def _read_manifest(directory: Path) -> Mapping[str, Any]:
     path = directory / MANIFEST
     if not path.exists():
+        if legacy := sorted(directory.glob("*.manifest.json")):
+            export = legacy[0].name.removesuffix(".manifest.json") + ".json.gz"
+            raise BackupError(f"{directory} holds an earlier close-dlt's backup of the export "
+                              f"file only: load it with SOURCES__CLOSE__EXPORT_FILE="
+                              f"{directory / export} and `close-sync run`")
         raise BackupError(f"{directory} holds no finished backup: {MANIFEST} is missing (a "
                           "backup that was killed or failed writes none)")
     try:

@@ -141,3 +141,5 @@ def test_an_export_file_kept_by_an_earlier_version_keeps_its_t0(tmp_path: Path) 
     kept = export_of(path)
     assert kept is not None and (kept.export_id, kept.created_at, kept.exact) == (
         "expo_1", T0, False)
+    with pytest.raises(BackupError, match="SOURCES__CLOSE__EXPORT_FILE=.*expo_1.json.gz"):
+        Backup.open(tmp_path)  # not one `close-sync restore` reads: it says what to do

@@ -8,8 +8,11 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import random
 import shutil
+import signal
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +22,7 @@ import orjson
 import pytest
 
 from close_fake import FakeClose, FakeOrg, generate_org, random_changes
+from close_fake.exports.host import FILES_PREFIX
 from close_source.catalog import CATALOG
 from close_source.pipeline import run_sync
 from close_source.source import close_source
@@ -218,6 +222,25 @@ def test_a_backup_older_than_29_days_loads_its_tables_in_full_again(
     assert mismatches(org, pipeline, "leads", columns_from_state=True) == []
 
 
+def test_a_partial_backup_says_so_and_restores_its_tables_only(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    org = org_at_backup()
+    directory = tmp_path / "backup"
+    with FakeClose(org) as fake:
+        sync(fake, tmp_path / "live", resources=["leads", "calls"], backup_dir=str(directory))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert (manifest["complete"], manifest["tables"]) == (False, ["calls", "leads"])
+    # the tables leads and calls copy names from, and roles (the key's role), kept too
+    assert set(manifest["files"]) == {"users", "lead_statuses", "roles"}
+    pipeline = new_pipeline(tmp_path / "restored")
+    pipeline.activate()
+    run_sync(pipeline, close_source(restore_from=str(directory)))
+    assert "holds only calls, leads" in caplog.text
+    assert sorted(pipeline.default_schema.data_table_names()) == ["calls", "leads",
+                                                                   "leads__addresses"]
+    assert every_table_mismatches(org, pipeline, tables=["leads", "calls"]) == {}
+
+
 def test_a_damaged_backup_is_refused_in_one_line(backup: Backup, tmp_path: Path) -> None:
     damaged = tmp_path / "damaged"
     shutil.copytree(backup.directory, damaged)
@@ -232,13 +255,22 @@ def test_a_damaged_backup_is_refused_in_one_line(backup: Backup, tmp_path: Path)
 
 
 def test_a_killed_backup_never_looks_finished(tmp_path: Path) -> None:
+    """Killed while it downloads the export: every other table may be read by then, the
+    backup is not."""
     directory = tmp_path / "backup"
-    with FakeClose(org_at_backup(), api_key=SECRET) as fake:
-        killed = start_run(tmp_path, fake, None, hook="kill-mid-extract",
-                           args=("backup", "--output", str(directory)),
-                           CLOSE_TEST_TABLE="leads", SOURCES__CLOSE__API_KEY=SECRET)
-        killed.wait(timeout=300)
-    assert killed.returncode == -9, output(tmp_path)
+    started, backup_run = threading.Event(), []
+
+    def kill_at_the_download(record: Any) -> None:
+        if record.path.startswith(FILES_PREFIX):
+            started.wait(timeout=60)
+            os.kill(backup_run[0].pid, signal.SIGKILL)
+
+    with FakeClose(org_at_backup(), api_key=SECRET, on_request=kill_at_the_download) as fake:
+        backup_run.append(start_run(tmp_path, fake, None, SOURCES__CLOSE__API_KEY=SECRET,
+                                    args=("backup", "--output", str(directory))))
+        started.set()
+        backup_run[0].wait(timeout=300)
+    assert backup_run[0].returncode == -signal.SIGKILL, output(tmp_path)
     assert any((directory / ".backup-in-progress").iterdir())  # it had begun writing
     result = close_sync(["restore", str(directory)], tmp_path)
     assert_one_line_user_error(result, "no finished backup", "manifest.json is missing")
