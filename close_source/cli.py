@@ -1,4 +1,4 @@
-"""`close-sync`: run, status and demo.
+"""`close-sync`: run, backup, restore, status and demo.
 
 User errors (bad key, bad config, unreachable API, unknown resource) print one line on stderr and
 exit with code 2, without a traceback; anything else is a bug and keeps its traceback.
@@ -28,6 +28,7 @@ from close_source.pipeline import (
     run_sync,
     table_counts,
 )
+from close_source.read.backup import backup_summary
 from close_source.run import state as st
 from close_source.run.destination import describe as describe_destination
 from close_source.run.destination import difference, read_destination
@@ -83,7 +84,21 @@ def cmd_backup(args: argparse.Namespace) -> int:
                               **_source_args(tables, "export"))
         run_sync(pipeline, source)
     _print_summary(pipeline, time.monotonic() - started)
-    print(f"\nBackup (raw export file + manifest) in {output}")
+    print(f"\n{backup_summary(output)}: restore it with `close-sync restore {output}`")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Every table from a backup, offline: no key, no request to Close."""
+    directory = Path(args.directory).resolve()
+    pipeline = _pipeline(args)
+    started = time.monotonic()
+    with run_lock(pipeline):
+        source = close_source(restore_from=str(directory), sync_mode="full")
+        run_sync(pipeline, source)
+    _print_summary(pipeline, time.monotonic() - started)
+    print(f"\nRestored from {backup_summary(directory)}. The next `close-sync run` continues "
+          "from the backup's time through the Event Log (if it is less than 29 days old).")
     return 0
 
 
@@ -266,11 +281,21 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(command=cmd_run)
 
     backup = commands.add_parser(
-        "backup", help="full load through the Export API, keeping the raw export file")
+        "backup", help="a full load that keeps everything it read from Close in a directory: "
+                       "`close-sync restore` rebuilds every table from it, offline")
     common(backup)
-    backup.add_argument("--output", required=True, help="directory for the export file + manifest")
-    backup.add_argument("--resources", help="comma-separated tables to load (default: all)")
+    backup.add_argument("--output", required=True,
+                        help="the backup's directory (the export file, one file per other "
+                             "table, manifest.json)")
+    backup.add_argument("--resources", help="comma-separated tables to back up (default: all; "
+                                            "the manifest then says the backup is partial)")
     backup.set_defaults(command=cmd_backup)
+
+    restore = commands.add_parser(
+        "restore", help="load every table of a backup into the destination, offline (no key)")
+    common(restore)
+    restore.add_argument("directory", help="a directory written by `close-sync backup`")
+    restore.set_defaults(command=cmd_restore)
 
     status = commands.add_parser("status", help="last run and per-table row counts")
     common(status)

@@ -91,6 +91,8 @@ class Settings:
     deletes: Deletes
     # events and object states of one Event Log window held in memory; beyond, a scratch file
     window_memory_rows: int
+    # a backup directory to restore, offline: every table comes from it (no key, no request)
+    restore_from: str | None = None
 
     @classmethod
     def checked(cls, tables: Sequence[str] | None, **values: object) -> Settings:
@@ -110,6 +112,9 @@ class Settings:
         settings = cls(tables=selected, **values)  # type: ignore[arg-type]
         if settings.backup_dir and settings.full_load != "export":
             raise ConfigError("a backup needs the export: full_load must be 'export'")
+        if settings.restore_from and (settings.backup_dir or settings.export_file):
+            raise ConfigError("a restore reads only its backup: backup_dir and export_file "
+                              "cannot be set with restore_from")
         return settings
 
     @property
@@ -124,7 +129,8 @@ class Settings:
     @property
     def full_read(self) -> bool:
         """Every selected table is read in full, whatever its watermark."""
-        return self.sync_mode != "auto" or bool(self.export_file or self.backup_dir)
+        return self.sync_mode != "auto" or bool(self.export_file or self.backup_dir
+                                                or self.restore_from)
 
 
 def check_extract_workers() -> None:

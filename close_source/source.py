@@ -16,7 +16,6 @@ from close_source.api.client import DEFAULT_BASE_URL, CloseClient
 from close_source.catalog import BY_TABLE
 from close_source.pipeline import SOURCE_NAME
 from close_source.read.context import ReadContext
-from close_source.read.custom_fields import fetch_definitions
 from close_source.read.export import exported_tables
 from close_source.read.references import References, read_references
 from close_source.read.window_store import MEMORY_ROWS
@@ -25,6 +24,7 @@ from close_source.run.context import RunContext, pipeline_directory
 from close_source.run.destination import check_destination
 from close_source.run.full_load import ExportOptions, export_resources, list_resource
 from close_source.run.incremental import event_log_resources
+from close_source.run.origin import from_backup, from_close
 from close_source.run.plan import follow_renames, make_plan
 from close_source.settings import Settings
 from close_source.shape.custom_columns import CustomColumns
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 @dlt.source(name=SOURCE_NAME, section=SOURCE_NAME)
 def close_source(
-    api_key: str = dlt.secrets.value,
+    api_key: str | None = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
     tables: Sequence[str] | None = None,
     full_load: str = "export",
@@ -53,6 +53,7 @@ def close_source(
     sync_mode: str = "auto",
     deletes: str = "hard",
     window_memory_rows: int = MEMORY_ROWS,
+    restore_from: str | None = None,
 ) -> list[DltResource]:
     """Every Close object type (or the `tables` named), each a resource named after its table.
 
@@ -61,6 +62,8 @@ def close_source(
     one Export API job (`full_load="lists"` pages their list endpoints instead; `export_file`
     loads a file kept by a backup), everything else from list endpoints. The `GET /me/`
     preflight fails fast, before any extraction, on a bad key or an unreachable API.
+    `backup_dir` keeps what the full load reads in a backup; `restore_from` loads every table
+    of one, offline: no key, no request to Close.
     Resources are parallelized: Close rate-limits per endpoint group, so independent endpoints
     are read at the same time (`[extract] workers`).
     """
@@ -69,18 +72,22 @@ def close_source(
         export_timeout=export_timeout, export_poll_interval=export_poll_interval,
         backup_dir=backup_dir, export_file=export_file, max_skip=max_skip, timeout=timeout,
         max_attempts=max_attempts, custom_field_columns=custom_field_columns,
-        sync_mode=sync_mode, deletes=deletes, window_memory_rows=window_memory_rows)
-    client = CloseClient(api_key, settings.base_url, timeout=settings.timeout,
-                         max_attempts=settings.max_attempts)
-    read = ReadContext(client=client, max_skip=settings.max_skip, me=client.get("me/"))
-    started_at = client.server_time
+        sync_mode=sync_mode, deletes=deletes, window_memory_rows=window_memory_rows,
+        restore_from=restore_from)
+    if settings.restore_from:
+        origin = from_backup(settings, tables)
+    else:
+        client = CloseClient(api_key or "", settings.base_url, timeout=settings.timeout,
+                             max_attempts=settings.max_attempts)
+        origin = from_close(client, settings)
+    settings, read, started_at = origin.settings, origin.read, origin.started_at
     destination = check_destination(settings.tables)  # the state continued from is its own
     warehouse = destination.warehouse
     source_state = dlt.current.source_state()
     st.migrate(source_state, warehouse.tables())
     custom = CustomColumns(settings.custom_field_columns,
                            st.custom_columns(source_state, settings.custom_field_columns),
-                           lambda: fetch_definitions(client, settings.max_skip))
+                           origin.definitions)
     plan = make_plan(settings.tables, st.watermarks(source_state),
                      now=started_at or datetime.now(UTC), full_read=settings.full_read,
                      full_load=settings.full_load, exported=exported_tables(),
@@ -89,7 +96,7 @@ def close_source(
     follow_renames(plan, references, warehouse, source_state)
     _say_if_not_admin(read, references)
     ctx = RunContext(read=read, warehouse=warehouse, custom=custom, references=references,
-                     started_at=started_at, settings=settings,
+                     started_at=started_at, settings=settings, backup=origin.backup,
                      planned_for=str(pipeline_directory() or "") or None,
                      run_id=destination.run.this, parent_run_id=destination.run.parent)
 

@@ -11,6 +11,10 @@ close_source, so the code under test runs as it does for a user:
   1) item of table `CLOSE_TEST_TABLE` (the export was downloaded; nothing was loaded).
 - `import-spy`: record every module first imported outside the main thread, and every module
   imported at all; both are written to `CLOSE_TEST_IMPORTS` when the run ends.
+- `offline`: the network is off: every attempt to connect a socket or resolve a host name
+  fails as on a machine without a network, and is written to `CLOSE_TEST_CONNECTS` when the
+  run ends. (Local sockets still work; libpq, PostgreSQL's C client, does not go through
+  Python's sockets.)
 """
 
 from __future__ import annotations
@@ -96,8 +100,36 @@ def import_spy() -> None:
         {"in_workers": imported, "loaded": sorted(sys.modules)})))
 
 
+def offline() -> None:
+    import socket
+
+    attempts: list[str] = []
+    target = Path(os.environ["CLOSE_TEST_CONNECTS"])
+    atexit.register(lambda: target.write_text(json.dumps(attempts)))
+
+    def refuse(what: str) -> OSError:
+        attempts.append(what)
+        return OSError(101, f"Network is unreachable (the network is off): {what}")
+
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guarded(method: Any) -> Any:
+        def attempt(self: socket.socket, address: Any) -> Any:
+            if self.family == socket.AF_UNIX:
+                return method(self, address)
+            raise refuse(f"connect {address!r}")
+        return attempt
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        raise refuse(f"resolve {host!r}")
+
+    socket.socket.connect = guarded(connect)  # type: ignore[method-assign]
+    socket.socket.connect_ex = guarded(connect_ex)  # type: ignore[method-assign]
+    socket.getaddrinfo = resolve
+
+
 HOOKS = {"kill-in-replace": kill_in_replace, "kill-after-commit": kill_after_commit,
-         "kill-mid-extract": kill_mid_extract, "import-spy": import_spy}
+         "kill-mid-extract": kill_mid_extract, "import-spy": import_spy, "offline": offline}
 
 if __name__ == "__main__":
     HOOKS[sys.argv[1]]()

@@ -1,13 +1,27 @@
-"""What every read needs: the client, the configured `_skip` cap, the `/me/` answer."""
+"""What every read needs: the client, the configured `_skip` cap, the `/me/` answer, and for a
+backup or a restore, where whole tables are kept or come from."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from close_source.api.client import CloseClient
 from close_source.errors import CloseSyncError
+from close_source.records import Page
+
+
+class TableSource(Protocol):
+    """Whole tables as a backup kept them: a restore reads these instead of Close."""
+
+    def pages(self, table: str) -> Iterator[Page]: ...
+
+
+class TableRecorder(Protocol):
+    """A backup being written: every whole table read from Close passes through it."""
+
+    def record(self, table: str, pages: Iterator[Page]) -> Iterator[Page]: ...
 
 
 @dataclass(frozen=True)
@@ -18,6 +32,10 @@ class ReadContext:
     client: CloseClient
     max_skip: int
     me: Mapping[str, Any] = field(default_factory=dict)
+    # a restore: every whole table comes from the backup, never from Close
+    backup: TableSource | None = None
+    # a backup: every whole table read from Close is also kept, as Close returned it
+    recorder: TableRecorder | None = None
 
     @property
     def organization_id(self) -> str:

@@ -21,9 +21,13 @@ log = logging.getLogger(__name__)
 
 
 def read_entry(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
-    """Every object of one catalog entry, as pages."""
-    reader = _READERS[entry.read]
-    yield from reader(ctx, entry)
+    """Every object of one catalog entry, as pages: from Close (kept as read when a backup is
+    being written), or, in a restore, from the backup."""
+    if ctx.backup is not None:
+        yield from ctx.backup.pages(entry.table)
+        return
+    pages = _READERS[entry.read](ctx, entry)
+    yield from pages if ctx.recorder is None else ctx.recorder.record(entry.table, pages)
 
 
 def _tagged(pages: Iterator[Page], tag: Mapping[str, str]) -> Iterator[Page]:

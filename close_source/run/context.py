@@ -15,6 +15,7 @@ from close_source.read.context import ReadContext
 from close_source.read.references import References
 from close_source.read.warehouse import Warehouse
 from close_source.records import Page
+from close_source.run.backup import BackupRecorder
 from close_source.settings import Settings
 from close_source.shape.custom_columns import CustomColumns
 
@@ -38,6 +39,7 @@ class RunContext:
     # this run's id and its parent's, kept in the state it commits (`run/destination.py`)
     run_id: str = ""
     parent_run_id: str | None = None
+    backup: BackupRecorder | None = None  # a backup being written of what the run reads
 
     @property
     def soft_deletes(self) -> bool:

@@ -18,9 +18,7 @@ read, so the next run replays every later change from the Event Log.
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import tempfile
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -34,6 +32,7 @@ from dlt.extract.resource import DltResource
 from close_source.catalog import BY_TABLE, Entry, child_table
 from close_source.errors import AccessDenied, ApiError, UnreachableError
 from close_source.progress import Progress, megabytes
+from close_source.read.backup import export_of
 from close_source.read.export import ExportJob, ExportRouter, resume_export_job, run_export_job
 from close_source.read.export_file import ExportFailed, iter_leads
 from close_source.read.lists import read_entry
@@ -76,6 +75,8 @@ def list_resource(ctx: RunContext, entry: Entry) -> DltResource:
             yield from batcher.flush()
             batcher.report_duplicates()
         finish_full_read(ctx, [entry.table], ctx.started_at)
+        if ctx.backup is not None:
+            ctx.backup.completed([entry.table])
 
     return dlt.resource(read, name=entry.table, parallelized=True)
 
@@ -135,9 +136,9 @@ def _export_into(ctx: RunContext, entries: list[Entry], options: ExportOptions,
                 raise
             for entry in entries:
                 batcher.completed(entry.table)
-            if options.backup_dir and export.export_id and export.t0:
-                _write_backup(Path(options.backup_dir), export.path, export.export_id,
-                              export.t0, counts)
+            if ctx.backup is not None and export.export_id and export.t0:
+                ctx.backup.keep_export(export.path, export.export_id, export.t0, export.exact,
+                                       counts)
             t0, exact = export.t0, export.exact
             if t0 is not None:
                 st.record_full_load(dlt.current.source_state(), export.method, t0,
@@ -146,6 +147,8 @@ def _export_into(ctx: RunContext, entries: list[Entry], options: ExportOptions,
     yield from batcher.flush()
     batcher.report_duplicates()
     finish_full_read(ctx, tables, t0, exact)
+    if ctx.backup is not None:
+        ctx.backup.completed(tables)
 
 
 @contextmanager
@@ -176,14 +179,12 @@ def _obtain_export(ctx: RunContext, options: ExportOptions, directory: Path,
     load committed, or a new job's, downloaded."""
     if options.export_file:
         path = Path(options.export_file)
-        manifest = path.with_name(path.name.removesuffix(".json.gz") + ".manifest.json")
-        if not manifest.exists():
+        kept = export_of(path)
+        if kept is None:
             log.warning("%s has no manifest: without this file's T0 the next run reads its "
                         "tables in full again", path)
             return _Export(path, "export_file", None, None)
-        kept = json.loads(manifest.read_text(encoding="utf-8"))
-        return _Export(path, "export_file", datetime.fromisoformat(kept["created_at"]),
-                       kept["export_id"])
+        return _Export(path, "export_file", kept.created_at, kept.export_id, exact=kept.exact)
     if keeps:
         now = ctx.started_at or datetime.now(UTC)
         found = kept_export.find(directory, now, st.loaded_export_id(dlt.current.source_state()))
@@ -304,24 +305,3 @@ def _keep_soft_deleted(ctx: RunContext, entries: Iterable[Entry],
             table = child_table(entry, list_name)
             for row in ctx.warehouse.rows_where(table, entry.child_key or "parent_id", gone):
                 yield from batcher.add(table, row)
-
-
-def _write_backup(directory: Path, path: Path, export_id: str, created_at: datetime,
-                  counts: dict[str, int]) -> None:
-    """The export file exactly as downloaded, and a manifest that says what it holds."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / path.name
-    shutil.copyfile(path, target)
-    manifest = {
-        "export_id": export_id,
-        "created_at": created_at.astimezone(UTC).isoformat(),
-        "file": target.name,
-        "bytes": target.stat().st_size,
-        "sha256": kept_export.sha256_of(target),
-        "format": "json",
-        "type": "leads",
-        "counts": dict(sorted(counts.items())),
-    }
-    (directory / f"{path.stem.removesuffix('.json')}.manifest.json").write_text(
-        json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    log.info("backup written to %s", directory)

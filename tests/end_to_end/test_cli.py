@@ -166,30 +166,6 @@ def test_a_failing_run_keeps_what_earlier_runs_loaded(tmp_path):
     assert calls == len([a for a in org.all("activity") if a["_type"] == "Call"]) > 0
 
 
-def test_backup_then_restore_from_the_kept_file(tmp_path):
-    org = generate_org(seed=33, leads=8)
-    backup_dir = tmp_path / "backup"
-    for directory in ("a", "b"):
-        (tmp_path / directory).mkdir()
-    with FakeClose(org, api_key=SECRET) as fake:
-        backup = close_sync(["backup", "--output", str(backup_dir)], tmp_path / "a", **_env(fake))
-        assert backup.returncode == 0, backup.stderr
-        (kept,) = backup_dir.glob("*.json.gz")
-        jobs_before = sum(r.endpoint == "/export/lead/" for r in fake.requests)
-        restore = close_sync(["run", "--resources", "leads,contacts,calls"], tmp_path / "b",
-                             SOURCES__CLOSE__EXPORT_FILE=str(kept), **_env(fake))
-        assert restore.returncode == 0, restore.stderr
-        assert sum(r.endpoint == "/export/lead/" for r in fake.requests) == jobs_before
-    counts = {}
-    for directory in ("a", "b"):
-        with duckdb.connect(str(tmp_path / directory / "close_crm.duckdb"), read_only=True) as db:
-            counts[directory] = db.sql("SELECT (SELECT count(*) FROM close.leads), "
-                                       "(SELECT count(*) FROM close.calls)").fetchall()
-    calls = sum(1 for activity in org.all("activity") if activity["_type"] == "Call")
-    assert counts["a"] == counts["b"] == [(8, calls)]
-    assert "Backup (raw export file + manifest)" in backup.stdout
-
-
 # ---- destinations by configuration -----------------------------------------------------------
 
 

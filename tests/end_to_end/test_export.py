@@ -1,10 +1,8 @@
 """Full loads through the Export API: same rows as the list endpoints, every file layout and
-custom-value style, resumed downloads, fallback, T0, backups."""
+custom-value style, resumed downloads, fallback, T0 (backups: test_backup_restore.py)."""
 
 from __future__ import annotations
 
-import gzip
-import json
 from typing import Any
 
 import dlt
@@ -124,25 +122,6 @@ def test_t0_is_the_export_creation_time_on_closes_clock(org, tmp_path):
     assert to_utc(state["t0"]) == to_utc(job.public["date_created"])
     mark = pipeline.state["sources"]["close"]["tables"]["leads"]["watermark"]
     assert to_utc(mark["newest_event"]) == to_utc(job.public["date_created"])  # leads' own
-
-
-def test_backup_keeps_the_raw_file_and_a_manifest(org, tmp_path):
-    backup = tmp_path / "backup"
-    with FakeClose(org) as fake:
-        pipeline = sync(fake, tmp_path, backup_dir=str(backup))
-    files = sorted(p.name for p in backup.iterdir())
-    (data_file,) = [name for name in files if name.endswith(".json.gz")]
-    (manifest_file,) = [name for name in files if name.endswith(".manifest.json")]
-    raw = (backup / data_file).read_bytes()
-    assert raw[:2] == b"\x1f\x8b", "the backup must be the gzip exactly as downloaded"
-    manifest = json.loads((backup / manifest_file).read_text())
-    assert manifest["file"] == data_file and manifest["bytes"] == len(raw)
-    assert manifest["export_id"] == pipeline.state["sources"]["close"]["full_load"]["export_id"]
-    assert manifest["counts"]["leads"] == len(expected_objects(org, "leads"))
-    assert manifest["counts"]["calls"] == len(expected_objects(org, "calls"))
-    exported = json.loads(gzip.decompress(raw))
-    assert {lead["id"] for lead in exported} == set(expected_objects(org, "leads"))
-    assert rows(pipeline, "SELECT count(*) FROM close.users")[0][0] > 0  # loads as usual
 
 
 def test_the_export_brings_what_lists_would_not_need_to(org, tmp_path):
