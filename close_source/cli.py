@@ -145,7 +145,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     _print_watermarks(claimed or {}, pipeline)
     if pipeline.has_pending_data:
         print("A run stopped before its data was loaded: the next run loads it first.")
-    _print_counts(table_counts(pipeline), pipeline.dataset_name)
+    held = [name for name in stored.tables if not name.startswith("_dlt")] \
+        if stored.knows_tables else None
+    _print_counts(table_counts(pipeline, held), pipeline.dataset_name)
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -184,10 +184,13 @@ def _discard_loaded_export(pipeline: dlt.Pipeline) -> None:
                                st.loaded_export_id(source_state))
 
 
-def table_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
-    """Row count of every data table the pipeline's schema knows, children included."""
-    schema = pipeline.default_schema
-    tables = sorted(schema.data_table_names())
+def table_counts(pipeline: dlt.Pipeline, tables: Iterable[str] | None = None) -> dict[str, int]:
+    """Row count of every data table the pipeline's schema knows (or of `tables`), children
+    included."""
+    if tables is None:
+        tables = pipeline.default_schema.data_table_names() \
+            if pipeline.default_schema_name is not None else []
+    tables = sorted(tables)
     counts: dict[str, int] = {}
     with pipeline.sql_client() as client:
         for table in tables:

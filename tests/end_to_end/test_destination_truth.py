@@ -23,7 +23,7 @@ from close_source.pipeline import (
 )
 from close_source.source import close_source
 from tests import destinations as dest
-from tests.cli_runs import close_sync, run_to_the_end
+from tests.cli_runs import KEY, close_sync, run_to_the_end
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import rows, sync
 from tests.invariant import every_table_mismatches
@@ -82,9 +82,10 @@ def test_a_dropped_table_never_leaves_the_pipeline_failing(request, tmp_path, ki
 
 def test_status_tells_what_the_destination_holds(tmp_path):
     org = generate_org(seed=94, leads=6)
-    with FakeClose(org) as fake:
+    with FakeClose(org, api_key=KEY) as fake:
         run_to_the_end(tmp_path, fake, None)
         fresh = tmp_path / "elsewhere"  # another working directory, the same DuckDB file
+        fresh.mkdir()
         env = {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "close_crm.duckdb")}
         status = close_sync(["status"], fresh, **env)
         assert status.returncode == 0, status.stderr
