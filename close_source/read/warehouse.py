@@ -110,6 +110,10 @@ class Warehouse:
         """Tables the destination holds."""
         return list(self._tables)
 
+    def columns(self, table: str) -> set[str] | None:
+        """The table's columns in the destination; None when it has no such table."""
+        return set(self._tables[table]) if table in self._tables else None
+
     def has_column(self, table: str, column: str) -> bool:
         return column in self._tables.get(table, {})
 

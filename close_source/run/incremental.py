@@ -80,7 +80,8 @@ def _apply(ctx: RunContext, plan: Plan, tables: list[str],
     renamed_at = {table: _renamed_at(source_state, plan, table, now) for table in synced}
     with closing(ArrowBatcher.for_entries(entries, mode="merge", custom=ctx.custom,
                                           soft_deletes=ctx.soft_deletes,
-                                          scratch=pipeline_directory())) as batcher:
+                                          scratch=pipeline_directory(),
+                                          stored_columns=ctx.warehouse.columns)) as batcher:
         changes = ChangeSet(ctx.read, ctx.warehouse, store,
                             {t: windows[t] for t in synced if windows[t] is not None},
                             ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at)

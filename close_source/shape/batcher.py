@@ -4,7 +4,7 @@ Arrow 1,000 at a time, and handed to dlt in items as large as a small memory bud
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,18 +55,24 @@ class ArrowBatcher:
         default_factory=dict)
     _held: dict[str, list[pa.Table]] = field(default_factory=dict)
     _held_size: dict[str, int] = field(default_factory=dict)
+    # the columns the destination has of a table (None: it has no such table); without it,
+    # what dlt's schema says was loaded
+    stored_columns: Callable[[str], Collection[str] | None] | None = None
 
     @classmethod
     def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
                     batch_rows: int = 1_000, custom: CustomColumns | None = None,
-                    soft_deletes: bool = False, scratch: Path | None = None) -> ArrowBatcher:
+                    soft_deletes: bool = False, scratch: Path | None = None,
+                    stored_columns: Callable[[str], Collection[str] | None] | None = None
+                    ) -> ArrowBatcher:
         specs: dict[str, TableSpec] = {}
         children: dict[str, list[str]] = {}
         for entry in entries:
             entry_specs = table_specs(entry, custom, soft_deletes)
             specs.update({spec.name: spec for spec in entry_specs})
             children[entry.table] = [spec.name for spec in entry_specs]
-        return cls(specs, mode, batch_rows, _children=children, scratch=scratch)
+        return cls(specs, mode, batch_rows, _children=children, scratch=scratch,
+                   stored_columns=stored_columns)
 
     def add_object(self, entry: Entry, obj: dict[str, Any],
                    custom: CustomColumns | None) -> Iterator[Any]:
@@ -193,14 +199,18 @@ class ArrowBatcher:
                                    create_table_variant=True)
 
     def _lacks_declared(self, spec: TableSpec) -> bool:
-        """Whether a declared column is neither in the table's last item nor in the loaded
-        table (dlt's schema is the destination's as loaded; dlt only adds to it)."""
+        """Whether a declared column is neither in the table's last item nor in the table the
+        destination has (or, not knowing it, the one dlt's schema says was loaded)."""
         declared = spec.declared_types()
         sent = self._sent_columns.get(spec.name)
-        table = _loaded_table(spec.name)
-        if not declared or (sent is None and table is None):
+        if self.stored_columns is not None:
+            stored = self.stored_columns(spec.name)
+        else:
+            stored = (table or {}).get("columns", {}) if (table := _loaded_table(spec.name)) \
+                else None
+        if not declared or (sent is None and stored is None):
             return False  # nothing declared, or no table to add columns to
-        known = {*(sent or ()), *(table or {}).get("columns", {})}
+        known = {*(sent or ()), *(stored or ())}
         return any(name not in known for name in declared)
 
     def _load_destination_types(self, spec: TableSpec) -> None:
