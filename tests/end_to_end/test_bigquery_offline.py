@@ -34,6 +34,7 @@ def normalized(tmp_path_factory) -> Iterator[tuple[FakeOrg, dlt.Pipeline, dict[s
     workdir: Path = tmp_path_factory.mktemp("bigquery")
     pipeline = make_pipeline(dlt.destinations.bigquery(), pipeline_name="bq_offline",
                              pipelines_dir=str(workdir), progress=False)
+    pipeline.config.restore_from_destination = False  # nothing to read the state from here
     with FakeClose(org) as fake:
         source = close_source(api_key=fake.api_key, base_url=fake.base_url,
                               export_poll_interval=0.01)
