@@ -101,7 +101,7 @@ def test_run_then_status_and_the_key_appears_nowhere(fake, tmp_path):
         ).fetchall()
     assert {e.table for e in CATALOG} - {"webhook_subscriptions"} <= tables
     assert "skipping webhook_subscriptions" in result.stderr
-    assert "Last run:" in status.stdout and "leads" in status.stdout
+    assert "Last run from this working directory:" in status.stdout and "leads" in status.stdout
     assert "Event Log applied up to" in status.stdout
     marks = dict(line.split() for line in status.stdout.split("applied up to", 1)[1]
                  .split("\n\n")[0].splitlines()[1:] if line.strip())
