@@ -5,7 +5,7 @@ dlt records our primary keys in its schema but makes no constraint of them on Po
 `create_indexes` turns only `unique` hints into UNIQUE, inside a CREATE TABLE, and never alters
 a table that exists), and has no hint for a plain index. So they are made here, for the
 pipeline's own tables only, and only where the table has none: a run that finds them all asks
-PostgreSQL's catalog once. Tables dlt drops and makes again (`--full-refresh`) get them again
+PostgreSQL's catalog two queries. Tables dlt drops and makes again (`--full-refresh`) get them again
 after their load; a table loaded in place is indexed after its rows are in, the cheap order.
 
 Each table's keys are made in one transaction: a run killed part-way leaves a table with all of
