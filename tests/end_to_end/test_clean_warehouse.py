@@ -4,10 +4,10 @@ index on each column naming a lead and on each child table's parent key
 (`close_source.run.postgres_keys`), made once, also in a warehouse made before them; and a
 missing PostgreSQL driver said in one line.
 
-One organisation per warehouse is synced three times (a full load; an incremental run of
-changes, a lead merge among them, with the `events` table; a run with nothing to apply, on
-PostgreSQL after its keys were dropped as in a warehouse of an older close-dlt), and what each
-run left is kept for the tests to read.
+One organisation per warehouse is synced by a full load, then by an incremental run of changes
+(a lead merge among them, with the `events` table), and on PostgreSQL once more with nothing to
+apply after its keys were dropped, as in a warehouse an older close-dlt loaded; what each run
+left is kept for the tests to read.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from tests.cli_runs import (
     pipeline_of,
     run_env,
     run_to_the_end,
+    sessions_waiting_on_a_lock,
     start_run,
     wait_until,
 )
@@ -139,9 +140,9 @@ def synced(request: pytest.FixtureRequest,
         if kind == "postgres":
             drop_keys(pipeline)
             assert [key for key in keys(pipeline) if ours(key)] == []
-        org.advance(timedelta(minutes=10))
-        sync(fake, workdir, pipeline=pipeline, resources=TABLES)
-        runs["nothing to apply"] = seen(pipeline, org, kind)
+            org.advance(timedelta(minutes=10))
+            sync(fake, workdir, pipeline=pipeline, resources=TABLES)
+            runs["nothing to apply"] = seen(pipeline, org, kind)
         yield Synced(kind, pipeline, org, runs)
 
 
@@ -154,7 +155,8 @@ def test_no_staging_dataset_is_left_after_a_run(synced):
         assert found.mismatches == {}, (run, found.mismatches)
     # the incremental run did load through staging: merges, and the every-run tables' swaps
     assert {"leads", "users", "lead_merges", "events"} <= synced.runs["incremental"].through_staging
-    assert "users" in synced.runs["nothing to apply"].through_staging
+    if "nothing to apply" in synced.runs:
+        assert "users" in synced.runs["nothing to apply"].through_staging
 
 
 # ---- PostgreSQL keys ------------------------------------------------------------------------
@@ -224,6 +226,11 @@ def test_a_second_run_making_the_same_key_waits_and_adds_nothing(synced, caplog)
         client.execute_sql("ALTER TABLE close.leads DROP CONSTRAINT leads_pkey")
     other = psycopg2.connect(dsn)
     errors: list[BaseException] = []
+    holding = threading.Event()
+
+    def this_run_waits() -> bool:
+        return any("pg_advisory_xact_lock" in query
+                   for query in sessions_waiting_on_a_lock(dsn))
 
     def other_run() -> None:
         try:
@@ -232,17 +239,20 @@ def test_a_second_run_making_the_same_key_waits_and_adds_nothing(synced, caplog)
                                (postgres_keys.advisory_key("close"),))
                 cursor.execute("ALTER TABLE close.leads ADD CONSTRAINT leads_pkey "
                                "PRIMARY KEY (id)")
-            wait_until(lambda: any("pg_advisory_xact_lock" in query for query in
-                                   waiting_queries(dsn)), None, "this run waits for the lock")
+            holding.set()
+            wait_until(this_run_waits, None, "this run waits for the lock", timeout=60)
             other.commit()
         except BaseException as error:  # noqa: BLE001 - reported by the test
             errors.append(error)
             other.rollback()
+        finally:
+            holding.set()
 
     caplog.set_level(logging.INFO, logger="close_source")
     thread = threading.Thread(target=other_run)
     thread.start()
     try:
+        assert holding.wait(timeout=60)
         postgres_keys.ensure(pipeline)
     finally:
         thread.join(timeout=60)
@@ -251,18 +261,6 @@ def test_a_second_run_making_the_same_key_waits_and_adds_nothing(synced, caplog)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert [key for key in keys(pipeline) if key[0] == "leads" and key[2]] == \
         [("leads", "leads_pkey", True, ("id",))]
-
-
-def waiting_queries(dsn: str) -> list[str]:
-    watcher = psycopg2.connect(dsn)
-    watcher.autocommit = True
-    try:
-        with watcher.cursor() as cursor:
-            cursor.execute("SELECT query FROM pg_stat_activity WHERE datname = "
-                           "current_database() AND wait_event_type = 'Lock'")
-            return [row[0] for row in cursor.fetchall()]
-    finally:
-        watcher.close()
 
 
 @on_postgres
