@@ -23,6 +23,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import dlt
@@ -88,8 +89,7 @@ def ensure(pipeline: dlt.Pipeline) -> None:
 def wanted_keys(schema: dlt.Schema) -> dict[str, Wanted]:
     """Per data table of the schema: its primary key (the schema's `primary_key` columns),
     and the columns to index: those naming a lead, and a child table's parent key."""
-    parent_keys = {spec.name: spec.merge_key for entry in CATALOG for spec in table_specs(entry)
-                   if spec.merge_key}
+    parent_keys = _parent_keys()
     wanted: dict[str, Wanted] = {}
     for table in schema.data_table_names():
         columns = schema.get_table_columns(table)
@@ -100,6 +100,13 @@ def wanted_keys(schema: dlt.Schema) -> dict[str, Wanted]:
             indexed.insert(0, parent)
         wanted[table] = Wanted(primary_key, tuple(c for c in indexed if c not in primary_key[:1]))
     return wanted
+
+
+@cache
+def _parent_keys() -> dict[str, str]:
+    """Child table -> the parent key its rows are merged on (`contacts__emails`: contact_id)."""
+    return {spec.name: spec.merge_key for entry in CATALOG for spec in table_specs(entry)
+            if spec.merge_key}
 
 
 def _present(client: SqlClientBase[Any], dataset: str, tables: list[str]) -> dict[str, Present]:
