@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from dlt.common.destination.exceptions import SqlClientNotAvailable
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
 
-from close_source.run import kept_export, load_memory, resume
+from close_source.run import kept_export, load_memory, postgres_keys, resume, staging
 from close_source.run import state as st
 from close_source.run.environment import run_environment
 from close_source.run.lock import run_lock
@@ -132,7 +131,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
                 for load_id in pipeline.list_normalized_load_packages():
                     resume.restart(pipeline, load_id, first_load=marker.exists())
                     if resume.is_refresh(pipeline, load_id):
-                        _drop_staging_dataset(pipeline)
+                        staging.drop(pipeline)
                 load_memory.with_room(pipeline, pipeline.load, first_load=marker.exists())
             marker.unlink(missing_ok=True)
             _discard_loaded_export(pipeline)
@@ -143,7 +142,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
             else:
                 marker.unlink(missing_ok=True)
                 if full_refresh:
-                    _drop_staging_dataset(pipeline)
+                    staging.drop(pipeline)
             info = load_memory.with_room(pipeline, lambda: pipeline.run(
                 source,
                 loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
@@ -151,6 +150,8 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
             ), first_load)
         marker.unlink(missing_ok=True)
         _discard_loaded_export(pipeline)
+        staging.drop_after_load(pipeline)
+        postgres_keys.ensure(pipeline)
         return info
 
 
@@ -160,21 +161,6 @@ def _without_dlt_restore(pipeline: dlt.Pipeline) -> Iterator[None]:
     (its `restore_from_destination` setting would also stop it saving the state there)."""
     pipeline._state_restored = True  # noqa: SLF001 - dlt's own flag for "synced already"
     yield
-
-
-def _drop_staging_dataset(pipeline: dlt.Pipeline) -> None:
-    """Before a refresh: dlt drops the refreshed tables in the staging dataset too, then
-    deletes the schema's rows from the staging dataset's `_dlt_version`, which it had not
-    created there (DuckDB: "Table with name _dlt_version does not exist"; every
-    `--full-refresh` after a first load failed, and so did every run after it). The staging
-    dataset is scratch, emptied after each load: dropped here, dlt creates it again."""
-    try:
-        sql_client = pipeline.sql_client()
-    except SqlClientNotAvailable:
-        return  # a destination without SQL has no staging dataset
-    with sql_client as client, client.with_staging_dataset():
-        if client.has_dataset():
-            client.drop_dataset()
 
 
 def _discard_loaded_export(pipeline: dlt.Pipeline) -> None:

@@ -24,6 +24,7 @@ from dlt.common.configuration.exceptions import (
 )
 from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.common.destination.exceptions import UnknownDestinationModule
+from dlt.common.exceptions import MissingDependencyException
 from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -70,6 +71,8 @@ def user_error_message(exc: BaseException, pipeline: Any = None) -> str | None:
                     "bigquery or another dlt destination name")
         if isinstance(cause, TomlProviderReadException):
             return _unreadable_toml(cause)
+        if isinstance(cause, MissingDependencyException):
+            return _missing_driver(cause, causes)
         if isinstance(cause, ValueNotSecretException):
             return (f"`{cause.key}` is a secret and {cause.provider_name} may not hold it: "
                     "move it to .dlt/secrets.toml or an environment variable")
@@ -114,6 +117,24 @@ def _uncoercible(cause: ConfigValueCannotBeCoercedException, step: str | None) -
     where = setting_name(field, (step,)) if step in ("extract", "normalize", "load") else \
         f"the setting `{field}`"
     return f"{where} must be {accepted(cause.hint)} (see README, Configuration)"
+
+
+# destinations whose drivers close-dlt's own extras install (pyproject.toml)
+_OUR_EXTRAS = ("postgres", "bigquery")
+
+
+def _missing_driver(cause: MissingDependencyException, causes: list[BaseException]) -> str:
+    """A destination whose driver is not installed (psycopg2 after `pip install close-dlt`):
+    the extra that installs it, ours where we have one, else dlt's."""
+    module = next((c.name for c in causes if isinstance(c, ModuleNotFoundError) and c.name),
+                  None)
+    extras = [d.partition("[")[2].rstrip("]") for d in cause.dependencies]
+    commands = [f'pip install "close-dlt[{extra}]"' if extra in _OUR_EXTRAS
+                else f'pip install "{dependency}"'
+                for extra, dependency in zip(extras, cause.dependencies, strict=True)]
+    needs = f"needs {module}, which is not installed" if module else "needs packages that are " \
+        "not installed"
+    return f"the {cause.caller} {needs}: {' and '.join(commands)} (see README, Destinations)"
 
 
 def _destination_section(traces: Any) -> str | None:

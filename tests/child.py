@@ -9,6 +9,10 @@ close_source, so the code under test runs as it does for a user:
   job of table `CLOSE_TEST_TABLE`, before dlt records that the job completed.
 - `kill-mid-extract`: SIGKILL the process when dlt's extract writes the `CLOSE_TEST_NTH` (default
   1) item of table `CLOSE_TEST_TABLE` (the export was downloaded; nothing was loaded).
+- `kill-in-keys`: SIGKILL the process right after the first `CREATE UNIQUE INDEX` ran on
+  PostgreSQL (inside the transaction that makes a table's primary key, before it commits).
+- `no-psycopg2`: `import psycopg2` fails as where it is not installed (`pip install close-dlt`
+  without the `postgres` extra).
 - `import-spy`: record every module first imported outside the main thread, and every module
   imported at all; both are written to `CLOSE_TEST_IMPORTS` when the run ends.
 - `offline`: the network is off: every attempt to connect a socket or resolve a host name
@@ -83,6 +87,33 @@ def kill_mid_extract() -> None:
     DataItemStorage.write_data_item = write_data_item  # type: ignore[method-assign]
 
 
+def kill_in_keys() -> None:
+    from dlt.destinations.impl.postgres.sql_client import Psycopg2SqlClient
+
+    original = Psycopg2SqlClient.execute_sql
+
+    def execute_sql(self: Any, sql: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, sql, *args, **kwargs)
+        if isinstance(sql, str) and sql.startswith("CREATE UNIQUE INDEX"):
+            _kill()
+        return result
+
+    Psycopg2SqlClient.execute_sql = execute_sql  # type: ignore[method-assign]
+
+
+class _NotInstalled(MetaPathFinder):
+    def __init__(self, package: str) -> None:
+        self.package = package
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        if name.split(".")[0].startswith(self.package):  # psycopg2, psycopg2cffi
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+def no_psycopg2() -> None:
+    sys.meta_path.insert(0, _NotInstalled("psycopg2"))
+
+
 def import_spy() -> None:
     main = threading.main_thread()
     imported: dict[str, str] = {}
@@ -129,7 +160,8 @@ def offline() -> None:
 
 
 HOOKS = {"kill-in-replace": kill_in_replace, "kill-after-commit": kill_after_commit,
-         "kill-mid-extract": kill_mid_extract, "import-spy": import_spy, "offline": offline}
+         "kill-mid-extract": kill_mid_extract, "import-spy": import_spy, "offline": offline,
+         "kill-in-keys": kill_in_keys, "no-psycopg2": no_psycopg2}
 
 if __name__ == "__main__":
     HOOKS[sys.argv[1]]()
