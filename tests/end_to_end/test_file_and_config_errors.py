@@ -107,6 +107,23 @@ def test_postgres_dsn_without_a_password(fake, tmp_path, postgres_server):
     assert postgres_server.password not in result.stdout + result.stderr
 
 
+def test_status_with_a_wrong_postgres_password_fails_as_run_does(fake, tmp_path,
+                                                                 postgres_server):
+    """Before: `status` printed the working directory's "last run ... (succeeded)", then a
+    traceback, exit 1."""
+    dsn = postgres_server.new_database()
+    assert run(tmp_path, fake, "run", "--destination", "postgres",
+               DESTINATION__POSTGRES__CREDENTIALS=dsn).returncode == 0
+    wrong = dsn.replace(f":{postgres_server.password}@", ":not-the-password@")
+    results = [run(tmp_path, fake, command, "--destination", "postgres",
+                   DESTINATION__POSTGRES__CREDENTIALS=wrong) for command in ("status", "run")]
+    for result in results:
+        assert_one_line_user_error(result, "cannot connect to the postgres destination",
+                                   "password authentication failed")
+        assert result.stdout == ""  # nothing misleading before the line
+        assert "not-the-password" not in result.stderr
+
+
 @pytest.mark.skipif(not can_mount(), reason="needs root to mount a read-only file system")
 def test_read_only_working_directory(fake, tmp_path):
     with tmpfs(tmp_path / "ro", "4m") as remount:
