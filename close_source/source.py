@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import dlt
 from dlt.extract.resource import DltResource
@@ -24,7 +23,7 @@ from close_source.read.window_store import MEMORY_ROWS
 from close_source.run import state as st
 from close_source.run.context import RunContext, pipeline_directory
 from close_source.run.full_load import ExportOptions, export_resources, list_resource
-from close_source.run.incremental import event_log_resources
+from close_source.run.incremental import close_now, event_log_resources
 from close_source.run.plan import follow_renames, make_plan
 from close_source.settings import Settings
 from close_source.shape.custom_columns import CustomColumns
@@ -73,7 +72,7 @@ def close_source(
     client = CloseClient(api_key, settings.base_url, timeout=settings.timeout,
                          max_attempts=settings.max_attempts)
     read = ReadContext(client=client, max_skip=settings.max_skip, me=client.get("me/"))
-    started_at = client.server_time
+    started_at = close_now(client, client.server_time, settings.tables)  # Close's time
     warehouse = Warehouse.of_current_pipeline()
     source_state = dlt.current.source_state()
     st.migrate(source_state, warehouse.tables())
@@ -81,7 +80,7 @@ def close_source(
                            st.custom_columns(source_state, settings.custom_field_columns),
                            lambda: fetch_definitions(client, settings.max_skip))
     plan = make_plan(settings.tables, st.watermarks(source_state),
-                     now=started_at or datetime.now(UTC), full_read=settings.full_read,
+                     now=started_at, full_read=settings.full_read,
                      full_load=settings.full_load, exported=exported_tables(),
                      stale=custom.stale_tables)
     references = read_references(read, list(settings.tables), also=("roles",))

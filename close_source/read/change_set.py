@@ -143,7 +143,7 @@ class ChangeSet:
         if renamed:
             for copy in entry.copies:
                 when = renamed.get(f"{copy.source}:{data.get(copy.key)}")
-                if when is not None and when > moment:
+                if when is not None and when >= moment:
                     return False
         return True
 

@@ -159,6 +159,29 @@ def read_window(client: CloseClient, since: datetime, object_types: Iterable[str
             enumerate(pairs)))
 
 
+def newest_event(client: CloseClient, object_types: Iterable[str]) -> datetime | None:
+    """When the newest event of these object types was updated (None: the log holds none):
+    one request where Close answers a query with no filter, else one per (object_type,
+    action) pair, a few at a time."""
+    try:
+        return _newest(client, {})
+    except ApiError as exc:
+        if exc.status != 400:
+            raise
+    pairs = [{"object_type": object_type, "action": action}
+             for object_type in expand_object_types(object_types)
+             for action in actions_of(object_type)]
+    with ThreadPoolExecutor(max_workers=PAIR_WORKERS) as pool:
+        found = [moment for moment in pool.map(lambda pair: _newest(client, pair), pairs)
+                 if moment is not None]
+    return max(found, default=None)
+
+
+def _newest(client: CloseClient, filters: Mapping[str, str]) -> datetime | None:
+    page = client.get(EVENT_PATH, {**filters, "_limit": 1}).get("data") or []
+    return to_utc(page[0].get("date_updated") or page[0].get("date_created")) if page else None
+
+
 PAIR_SHIFT = 32  # order = (pair + 1) << 32 | the event's place in the pair's answer
 
 

@@ -31,7 +31,8 @@ class RunContext:
     custom: CustomColumns
     # small tables read when the run began (renames, the key's role): their resources reuse
     references: References
-    started_at: datetime | None  # Close's clock when the run began (the preflight)
+    # Close's time when the run began: the later of its Date header and newest event
+    started_at: datetime | None
     settings: Settings
     # the working directory of the pipeline whose state and dataset the run was planned with
     planned_for: str | None = None
