@@ -55,6 +55,8 @@ CHILDREN_OF_LEADS = tuple(e for e in CATALOG if e.incremental != "every_run" and
 # Named objects whose renames the Event Log announces (the others: `read/references.py`).
 EVENT_SOURCES = tuple(e.table for e in CATALOG if e.name_fields and e.incremental == "events")
 
+# `renamed_at` key: when the table was last read in full (the copies of every name as of then)
+FULL_READ = "*"
 READ_AGAIN_CHUNK = 1_000  # objects read by id held at a time before they go to the store
 
 
@@ -74,7 +76,8 @@ class ChangeSet:
 
     `renames`: per table, the users, statuses, ... renamed since it last synced (their rows
     are read again); `renamed_at`: per table, when recent renames were seen (`source:id`),
-    so that older snapshots naming them are not trusted.
+    so that older snapshots naming them are not trusted, and when the table was last read in
+    full (`FULL_READ`): a snapshot older than that read may name anything by an older name.
     """
 
     def __init__(self, read: ReadContext, warehouse: Warehouse, store: WindowStore,
@@ -140,7 +143,10 @@ class ChangeSet:
         if entry.custom_field_type and self._values_changed_after(entry.table, moment):
             return False
         renamed = self.renamed_at.get(entry.table)
-        if renamed:
+        if renamed and entry.copies:
+            full_read = renamed.get(FULL_READ)
+            if full_read is not None and full_read >= moment:
+                return False
             for copy in entry.copies:
                 when = renamed.get(f"{copy.source}:{data.get(copy.key)}")
                 if when is not None and when >= moment:
