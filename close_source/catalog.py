@@ -115,6 +115,7 @@ class Entry:
     event_object_types: tuple[str, ...] = ()
     incremental: IncrementalMode = "every_run"
     # columns copying other objects' names, and the fields whose change renames this object
+    # (or changes what rows copy from it)
     copies: tuple[Copy, ...] = ()
     name_fields: tuple[str, ...] = ()
     # tables made from this object's events and written whenever it is (lead merges)
@@ -245,8 +246,10 @@ CATALOG: tuple[Entry, ...] = (
     # ---- configuration ---------------------------------------------------------------------
     Entry("lead_statuses", "status/lead/", "Lead statuses [003:4730-4762].",
           event_object_types=("status.lead",), name_fields=("label",)),
+    # an opportunity is in its status's pipeline: a status moved to another pipeline
+    # (`PUT /pipeline/{id}/` [003:4952-4961]) changes the opportunities' `pipeline_id`
     Entry("opportunity_statuses", "status/opportunity/", "Opportunity statuses [003:4799-4844].",
-          event_object_types=("status.opportunity",), name_fields=("label",)),
+          event_object_types=("status.opportunity",), name_fields=("label", "pipeline_id")),
     Entry("pipelines", "pipeline/", "Pipelines and their ordered statuses [003:4893-4930].",
           child_lists=("statuses",), child_key="pipeline_id", name_fields=("name",)),
     Entry(
