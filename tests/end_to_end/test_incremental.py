@@ -183,6 +183,25 @@ def test_a_gap_longer_than_the_event_log_keeps_is_healed_by_a_full_reload(tmp_pa
     assert not every_table_mismatches(org, pipeline)
 
 
+def test_a_gap_shown_only_by_the_event_times_is_healed_by_a_full_reload(tmp_path, caplog):
+    """Close's `Date` header 40 days behind its event times: after a 31-day pause only the
+    events show that the changes made right after the last run are gone from the log, so
+    Close's time is the later of the two and the tables are reloaded."""
+    org = generate_org(seed=64, leads=8)
+    rng = random.Random(64)
+    with FakeClose(org, date_skew=-timedelta(days=40)) as fake:
+        pipeline = sync(fake, tmp_path)
+        org.advance(timedelta(minutes=10))
+        random_changes(org, rng, 30, step=timedelta(seconds=5))  # past the log's 30 days soon
+        org.advance(timedelta(days=31))
+        random_changes(org, rng, 10, step=timedelta(seconds=5))
+        org.advance(timedelta(seconds=30))
+        sync(fake, tmp_path, pipeline=pipeline)
+        assert export_jobs(fake) == 2
+    assert "more than 29 days" in caplog.text and "ahead of its Date header" in caplog.text
+    assert not every_table_mismatches(org, pipeline)
+
+
 def test_the_first_run_is_a_full_load_whose_start_the_next_run_replays_from(tmp_path):
     org = generate_org(seed=70, leads=8)
     with FakeClose(org) as fake:
