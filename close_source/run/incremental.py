@@ -180,11 +180,12 @@ def close_now(client: CloseClient, header: datetime | None, tables: Collection[s
 
 def _renamed_at(source_state: st.State, plan: Plan, table: str,
                 now: datetime) -> dict[str, datetime]:
-    """Recent renames of what the table's rows name, those of this run included (now)."""
+    """Recent renames of what the table's rows name, those of this run included (now: an
+    object renamed again dates from its latest rename, older snapshots carry older names)."""
     kept = st.renamed_at(source_state, table)
     for source, ids in plan.renames.get(table, {}).items():
         for object_id in ids:
-            kept.setdefault(f"{source}:{object_id}", now)
+            kept[f"{source}:{object_id}"] = now
     return kept
 
 

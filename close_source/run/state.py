@@ -161,7 +161,7 @@ def save_names(state: State, table: str, names: Mapping[str, Mapping[str, str]])
 
 
 def renamed_at(state: Mapping[str, Any], table: str) -> dict[str, datetime]:
-    """`source:id` -> when a rename was first seen, kept while a window can replay older
+    """`source:id` -> when its latest rename was seen, kept while a window can replay older
     events (their snapshots carry the old name)."""
     kept = (state.get(TABLES) or {}).get(table, {}).get("renamed_at") or {}
     return {key: datetime.fromisoformat(value) for key, value in kept.items()}

@@ -141,3 +141,26 @@ def test_a_status_moved_to_another_pipeline_moves_its_opportunities(tmp_path: Pa
     moved = rows(pipeline, "SELECT DISTINCT pipeline_id, pipeline_name FROM close.opportunities "
                            f"WHERE status_id = '{churned['id']}'")
     assert moved == [(sales["id"], sales["name"])]
+
+
+def test_an_object_renamed_again_dates_from_its_latest_rename(tmp_path: Path) -> None:
+    """Runs a minute apart: a user renamed, seen; the opportunity naming them changes, the
+    user is renamed again, seen; the next run's re-scan replays the opportunity's snapshot
+    from between the two renames, which it must not trust."""
+    org = generate_org(seed=95, leads=8)
+    with FakeClose(org) as fake:
+        pipeline = sync(fake, tmp_path)
+        opp = org.all(o.OPPORTUNITY)[0]
+        for step, name in enumerate(("Ada", "Bea")):
+            org.advance(timedelta(minutes=1))
+            c.update(org, o.OPPORTUNITY, opp["id"], note=f"change {step}")
+            org.advance(timedelta(seconds=5))
+            c.rename_user(org, opp["user_id"], name, "Renamed")
+            org.advance(timedelta(seconds=5))
+            sync(fake, tmp_path, pipeline=pipeline)
+            assert not every_table_mismatches(org, pipeline)
+        org.advance(timedelta(minutes=1))
+        sync(fake, tmp_path, pipeline=pipeline)  # replays the opportunity's "change 1"
+    assert not every_table_mismatches(org, pipeline)
+    assert rows(pipeline, f"SELECT user_name FROM close.opportunities WHERE id = '{opp['id']}'") \
+        == [("Bea Renamed",)]
