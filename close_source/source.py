@@ -72,7 +72,7 @@ def close_source(
     client = CloseClient(api_key, settings.base_url, timeout=settings.timeout,
                          max_attempts=settings.max_attempts)
     read = ReadContext(client=client, max_skip=settings.max_skip, me=client.get("me/"))
-    started_at = close_now(client, client.server_time, settings.tables)  # Close's time
+    clock = close_now(client, client.server_time, settings.tables)
     warehouse = Warehouse.of_current_pipeline()
     source_state = dlt.current.source_state()
     st.migrate(source_state, warehouse.tables())
@@ -80,15 +80,16 @@ def close_source(
                            st.custom_columns(source_state, settings.custom_field_columns),
                            lambda: fetch_definitions(client, settings.max_skip))
     plan = make_plan(settings.tables, st.watermarks(source_state),
-                     now=started_at, full_read=settings.full_read,
+                     now=clock.now, full_read=settings.full_read,
                      full_load=settings.full_load, exported=exported_tables(),
                      stale=custom.stale_tables)
     references = read_references(read, list(settings.tables), also=("roles",))
     follow_renames(plan, references, warehouse, source_state)
     _say_if_not_admin(read, references)
     ctx = RunContext(read=read, warehouse=warehouse, custom=custom, references=references,
-                     started_at=started_at, settings=settings,
-                     planned_for=str(pipeline_directory() or "") or None)
+                     started_at=clock.now, settings=settings,
+                     planned_for=str(pipeline_directory() or "") or None,
+                     newest_event=clock.newest_event)
 
     resources: list[DltResource] = []
     if from_export := plan.reading("export"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dlt
@@ -154,7 +155,15 @@ def event_types_for(entries: Iterable[Entry]) -> Iterator[str]:
                 yield from BY_TABLE[copy.source].event_object_types
 
 
-def close_now(client: CloseClient, header: datetime | None, tables: Collection[str]) -> datetime:
+@dataclass(frozen=True)
+class CloseTime:
+    """Close's time as the run begins (`now`) and its Event Log's newest event then."""
+
+    now: datetime
+    newest_event: datetime | None = None
+
+
+def close_now(client: CloseClient, header: datetime | None, tables: Collection[str]) -> CloseTime:
     """Close's time as the run begins: the later of its `Date` header and its newest event.
     The two clocks can differ (its web front ends and its database): a header a month behind
     the events would hide a gap past the Event Log's 30 days, and a rename seen now must date
@@ -163,7 +172,7 @@ def close_now(client: CloseClient, header: datetime | None, tables: Collection[s
     entries = [BY_TABLE[table] for table in tables if table in BY_TABLE
                and BY_TABLE[table].incremental != "every_run"]
     if not entries and EVENTS_TABLE not in tables:
-        return header or datetime.now(UTC)
+        return CloseTime(header or datetime.now(UTC))
     types = [*event_types_for(e for e in CATALOG if e.incremental != "every_run"),
              *(t for e in CATALOG if e.name_fields for t in e.event_object_types)]
     try:
@@ -175,7 +184,7 @@ def close_now(client: CloseClient, header: datetime | None, tables: Collection[s
     if header is not None and newest is not None and newest - header > SKEW_WARNING:
         log.warning("Close's Event Log times are %s ahead of its Date header; taking the "
                     "later as Close's time", newest - header)
-    return max(filter(None, (header, newest)), default=datetime.now(UTC))
+    return CloseTime(max(filter(None, (header, newest)), default=datetime.now(UTC)), newest)
 
 
 def _renamed_at(source_state: st.State, plan: Plan, table: str,
