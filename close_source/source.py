@@ -89,7 +89,7 @@ def close_source(
     ctx = RunContext(read=read, warehouse=warehouse, custom=custom, references=references,
                      started_at=clock.now, settings=settings,
                      planned_for=str(pipeline_directory() or "") or None,
-                     newest_event=clock.newest_event)
+                     events_from=clock.events_from)
 
     resources: list[DltResource] = []
     if from_export := plan.reading("export"):

@@ -36,8 +36,9 @@ class RunContext:
     settings: Settings
     # the working directory of the pipeline whose state and dataset the run was planned with
     planned_for: str | None = None
-    # the Event Log's newest event when the run began (a full read's re-scan starts there)
-    newest_event: datetime | None = None
+    # where a full read's re-scan may start: the Event Log's newest event when the run began
+    # (its clock), or the horizon when it held none (nothing to replay but this run's events)
+    events_from: datetime | None = None
 
     @property
     def soft_deletes(self) -> bool:

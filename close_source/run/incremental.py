@@ -157,10 +157,18 @@ def event_types_for(entries: Iterable[Entry]) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class CloseTime:
-    """Close's time as the run begins (`now`) and its Event Log's newest event then."""
+    """Close's time as the run begins (`now`) and its Event Log's newest event then
+    (`empty_log`: the log was read and held none)."""
 
     now: datetime
     newest_event: datetime | None = None
+    empty_log: bool = False
+
+    @property
+    def events_from(self) -> datetime | None:
+        """Where a full read's re-scan may start: the newest event, or with none in the log
+        the horizon (what the next window then reads is this run's events only)."""
+        return self.now - st.HORIZON if self.empty_log else self.newest_event
 
 
 def close_now(client: CloseClient, header: datetime | None, tables: Collection[str]) -> CloseTime:
@@ -175,16 +183,18 @@ def close_now(client: CloseClient, header: datetime | None, tables: Collection[s
         return CloseTime(header or datetime.now(UTC))
     types = [*event_types_for(e for e in CATALOG if e.incremental != "every_run"),
              *(t for e in CATALOG if e.name_fields for t in e.event_object_types)]
+    failed = False
     try:
         newest = newest_event(client, dict.fromkeys(types))
     except ApiError as exc:
         log.info("the Event Log's newest event could not be read (%s): Close's time is its "
                  "Date header", exc)
-        newest = None
+        newest, failed = None, True
     if header is not None and newest is not None and newest - header > SKEW_WARNING:
         log.warning("Close's Event Log times are %s ahead of its Date header; taking the "
                     "later as Close's time", newest - header)
-    return CloseTime(max(filter(None, (header, newest)), default=datetime.now(UTC)), newest)
+    return CloseTime(max(filter(None, (header, newest)), default=datetime.now(UTC)), newest,
+                     empty_log=newest is None and not failed)
 
 
 def _renamed_at(source_state: st.State, plan: Plan, table: str,

@@ -84,7 +84,7 @@ def finish_full_read(ctx: RunContext, tables: list[str], t0: datetime | None,
     if t0 is None:
         st.forget(source_state, followed)
     else:
-        mark = st.Watermark.at(t0, exact, ctx.newest_event)
+        mark = st.Watermark.at(t0, exact, ctx.events_from)
         for table in followed:
             # the re-scan before T0 replays snapshots older than this read: they may name
             # anything by a name renamed since (read by id instead)

@@ -78,16 +78,16 @@ class Watermark:
 
     @classmethod
     def at(cls, moment: datetime, exact: bool = False,
-           newest_event: datetime | None = None) -> Watermark:
+           events_from: datetime | None = None) -> Watermark:
         """A full read that began at `moment` (T0): later changes are replayed from there.
         `exact`: T0 is on the Event Log's own clock (an export's creation time), so no event
         before it needs replaying; a T0 from the `Date` header keeps the 5-minute re-scan,
-        which also absorbs a skew between the two clocks, and replays from the newest event
-        when the run began if that is older (a header ahead of the events would skip what
-        changed during the read; the events after it are the run's own, few)."""
+        which also absorbs a skew between the two clocks, and replays from `events_from` (the
+        newest event when the run began) if that is older: a header ahead of the events would
+        skip what changed during the read; the events after it are the run's own, few."""
         if exact:
             return cls(moment, moment, moment)
-        return cls(min(moment, newest_event or moment), moment)
+        return cls(min(moment, events_from or moment), moment)
 
 
 def migrate(state: State, loaded_tables: Iterable[str]) -> None:
