@@ -68,6 +68,10 @@ class Copy:
     column: str
     key: str
     source: str  # the table of the named object
+    # the source's field the column repeats as it is (`label`), when it is one: an Event Log
+    # snapshot showing another value is stale, whatever the clocks say (users' names are
+    # composed of two fields, so not theirs)
+    field: str | None = None
 
 
 # Every activity, task and opportunity names its users.
@@ -169,7 +173,7 @@ CATALOG: tuple[Entry, ...] = (
         child_key="lead_id",
         custom_field_type="lead", event_object_types=("lead",), export_path="",
         incremental="events", name_fields=("display_name", "name"),
-        copies=(Copy("status_label", "status_id", "lead_statuses"), *AUDIT_COPIES),
+        copies=(Copy("status_label", "status_id", "lead_statuses", "label"), *AUDIT_COPIES),
         written_with=("lead_merges",),
     ),
     Entry(
@@ -185,8 +189,10 @@ CATALOG: tuple[Entry, ...] = (
         read="windows", page_size=200, date_ops=("gte", "lt"), dates=("date_won", "date_lost"),
         custom_field_type="opportunity", event_object_types=("opportunity",),
         export_path="opportunities", incremental="events",
-        copies=(*LEAD_AND_CONTACT, Copy("status_label", "status_id", "opportunity_statuses"),
-                Copy("pipeline_name", "pipeline_id", "pipelines"), *USER_COPIES),
+        copies=(*LEAD_AND_CONTACT,
+                Copy("status_label", "status_id", "opportunity_statuses", "label"),
+                Copy("pipeline_id", "status_id", "opportunity_statuses", "pipeline_id"),
+                Copy("pipeline_name", "pipeline_id", "pipelines", "name"), *USER_COPIES),
     ),
     Entry(
         "tasks", "task/", "Every task type: the endpoint defaults to `_type=lead` [003:3236].",
@@ -199,8 +205,8 @@ CATALOG: tuple[Entry, ...] = (
     _activity("calls", "activity/call/", "Call", "activity.call", "Calls [003:1691-1754]."),
     _activity("emails", "activity/email/", "Email", "activity.email", "Emails [003:1509-1654].",
               timestamps=("date_sent", "date_scheduled"), copies=(
-                  *USER_COPIES, Copy("sequence_name", "sequence_id", "sequences"),
-                  Copy("template_name", "template_id", "email_templates"))),
+                  *USER_COPIES, Copy("sequence_name", "sequence_id", "sequences", "name"),
+                  Copy("template_name", "template_id", "email_templates", "name"))),
     _activity("email_threads", "activity/emailthread/", "EmailThread", "activity.email_thread",
               "Email threads [003:1257-1508]; exports hold their emails, not the threads.",
               in_export=False),
@@ -283,7 +289,8 @@ CATALOG: tuple[Entry, ...] = (
         read="per_parent", parent="sequences", parent_param="sequence_id",
         event_object_types=("sequence_subscription",),
         # one request per sequence to refresh: events are far cheaper once the org is large
-        incremental="events", copies=(Copy("sequence_name", "sequence_id", "sequences"),),
+        incremental="events",
+        copies=(Copy("sequence_name", "sequence_id", "sequences", "name"),),
     ),
     Entry("smart_views", "saved_search/", "Smart views (saved searches) [003:6967-7120].",
           event_object_types=("saved_search",)),

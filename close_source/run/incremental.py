@@ -93,7 +93,8 @@ def _apply(ctx: RunContext, plan: Plan, tables: list[str],
                                           scratch=pipeline_directory())) as batcher:
         changes = ChangeSet(ctx.read, ctx.warehouse, store,
                             {t: windows[t] for t in synced if windows[t] is not None},
-                            ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at)
+                            ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at,
+                            ctx.references)
         changes.collect()
         yield from _rows(ctx, store, batcher)
         if "leads" in synced:

@@ -164,3 +164,26 @@ def test_an_object_renamed_again_dates_from_its_latest_rename(tmp_path: Path) ->
     assert not every_table_mismatches(org, pipeline)
     assert rows(pipeline, f"SELECT user_name FROM close.opportunities WHERE id = '{opp['id']}'") \
         == [("Bea Renamed",)]
+
+
+@pytest.mark.parametrize("renamed", ["opportunity status", "pipeline"])
+def test_a_rename_undone_within_one_window_leaves_no_trace(tmp_path: Path, renamed: str) -> None:
+    """"Won" -> "Temp", an opportunity changes (its snapshot says "Temp"), "Temp" -> "Won":
+    the names the next run compares are the same as before, but the snapshot is stale."""
+    org = generate_org(seed=96, leads=8)
+    with FakeClose(org) as fake, httpx.Client(base_url=fake.base_url,
+                                              auth=(fake.api_key, "")) as client:
+        pipeline = sync(fake, tmp_path)
+        opp = org.all(o.OPPORTUNITY)[0]
+        path, key, old = (f"status/opportunity/{opp['status_id']}/", "label",
+                          opp["status_label"]) if renamed == "opportunity status" else \
+            (f"pipeline/{opp['pipeline_id']}/", "name", opp["pipeline_name"])
+        org.advance(timedelta(minutes=7))
+        assert client.put(path, json={key: "Temp"}).is_success
+        org.advance(timedelta(seconds=5))
+        c.update(org, o.OPPORTUNITY, opp["id"], note="changed")
+        org.advance(timedelta(seconds=5))
+        assert client.put(path, json={key: old}).is_success
+        org.advance(timedelta(seconds=30))
+        sync(fake, tmp_path, pipeline=pipeline)
+    assert not every_table_mismatches(org, pipeline)
