@@ -31,6 +31,20 @@ def touch_opportunities_in(org: FakeOrg, status_id: str) -> int:
     return len(opps)
 
 
+def rename_after_a_change(org: FakeOrg, renamed: str, changed: dict) -> None:
+    """`changed` (an opportunity or a task) changes, then its pipeline or user is renamed
+    (neither has events): the change's snapshot carries the old name."""
+    collection = o.OPPORTUNITY if changed["id"].startswith("oppo_") else o.TASK
+    c.update(org, collection, changed["id"],
+             {"note" if collection == o.OPPORTUNITY else "text": "changed"})
+    org.advance(timedelta(seconds=5))
+    if renamed == "pipeline":
+        c.rename_pipeline(org, changed["pipeline_id"], "Renamed Pipeline")
+    else:
+        c.rename_user(org, changed.get("assigned_to") or changed["user_id"], "Zed", "Zulu")
+    org.advance(timedelta(seconds=30))
+
+
 def test_opportunity_status_renames_relabel_every_run_shape_with_a_lagging_date_header(
         tmp_path: Path) -> None:
     """The report: "Won" -> "Closed Won", then "Lost" -> "Closed Lost", each after its
@@ -81,14 +95,7 @@ def test_renames_without_events_survive_the_replay_with_a_lagging_date_header(
     with FakeClose(org, date_skew=-timedelta(seconds=50)) as fake:
         pipeline = sync(fake, tmp_path)
         org.advance(timedelta(minutes=7))
-        opp = org.all(o.OPPORTUNITY)[0]
-        c.update(org, o.OPPORTUNITY, opp["id"], note="changed")
-        org.advance(timedelta(seconds=5))
-        if renamed == "pipeline":
-            c.rename_pipeline(org, opp["pipeline_id"], "Renamed Pipeline")
-        else:
-            c.rename_user(org, opp["user_id"], "Zed", "Zulu")
-        org.advance(timedelta(seconds=30))
+        rename_after_a_change(org, renamed, org.all(o.OPPORTUNITY)[0])
         for _ in range(2):  # the second run replays the opportunity's event
             sync(fake, tmp_path, pipeline=pipeline)
             assert not every_table_mismatches(org, pipeline)
@@ -103,17 +110,10 @@ def test_a_list_read_is_not_undone_by_the_replay_of_older_snapshots(
     read (there were no names to compare yet)."""
     org = generate_org(seed=93, leads=8)
     with FakeClose(org) as fake:
-        opp = org.all(o.OPPORTUNITY)[0]
-        task = next(t for t in org.all(o.TASK) if t.get("assigned_to"))
         org.advance(timedelta(minutes=1))
-        c.update(org, o.OPPORTUNITY, opp["id"], note="changed")
-        c.update(org, o.TASK, task["id"], text="changed")
-        org.advance(timedelta(seconds=30))
-        if renamed == "pipeline":
-            c.rename_pipeline(org, opp["pipeline_id"], "Renamed Pipeline")
-        else:
-            c.rename_user(org, task["assigned_to"], "Zed", "Zulu")
-        org.advance(timedelta(seconds=30))
+        changed = org.all(o.OPPORTUNITY)[0] if renamed == "pipeline" else \
+            next(t for t in org.all(o.TASK) if t.get("assigned_to"))
+        rename_after_a_change(org, renamed, changed)
         pipeline = sync(fake, tmp_path, full_load="lists")
         org.advance(timedelta(minutes=1))
         sync(fake, tmp_path, pipeline=pipeline)
