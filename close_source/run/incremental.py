@@ -24,14 +24,7 @@ import dlt
 from dlt.extract.resource import DltResource
 
 from close_source.api.client import CloseClient
-from close_source.catalog import (
-    BY_TABLE,
-    CATALOG,
-    EVENTS_TABLE,
-    LEAD_MERGES_TABLE,
-    Entry,
-    child_table,
-)
+from close_source.catalog import BY_TABLE, EVENTS_TABLE, LEAD_MERGES_TABLE, Entry, child_table
 from close_source.errors import ApiError
 from close_source.read.change_set import ChangeSet
 from close_source.read.event_log import Event, newest_event, read_window
@@ -159,7 +152,8 @@ def event_types_for(entries: Iterable[Entry]) -> Iterator[str]:
 @dataclass(frozen=True)
 class CloseTime:
     """Close's time as the run begins (`now`) and its Event Log's newest event then
-    (`empty_log`: the log was read and held none)."""
+    (`empty_log`: the log held none, or none of the busy types where only those were asked:
+    replaying it from far back then costs no more than the rare events there are)."""
 
     now: datetime
     newest_event: datetime | None = None
@@ -182,11 +176,9 @@ def close_now(client: CloseClient, header: datetime | None, tables: Collection[s
                and BY_TABLE[table].incremental != "every_run"]
     if not entries and EVENTS_TABLE not in tables:
         return CloseTime(header or datetime.now(UTC))
-    types = [*event_types_for(e for e in CATALOG if e.incremental != "every_run"),
-             *(t for e in CATALOG if e.name_fields for t in e.event_object_types)]
     failed = False
     try:
-        newest = newest_event(client, dict.fromkeys(types))
+        newest = newest_event(client)
     except ApiError as exc:
         log.info("the Event Log's newest event could not be read (%s): Close's time is its "
                  "Date header", exc)
