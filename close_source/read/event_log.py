@@ -169,8 +169,8 @@ BUSY_PAIRS = (("lead", "created"), ("lead", "updated"), ("contact", "updated"),
 
 
 def newest_event(client: CloseClient) -> datetime | None:
-    """When the newest event was updated (None: the log holds none): one request where
-    Close answers a query with no filter, else the newest of the `BUSY_PAIRS`."""
+    """When the newest event was updated (None: none there): one request where Close
+    answers a query with no filter, else the newest of the `BUSY_PAIRS`."""
     try:
         return _newest(client, {})
     except ApiError as exc:
