@@ -68,6 +68,10 @@ class Copy:
     column: str
     key: str
     source: str  # the table of the named object
+    # the source's field the column repeats as it is (`label`), when it is one: an Event Log
+    # snapshot showing another value is stale, whatever the clocks say (users' names are
+    # composed of two fields, so not theirs)
+    field: str | None = None
 
 
 # Every activity, task and opportunity names its users.
@@ -115,6 +119,7 @@ class Entry:
     event_object_types: tuple[str, ...] = ()
     incremental: IncrementalMode = "every_run"
     # columns copying other objects' names, and the fields whose change renames this object
+    # (or changes what rows copy from it)
     copies: tuple[Copy, ...] = ()
     name_fields: tuple[str, ...] = ()
     # tables made from this object's events and written whenever it is (lead merges)
@@ -168,7 +173,7 @@ CATALOG: tuple[Entry, ...] = (
         child_key="lead_id",
         custom_field_type="lead", event_object_types=("lead",), export_path="",
         incremental="events", name_fields=("display_name", "name"),
-        copies=(Copy("status_label", "status_id", "lead_statuses"), *AUDIT_COPIES),
+        copies=(Copy("status_label", "status_id", "lead_statuses", "label"), *AUDIT_COPIES),
         written_with=("lead_merges",),
     ),
     Entry(
@@ -184,8 +189,10 @@ CATALOG: tuple[Entry, ...] = (
         read="windows", page_size=200, date_ops=("gte", "lt"), dates=("date_won", "date_lost"),
         custom_field_type="opportunity", event_object_types=("opportunity",),
         export_path="opportunities", incremental="events",
-        copies=(*LEAD_AND_CONTACT, Copy("status_label", "status_id", "opportunity_statuses"),
-                Copy("pipeline_name", "pipeline_id", "pipelines"), *USER_COPIES),
+        copies=(*LEAD_AND_CONTACT,
+                Copy("status_label", "status_id", "opportunity_statuses", "label"),
+                Copy("pipeline_id", "status_id", "opportunity_statuses", "pipeline_id"),
+                Copy("pipeline_name", "pipeline_id", "pipelines", "name"), *USER_COPIES),
     ),
     Entry(
         "tasks", "task/", "Every task type: the endpoint defaults to `_type=lead` [003:3236].",
@@ -198,8 +205,8 @@ CATALOG: tuple[Entry, ...] = (
     _activity("calls", "activity/call/", "Call", "activity.call", "Calls [003:1691-1754]."),
     _activity("emails", "activity/email/", "Email", "activity.email", "Emails [003:1509-1654].",
               timestamps=("date_sent", "date_scheduled"), copies=(
-                  *USER_COPIES, Copy("sequence_name", "sequence_id", "sequences"),
-                  Copy("template_name", "template_id", "email_templates"))),
+                  *USER_COPIES, Copy("sequence_name", "sequence_id", "sequences", "name"),
+                  Copy("template_name", "template_id", "email_templates", "name"))),
     _activity("email_threads", "activity/emailthread/", "EmailThread", "activity.email_thread",
               "Email threads [003:1257-1508]; exports hold their emails, not the threads.",
               in_export=False),
@@ -245,8 +252,10 @@ CATALOG: tuple[Entry, ...] = (
     # ---- configuration ---------------------------------------------------------------------
     Entry("lead_statuses", "status/lead/", "Lead statuses [003:4730-4762].",
           event_object_types=("status.lead",), name_fields=("label",)),
+    # an opportunity is in its status's pipeline: a status moved to another pipeline
+    # (`PUT /pipeline/{id}/` [003:4952-4961]) changes the opportunities' `pipeline_id`
     Entry("opportunity_statuses", "status/opportunity/", "Opportunity statuses [003:4799-4844].",
-          event_object_types=("status.opportunity",), name_fields=("label",)),
+          event_object_types=("status.opportunity",), name_fields=("label", "pipeline_id")),
     Entry("pipelines", "pipeline/", "Pipelines and their ordered statuses [003:4893-4930].",
           child_lists=("statuses",), child_key="pipeline_id", name_fields=("name",)),
     Entry(
@@ -280,7 +289,8 @@ CATALOG: tuple[Entry, ...] = (
         read="per_parent", parent="sequences", parent_param="sequence_id",
         event_object_types=("sequence_subscription",),
         # one request per sequence to refresh: events are far cheaper once the org is large
-        incremental="events", copies=(Copy("sequence_name", "sequence_id", "sequences"),),
+        incremental="events",
+        copies=(Copy("sequence_name", "sequence_id", "sequences", "name"),),
     ),
     Entry("smart_views", "saved_search/", "Smart views (saved searches) [003:6967-7120].",
           event_object_types=("saved_search",)),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import dlt
 from dlt.extract.resource import DltResource
@@ -89,7 +88,7 @@ def close_source(
                            st.custom_columns(source_state, settings.custom_field_columns),
                            origin.definitions)
     plan = make_plan(settings.tables, st.watermarks(source_state),
-                     now=started_at or datetime.now(UTC), full_read=settings.full_read,
+                     now=started_at, full_read=settings.full_read,
                      full_load=settings.full_load, exported=exported_tables(),
                      stale=custom.stale_tables, missing=destination.missing)
     references = read_references(read, list(settings.tables), also=("roles",))
@@ -98,7 +97,8 @@ def close_source(
     ctx = RunContext(read=read, warehouse=warehouse, custom=custom, references=references,
                      started_at=started_at, settings=settings, backup=origin.backup,
                      planned_for=str(pipeline_directory() or "") or None,
-                     run_id=destination.run.this, parent_run_id=destination.run.parent)
+                     run_id=destination.run.this, parent_run_id=destination.run.parent,
+                     events_from=origin.events_from)
 
     resources: list[DltResource] = []
     if from_export := plan.reading("export"):

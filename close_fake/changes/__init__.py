@@ -39,13 +39,16 @@ What each change emits (our reading of the list of events, README "Changes"):
 - merge_leads: children moved (`updated`, new `lead_id`), destination `updated`, source
   `deleted`, then `lead.merged` (data: the destination); all carry
   `meta.merge_source_lead_id` / `merge_destination_lead_id` [003:8180-8187].
-- renames (`rename_user`, `rename_pipeline`, `rename_sequence`, `rename_email_template`,
-  `rename_contact`; updates of a `name`): the renamed object's own events only (users and
-  pipelines have none); copies of the name elsewhere follow silently (`_follow_labels`).
+- renames (`rename_user`, `rename_lead_status`, `rename_opportunity_status`,
+  `rename_pipeline`, `rename_sequence`, `rename_email_template`, `rename_contact`; updates of
+  a `name` or `label`): the renamed object's own events only (users and pipelines have none);
+  copies of the name elsewhere follow silently (`_follow_labels`). `update_pipeline` also
+  reorders a pipeline's statuses or moves one in from another pipeline (no events; the
+  opportunities in a moved status move with it, silently).
 
 Modules: `objects.py` (new objects, derived values), `touches.py` (effects on related
 objects), `creates.py`, `updates.py`, `labels.py` (copied names), `renames.py`,
-`deletes.py`, `merges.py`. This package is the namespace callers use:
+`statuses.py`, `deletes.py`, `merges.py`. This package is the namespace callers use:
 `from close_fake import changes as c`.
 """
 
@@ -54,12 +57,12 @@ from .deletes import delete
 from .labels import NAME_COPIES, USER_NAME_COPIES
 from .merges import merge_leads
 from .objects import ADMIN, ID_PREFIXES
-from .renames import (
-    rename_contact,
-    rename_email_template,
+from .renames import rename_contact, rename_email_template, rename_sequence, rename_user
+from .statuses import (
+    rename_lead_status,
+    rename_opportunity_status,
     rename_pipeline,
-    rename_sequence,
-    rename_user,
+    update_pipeline,
 )
 from .updates import update
 
@@ -73,8 +76,11 @@ __all__ = [
     "merge_leads",
     "rename_contact",
     "rename_email_template",
+    "rename_lead_status",
+    "rename_opportunity_status",
     "rename_pipeline",
     "rename_sequence",
     "rename_user",
     "update",
+    "update_pipeline",
 ]

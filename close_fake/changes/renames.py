@@ -1,6 +1,7 @@
-"""Renames of users, pipelines, sequences, email templates and contacts (updates of a name).
+"""Renames of users, sequences, email templates and contacts (updates of a name); statuses
+and pipelines: `statuses.py`.
 
-Users and pipelines have no Event Log events; the others log their own `updated`. Copies of
+Users have no Event Log events; the others log their own `updated`. Copies of
 the name elsewhere follow silently (`labels.py`).
 """
 
@@ -54,21 +55,6 @@ def _rename(
         raise ValueError("A name must be a non-empty string.")
     return update(org, collection, object_id, {"name": name}, user_id=user_id,
                   api_key_id=api_key_id, at=at)  # fmt: skip
-
-
-def rename_pipeline(
-    org: FakeOrg,
-    pipeline_id: str,
-    name: str,
-    *,
-    user_id: str | None = ADMIN,
-    api_key_id: str | None = None,
-    at: datetime | None = None,
-) -> dict[str, Any]:
-    """`PUT /pipeline/{id}/` with a new `name` [003:4964]. Pipelines have no Event Log
-    events [003:8157-8492]: nothing is logged; with `labels="follow"` the opportunities'
-    `pipeline_name` follows, silently. Returns the pipeline."""
-    return _rename(org, o.PIPELINE, pipeline_id, name, user_id, api_key_id, at)
 
 
 def rename_sequence(

@@ -1,5 +1,6 @@
 """Random renames whose names are copied onto other objects: statuses, users, pipelines,
-sequences, email templates and contacts (the copies follow silently)."""
+sequences, email templates and contacts (the copies follow silently); opportunity statuses
+moved between pipelines (their opportunities move with them, silently)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,29 @@ from ..org import FakeOrg
 from .picks import _FIRST_NAMES, _LAST_NAMES, _PEOPLE, Change, _pick, _renamed, _user
 
 
-def _rename_status(org: FakeOrg, rng: random.Random) -> str | None:
-    status = _pick(rng, org.all(o.LEAD_STATUS))
-    if status is None:
+def _move_status(org: FakeOrg, rng: random.Random) -> str | None:
+    """`PUT /pipeline/{id}/` with `statuses`: an opportunity status moved in from another
+    pipeline (which keeps one at least), or the pipeline's statuses reordered."""
+    pipelines = org.all(o.PIPELINE)
+    if not pipelines:
         return None
-    label = status["label"].split(" ~")[0] + f" ~{rng.randint(1, 999)}"
-    c.update(org, o.LEAD_STATUS, status["id"], label=label, user_id=_user(org, rng))
-    return f"lead status {status['id']}"
+    pipe = rng.choice(pipelines)
+    own = [s["id"] for s in org.children(o.OPPORTUNITY_STATUS, "pipeline_id", pipe["id"])]
+    movable = [s for s in org.all(o.OPPORTUNITY_STATUS) if s["pipeline_id"] != pipe["id"]
+               and len(org.children(o.OPPORTUNITY_STATUS, "pipeline_id", s["pipeline_id"])) > 1]
+    if movable and rng.random() < 0.6:
+        status = rng.choice(movable)
+        order = [*own]
+        order.insert(rng.randint(0, len(own)), status["id"])
+        c.update_pipeline(org, pipe["id"], statuses=order, user_id=_user(org, rng))
+        return f"pipeline {pipe['id']} took status {status['id']}"
+    if len(own) < 2:
+        return None
+    order = own[:]
+    while order == own:
+        rng.shuffle(order)
+    c.update_pipeline(org, pipe["id"], statuses=order, user_id=_user(org, rng))
+    return f"pipeline {pipe['id']} reordered"
 
 
 def _rename_user(org: FakeOrg, rng: random.Random) -> str | None:
@@ -39,14 +56,17 @@ def _rename_user(org: FakeOrg, rng: random.Random) -> str | None:
     return f"user {user['id']}"
 
 
-def _rename_named(collection: str, rename: Callable[..., dict[str, Any]], what: str) -> Change:
-    """A pipeline, sequence or email template gets a new `name` (` ~N` suffix)."""
+def _rename_named(
+    collection: str, rename: Callable[..., dict[str, Any]], what: str, key: str = "name"
+) -> Change:
+    """A pipeline, sequence, email template or status gets a new `name` (`label`) with a
+    ` ~N` suffix, as its `PUT` does."""
 
     def run(org: FakeOrg, rng: random.Random) -> str | None:
         obj = _pick(rng, org.all(collection))
         if obj is None:
             return None
-        rename(org, obj["id"], _renamed(rng, obj.get("name") or what), user_id=_user(org, rng))
+        rename(org, obj["id"], _renamed(rng, obj.get(key) or what), user_id=_user(org, rng))
         return f"{what} {obj['id']}"
 
     return run

@@ -43,13 +43,15 @@ from .objects import (
     _update_task,
 )
 from .picks import Change
-from .renames import _rename_contact, _rename_named, _rename_status, _rename_user
+from .renames import _move_status, _rename_contact, _rename_named, _rename_user
 
 # Relative weights of the kinds of change. Off by default (weight 0, so the default random
-# sequences stay as they were): `rename_status` (a lead status's label), `rename_user`,
-# `rename_pipeline`, `rename_sequence`, `rename_template` (an email template),
-# `rename_contact`, whose names are copied onto other objects and follow silently (see
-# `EventLog.labels`); `delete_field`, `retype_field` (a change of type or of
+# sequences stay as they were): `rename_status` (a lead status's label),
+# `rename_opportunity_status`, `rename_user`, `rename_pipeline`, `rename_sequence`,
+# `rename_template` (an email template), `rename_contact`, whose names are copied onto other
+# objects and follow silently (see `EventLog.labels`); `move_status` (a pipeline takes an
+# opportunity status from another or reorders its own: the status's opportunities move with
+# it, silently); `delete_field`, `retype_field` (a change of type or of
 # `accepts_multiple_values` that changes the field's column type, values converted by
 # `mutations.update_field`) and `rename_choice`, which change custom values without events.
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -83,6 +85,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "rename_sequence": 0,
     "rename_template": 0,
     "rename_contact": 0,
+    "rename_opportunity_status": 0,
+    "move_status": 0,
     "delete_field": 0,
     "retype_field": 0,
     "rename_choice": 0,
@@ -149,7 +153,11 @@ _KINDS: dict[str, Change] = {
     "add_field": _add_field,
     "rename_field": _rename_field,
     "repeat_update": _repeat_update,
-    "rename_status": _rename_status,
+    "rename_status": _rename_named(o.LEAD_STATUS, c.rename_lead_status, "lead status", "label"),
+    "rename_opportunity_status": _rename_named(
+        o.OPPORTUNITY_STATUS, c.rename_opportunity_status, "opportunity status", "label"
+    ),
+    "move_status": _move_status,
     "subscribe": _subscribe,
     "update_subscription": _update_subscription,
     "rename_user": _rename_user,

@@ -4,38 +4,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from .. import events as ev
 from .. import mutations as m
 from .. import org as o
 from ..common import ApiError
 from ..org import FakeOrg
 from ..request import Request
+from .writes import Writes, invalid_as_400
 
 
-class FieldWrites:
+class FieldWrites(Writes):
     """The custom-field-writing half of `Router`."""
 
-    org: FakeOrg
-    clock: Callable[[], datetime] | None
     async_conversions: bool
-    api_key_id: str | None
-
-    def _now(self) -> datetime | None:
-        return self.clock() if self.clock is not None else None
-
-    def _change(self, req: Request, at: datetime | None) -> Any:
-        """The Event Log request of a write: the key's user and API key id, the path."""
-        return ev.request(
-            self.org,
-            req.method,
-            "/api/v1" + req.path,
-            user_id=req.user_id,
-            api_key_id=self.api_key_id,
-            at=at,
-        )
 
     def _field_write(self, req: Request, kind: str) -> dict[str, Any]:
         """Checks shared by the three writes; returns the JSON body (`{}` for DELETE)."""
@@ -73,7 +55,7 @@ class FieldWrites:
                 extra["associations"] = body.get("associations")
             at = self._now()
             with self._change(req, at):
-                return _invalid_as_400(
+                return invalid_as_400(
                     m.add_field,
                     self.org,
                     kind,
@@ -117,7 +99,7 @@ class FieldWrites:
             new_type = body.get("type")
             at = self._now()
             with self._change(req, at):
-                return _invalid_as_400(
+                return invalid_as_400(
                     m.update_field,
                     self.org,
                     field_id,
@@ -143,7 +125,7 @@ class FieldWrites:
             self._field_write(req, kind)
             at = self._now()
             with self._change(req, at):
-                _invalid_as_400(m.delete_field, self.org, req.match["id"], at=at)
+                invalid_as_400(m.delete_field, self.org, req.match["id"], at=at)
             return {}
 
         return handle
@@ -155,16 +137,6 @@ def is_admin(org: FakeOrg, user_id: str) -> bool:
     return any(
         mb["role_id"] in admin_roles for mb in org.children(o.MEMBERSHIP, "user_id", user_id)
     )
-
-
-def _invalid_as_400(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a mutation; its ValueError is the client's fault (400), KeyError a 404."""
-    try:
-        return fn(*args, **kwargs)
-    except ValueError as err:
-        raise ApiError(400, str(err)) from None
-    except KeyError as err:
-        raise ApiError(404, str(err.args[0] if err.args else err)) from None
 
 
 def _string_list(body: dict[str, Any], key: str) -> list[str] | None:

@@ -1,5 +1,6 @@
 """Endpoint table and handlers of the fake Close API (reads, `/data/search/`, exports, the
-Event Log and the custom field writes `POST/PUT/DELETE /custom_field/{kind}/...`).
+Event Log, the custom field writes `POST/PUT/DELETE /custom_field/{kind}/...` and the renames
+of statuses and pipelines `PUT /status/{kind}/{id}/`, `PUT /pipeline/{id}/`).
 
 Each route is a method + path template (`/lead/{id}/`); the template doubles as the
 endpoint group for rate limiting. List endpoints share one paging routine: `_skip` /
@@ -7,7 +8,8 @@ endpoint group for rate limiting. List endpoints share one paging routine: `_ski
 (400 mentioning `max_skip = N`), a stable newest-first order, and `_fields` projection.
 
 Parts: `catalog.py` (what the docs say per endpoint), `listing.py` (paging and generic
-handlers), `reads.py` (per-endpoint items), `field_writes.py` (custom field writes).
+handlers), `reads.py` (per-endpoint items), `field_writes.py` (custom field writes),
+`status_writes.py` (statuses and pipelines), `writes.py` (what writes share).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .catalog import ACTIVITY_ENDPOINTS, DEFAULT_PAGE_CAPS
 from .faults import normalise_prefix
 from .field_writes import FieldWrites, is_admin
 from .reads import Reads, opportunity_aggregates
+from .status_writes import StatusWrites
 
 
 @dataclass
@@ -46,7 +49,7 @@ class Route:
         self.regex = re.compile(f"^{pattern}$")
 
 
-class Router(Reads, FieldWrites):
+class Router(Reads, FieldWrites, StatusWrites):
     """Holds the organisation and the listing configuration; dispatches requests."""
 
     def __init__(
@@ -311,11 +314,13 @@ class Router(Reads, FieldWrites):
             self.routes.append(Route("POST", "/export/opportunity/", _no_opportunity_export))
             g("/export/", exports.list)
             g("/export/{id}/", exports.get)
+        self.routes.append(Route("PUT", "/status/lead/{id}/", self.rename_status(o.LEAD_STATUS)))
+        self.routes.append(
+            Route("PUT", "/status/opportunity/{id}/", self.rename_status(o.OPPORTUNITY_STATUS))
+        )
+        self.routes.append(Route("PUT", "/pipeline/{id}/", self.update_pipeline))
         # Documented paths we do not serve for reading: known, so other methods get 405.
         for template in (
-            "/pipeline/{id}/",
-            "/status/lead/{id}/",
-            "/status/opportunity/{id}/",
             "/membership/",
             "/membership/{id}/",
             "/lead/merge/",

@@ -83,7 +83,8 @@ def _sha256(path: Path) -> str:
 
 
 def write_manifest(directory: Path, *, tables: Sequence[str], complete: bool,
-                   t0: datetime | None, export: Mapping[str, Any] | None,
+                   t0: datetime | None, events_from: datetime | None,
+                   export: Mapping[str, Any] | None,
                    files: Mapping[str, Mapping[str, Any]], denied: Mapping[str, AccessDenied],
                    definitions: Sequence[RawDefinitions], me: Mapping[str, Any]) -> None:
     """The manifest, under a temporary name first: the directory is a finished backup from
@@ -92,6 +93,7 @@ def write_manifest(directory: Path, *, tables: Sequence[str], complete: bool,
         "format": FORMAT, "version": VERSION,
         "tables": sorted(tables), "complete": complete,
         "t0": t0.isoformat() if t0 else None,
+        "events_from": events_from.isoformat() if events_from else None,
         "export": dict(export) if export else None,
         "files": {table: dict(record) for table, record in sorted(files.items())},
         "denied": {table: {"status": exc.status, "path": exc.path, "message": exc.api_message}
@@ -173,6 +175,12 @@ class Backup:
         """Close's clock when the backup's list reads began (the live run's T0)."""
         t0 = self.manifest.get("t0")
         return datetime.fromisoformat(t0) if t0 else None
+
+    @property
+    def events_from(self) -> datetime | None:
+        """Where the live run's list reads would re-scan from (its Event Log's newest event)."""
+        found = self.manifest.get("events_from")
+        return datetime.fromisoformat(found) if found else None
 
     @property
     def me(self) -> Mapping[str, Any]:

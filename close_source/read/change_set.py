@@ -43,6 +43,7 @@ from close_source.errors import ApiError
 from close_source.read.by_id import fetch_by_ids
 from close_source.read.context import ReadContext
 from close_source.read.event_log import Event
+from close_source.read.references import References
 from close_source.read.warehouse import Warehouse
 from close_source.read.window_store import Key, WindowStore
 from close_source.read.windows import read_windows_since
@@ -55,6 +56,8 @@ CHILDREN_OF_LEADS = tuple(e for e in CATALOG if e.incremental != "every_run" and
 # Named objects whose renames the Event Log announces (the others: `read/references.py`).
 EVENT_SOURCES = tuple(e.table for e in CATALOG if e.name_fields and e.incremental == "events")
 
+# `renamed_at` key: when the table was last read in full (the copies of every name as of then)
+FULL_READ = "*"
 READ_AGAIN_CHUNK = 1_000  # objects read by id held at a time before they go to the store
 
 
@@ -74,14 +77,18 @@ class ChangeSet:
 
     `renames`: per table, the users, statuses, ... renamed since it last synced (their rows
     are read again); `renamed_at`: per table, when recent renames were seen (`source:id`),
-    so that older snapshots naming them are not trusted.
+    so that older snapshots naming them are not trusted, and when the table was last read in
+    full (`FULL_READ`): a snapshot older than that read may name anything by an older name;
+    `references`: the small named tables as Close shows them now (a snapshot copying another
+    value of theirs is stale, even renamed back since).
     """
 
     def __init__(self, read: ReadContext, warehouse: Warehouse, store: WindowStore,
                  windows: Mapping[str, datetime], started_at: datetime | None,
                  values_changed_after: Callable[[str, datetime], bool],
                  renames: Mapping[str, Mapping[str, set[str]]] | None = None,
-                 renamed_at: Mapping[str, Mapping[str, datetime]] | None = None) -> None:
+                 renamed_at: Mapping[str, Mapping[str, datetime]] | None = None,
+                 references: References | None = None) -> None:
         """`values_changed_after(table, moment)`: whether Close changed the table's custom
         field values without events after `moment` (its snapshots are then stale)."""
         self.read, self.warehouse, self.store = read, warehouse, store
@@ -90,6 +97,7 @@ class ChangeSet:
         self._values_changed_after = values_changed_after
         self.renames = renames or {}
         self.renamed_at = renamed_at or {}
+        self.references = references or References()
         self._unknown: set[str] = set()
         self._no_id_filter: set[str] = set()  # endpoints seen ignoring `id__in` in this run
 
@@ -139,11 +147,19 @@ class ChangeSet:
         """Whether a snapshot taken at `moment` still shows the object as Close would now."""
         if entry.custom_field_type and self._values_changed_after(entry.table, moment):
             return False
+        for copy in entry.copies:
+            named = self.references.get(copy.source, data.get(copy.key)) if copy.field else None
+            if named is not None and copy.column in data and \
+                    data[copy.column] != named.get(copy.field):
+                return False
         renamed = self.renamed_at.get(entry.table)
-        if renamed:
+        if renamed and entry.copies:
+            full_read = renamed.get(FULL_READ)
+            if full_read is not None and full_read >= moment:
+                return False
             for copy in entry.copies:
                 when = renamed.get(f"{copy.source}:{data.get(copy.key)}")
-                if when is not None and when > moment:
+                if when is not None and when >= moment:
                     return False
         return True
 

@@ -39,6 +39,15 @@ class References:
 
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     denied: dict[str, AccessDenied] = field(default_factory=dict)
+    _by_id: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
+
+    def get(self, source: str, object_id: Any) -> dict[str, Any] | None:
+        """One named object as read when the run began (None: not read, or not there)."""
+        if source not in self.objects or object_id is None:
+            return None
+        if source not in self._by_id:
+            self._by_id[source] = {str(obj.get("id")): obj for obj in self.objects[source]}
+        return self._by_id[source].get(str(object_id))
 
     def digests(self, source: str) -> dict[str, str]:
         fields = BY_TABLE[source].name_fields

@@ -52,10 +52,13 @@ class BackupRecorder:
         self._export: dict[str, Any] | None = None
         self._me: Mapping[str, Any] = {}
         self._t0: datetime | None = None
+        self._events_from: datetime | None = None
 
-    def began(self, me: Mapping[str, Any], t0: datetime | None) -> None:
-        """The preflight's answer, and Close's clock then: the list reads' T0."""
-        self._me, self._t0 = me, t0
+    def began(self, me: Mapping[str, Any], t0: datetime | None,
+              events_from: datetime | None = None) -> None:
+        """The preflight's answer, and Close's time then: the list reads' T0, and where their
+        re-scan may start (the Event Log's newest event then)."""
+        self._me, self._t0, self._events_from = me, t0, events_from
 
     def definitions(self, load: Callable[[], RawDefinitions]) -> Callable[[], RawDefinitions]:
         """`load`, keeping each answer (a restore gives them back in the same order)."""
@@ -113,7 +116,8 @@ class BackupRecorder:
             os.replace(self.staging / name, self.directory / name)
         complete = {entry.table for entry in CATALOG} <= set(self.tables)
         files.write_manifest(self.directory, tables=self.tables, complete=complete,
-                             t0=self._t0, export=self._export, files=self._files,
+                             t0=self._t0, events_from=self._events_from,
+                             export=self._export, files=self._files,
                              denied=self._denied, definitions=self._definitions, me=self._me)
         for name in replaced - set(written):
             (self.directory / name).unlink(missing_ok=True)

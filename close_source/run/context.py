@@ -32,7 +32,8 @@ class RunContext:
     custom: CustomColumns
     # small tables read when the run began (renames, the key's role): their resources reuse
     references: References
-    started_at: datetime | None  # Close's clock when the run began (the preflight)
+    # Close's time when the run began: the later of its Date header and newest event
+    started_at: datetime | None
     settings: Settings
     # the working directory of the pipeline whose state and dataset the run was planned with
     planned_for: str | None = None
@@ -40,6 +41,9 @@ class RunContext:
     run_id: str = ""
     parent_run_id: str | None = None
     backup: BackupRecorder | None = None  # a backup being written of what the run reads
+    # where a full read's re-scan may start: the Event Log's newest event when the run began
+    # (its clock), or the horizon when it held none (nothing to replay but this run's events)
+    events_from: datetime | None = None
 
     @property
     def soft_deletes(self) -> bool:

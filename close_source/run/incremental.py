@@ -15,16 +15,19 @@ the previous watermarks, and the next run re-applies the same window (merges are
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import closing
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import dlt
 from dlt.extract.resource import DltResource
 
+from close_source.api.client import CloseClient
 from close_source.catalog import BY_TABLE, EVENTS_TABLE, LEAD_MERGES_TABLE, Entry, child_table
+from close_source.errors import ApiError
 from close_source.read.change_set import ChangeSet
-from close_source.read.event_log import Event, read_window
+from close_source.read.event_log import Event, newest_event, read_window
 from close_source.read.window_store import WindowStore
 from close_source.records import DELETED_AT, TOMBSTONE
 from close_source.run import state as st
@@ -75,7 +78,7 @@ def _apply(ctx: RunContext, plan: Plan, tables: list[str],
     store.events_read()
     log.info("Event Log: %d events since %s", store.event_count(), start)
     newest = store.newest()
-    now = _close_now(ctx, newest)
+    now = max(filter(None, (ctx.started_at, newest)), default=datetime.now(UTC))
     source_state = dlt.current.source_state()
     renamed_at = {table: _renamed_at(source_state, plan, table, now) for table in synced}
     with closing(ArrowBatcher.for_entries(entries, mode="merge", custom=ctx.custom,
@@ -84,7 +87,8 @@ def _apply(ctx: RunContext, plan: Plan, tables: list[str],
                                           stored_columns=ctx.warehouse.columns)) as batcher:
         changes = ChangeSet(ctx.read, ctx.warehouse, store,
                             {t: windows[t] for t in synced if windows[t] is not None},
-                            ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at)
+                            ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at,
+                            ctx.references)
         changes.collect()
         yield from _rows(ctx, store, batcher)
         if "leads" in synced:
@@ -146,26 +150,55 @@ def event_types_for(entries: Iterable[Entry]) -> Iterator[str]:
                 yield from BY_TABLE[copy.source].event_object_types
 
 
-def _close_now(ctx: RunContext, newest_event: datetime | None) -> datetime:
-    """Close's time: the later of its `Date` header and its newest event (their clocks can
-    differ; a window must never end before events already seen)."""
-    header = ctx.started_at
-    if header is None:
-        return newest_event or datetime.now().astimezone()
-    if newest_event is not None and newest_event - header > SKEW_WARNING:
+@dataclass(frozen=True)
+class CloseTime:
+    """Close's time as the run begins (`now`) and its Event Log's newest event then
+    (`empty_log`: the log held none, or none of the busy types where only those were asked:
+    replaying it from far back then costs no more than the rare events there are)."""
+
+    now: datetime
+    newest_event: datetime | None = None
+    empty_log: bool = False
+
+    @property
+    def events_from(self) -> datetime | None:
+        """Where a full read's re-scan may start: the newest event, or with none in the log
+        the horizon (what the next window then reads is this run's events only)."""
+        return self.now - st.HORIZON if self.empty_log else self.newest_event
+
+
+def close_now(client: CloseClient, header: datetime | None, tables: Collection[str]) -> CloseTime:
+    """Close's time as the run begins: the later of its `Date` header and its newest event.
+    The two clocks can differ (its web front ends and its database): a header a month behind
+    the events would hide a gap past the Event Log's 30 days, and a rename seen now must date
+    after every snapshot already logged. The log is asked only when a selected table follows
+    it (every other table is read in full and needs no clock)."""
+    entries = [BY_TABLE[table] for table in tables if table in BY_TABLE
+               and BY_TABLE[table].incremental != "every_run"]
+    if not entries and EVENTS_TABLE not in tables:
+        return CloseTime(header or datetime.now(UTC))
+    failed = False
+    try:
+        newest = newest_event(client)
+    except ApiError as exc:
+        log.info("the Event Log's newest event could not be read (%s): Close's time is its "
+                 "Date header", exc)
+        newest, failed = None, True
+    if header is not None and newest is not None and newest - header > SKEW_WARNING:
         log.warning("Close's Event Log times are %s ahead of its Date header; taking the "
-                    "later as Close's time", newest_event - header)
-        return newest_event
-    return header
+                    "later as Close's time", newest - header)
+    return CloseTime(max(filter(None, (header, newest)), default=datetime.now(UTC)), newest,
+                     empty_log=newest is None and not failed)
 
 
 def _renamed_at(source_state: st.State, plan: Plan, table: str,
                 now: datetime) -> dict[str, datetime]:
-    """Recent renames of what the table's rows name, those of this run included (now)."""
+    """Recent renames of what the table's rows name, those of this run included (now: an
+    object renamed again dates from its latest rename, older snapshots carry older names)."""
     kept = st.renamed_at(source_state, table)
     for source, ids in plan.renames.get(table, {}).items():
         for object_id in ids:
-            kept.setdefault(f"{source}:{object_id}", now)
+            kept[f"{source}:{object_id}"] = now
     return kept
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from close_source.read.backup import Backup
 from close_source.read.context import ReadContext
 from close_source.read.custom_fields import RawDefinitions, fetch_definitions
 from close_source.run.backup import BackupRecorder
+from close_source.run.incremental import close_now
 from close_source.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,23 +32,28 @@ log = logging.getLogger(__name__)
 class Origin:
     settings: Settings  # a restore's: the backup's tables, its export file
     read: ReadContext
-    started_at: datetime | None  # Close's clock when the run (or the backup's run) began
+    # Close's time when the run (or the backup's run) began: the later of its `Date` header
+    # and its newest event (`run/incremental.close_now`)
+    started_at: datetime
     definitions: Callable[[], RawDefinitions]
     backup: BackupRecorder | None = None  # a backup being written
+    # where a full read's re-scan may start (`CloseTime.events_from`)
+    events_from: datetime | None = None
 
 
 def from_close(client: CloseClient, settings: Settings) -> Origin:
     """Close's API, after the `GET /me/` preflight (a bad key fails here, before any read)."""
     me = client.get("me/")
-    started_at = client.server_time
+    clock = close_now(client, client.server_time, settings.tables)
     recorder = BackupRecorder(Path(settings.backup_dir), settings.tables) \
         if settings.backup_dir else None
     read = ReadContext(client=client, max_skip=settings.max_skip, me=me, recorder=recorder)
     definitions = partial(fetch_definitions, client, settings.max_skip)
     if recorder is None:
-        return Origin(settings, read, started_at, definitions)
-    recorder.began(me, started_at)
-    return Origin(settings, read, started_at, recorder.definitions(definitions), recorder)
+        return Origin(settings, read, clock.now, definitions, events_from=clock.events_from)
+    recorder.began(me, clock.now, clock.events_from)
+    return Origin(settings, read, clock.now, recorder.definitions(definitions), recorder,
+                  clock.events_from)
 
 
 def from_backup(settings: Settings, named: Sequence[str] | None) -> Origin:
@@ -66,5 +72,6 @@ def from_backup(settings: Settings, named: Sequence[str] | None) -> Origin:
     settings = replace(settings, tables=tables, export_fallback=False,
                        full_load="export" if export else "lists",
                        export_file=str(export.path) if export else None)
-    return Origin(settings, backup.read_context(settings.max_skip), backup.t0,
-                  backup.definitions())
+    return Origin(settings, backup.read_context(settings.max_skip),
+                  backup.t0 or datetime.now(UTC), backup.definitions(),
+                  events_from=backup.events_from)

@@ -130,8 +130,9 @@ def follow_renames(plan: Plan, references: References, warehouse: Warehouse,
                                 references.digests_for(table))
         if not renamed:
             continue
-        rows = sum(warehouse.count(table, copy.key, sorted(renamed[copy.source]))
-                   for copy in entry.copies if copy.source in renamed)
+        rows = sum(warehouse.count(table, key, sorted(renamed[source]))
+                   for key, source in {(copy.key, copy.source) for copy in entry.copies
+                                       if copy.source in renamed})
         total = warehouse.count(table)
         if rows > 100 and rows > total / entry.page_size:
             read_in_full(plan, table, f"{rows} rows name renamed objects")

@@ -14,7 +14,7 @@ from dlt.extract.resource import DltResource
 
 from close_source.catalog import BY_TABLE, owned_tables
 from close_source.errors import ConfigError
-from close_source.read.references import renamed_since
+from close_source.read.change_set import FULL_READ
 from close_source.run import state as st
 from close_source.run.context import RunContext
 from close_source.run.plan import incremental_tables
@@ -87,15 +87,11 @@ def finish_full_read(ctx: RunContext, tables: list[str], t0: datetime | None,
     if t0 is None:
         st.forget(source_state, followed)
     else:
-        mark = st.Watermark.at(t0, exact)
+        mark = st.Watermark.at(t0, exact, ctx.events_from)
         for table in followed:
-            # renames seen by this read: an older snapshot the next window replays is stale
-            renamed = renamed_since(st.names_seen(source_state, table),
-                                    ctx.references.digests_for(table)) if ctx.references else {}
-            kept = st.renamed_at(source_state, table)
-            kept.update({f"{source}:{object_id}": t0 for source, ids in renamed.items()
-                         for object_id in ids})
-            st.save_renamed_at(source_state, table, kept, mark.window_start)
+            # the re-scan before T0 replays snapshots older than this read: they may name
+            # anything by a name renamed since (read by id instead)
+            st.save_renamed_at(source_state, table, {FULL_READ: t0}, mark.window_start)
         st.save_watermark(source_state, followed, mark)
         save_names(ctx, followed)
     st.save_custom_columns(source_state, ctx.custom.mode, ctx.custom.frozen(tables))

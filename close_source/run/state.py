@@ -82,12 +82,17 @@ class Watermark:
                    datetime.fromisoformat(floor) if floor else None)
 
     @classmethod
-    def at(cls, moment: datetime, exact: bool = False) -> Watermark:
+    def at(cls, moment: datetime, exact: bool = False,
+           events_from: datetime | None = None) -> Watermark:
         """A full read that began at `moment` (T0): later changes are replayed from there.
         `exact`: T0 is on the Event Log's own clock (an export's creation time), so no event
         before it needs replaying; a T0 from the `Date` header keeps the 5-minute re-scan,
-        which also absorbs a skew between the two clocks."""
-        return cls(moment, moment, moment if exact else None)
+        which also absorbs a skew between the two clocks, and replays from `events_from` (the
+        newest event when the run began) if that is older: a header ahead of the events would
+        skip what changed during the read; the events after it are the run's own, few."""
+        if exact:
+            return cls(moment, moment, moment)
+        return cls(min(moment, events_from or moment), moment)
 
 
 def migrate(state: State, loaded_tables: Iterable[str]) -> None:
@@ -178,7 +183,7 @@ def save_names(state: State, table: str, names: Mapping[str, Mapping[str, str]])
 
 
 def renamed_at(state: Mapping[str, Any], table: str) -> dict[str, datetime]:
-    """`source:id` -> when a rename was first seen, kept while a window can replay older
+    """`source:id` -> when its latest rename was seen, kept while a window can replay older
     events (their snapshots carry the old name)."""
     kept = (state.get(TABLES) or {}).get(table, {}).get("renamed_at") or {}
     return {key: datetime.fromisoformat(value) for key, value in kept.items()}

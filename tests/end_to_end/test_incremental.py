@@ -20,6 +20,7 @@ from close_fake import org as o
 from close_fake.churn import random_changes
 from close_source.catalog import CATALOG
 from close_source.read.export import exported_tables
+from close_source.run.state import HORIZON
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import rows, sync
 from tests.invariant import every_table_mismatches
@@ -183,6 +184,25 @@ def test_a_gap_longer_than_the_event_log_keeps_is_healed_by_a_full_reload(tmp_pa
     assert not every_table_mismatches(org, pipeline)
 
 
+def test_a_gap_shown_only_by_the_event_times_is_healed_by_a_full_reload(tmp_path, caplog):
+    """Close's `Date` header 40 days behind its event times: after a 31-day pause only the
+    events show that the changes made right after the last run are gone from the log, so
+    Close's time is the later of the two and the tables are reloaded."""
+    org = generate_org(seed=64, leads=8)
+    rng = random.Random(64)
+    with FakeClose(org, date_skew=-timedelta(days=40)) as fake:
+        pipeline = sync(fake, tmp_path)
+        org.advance(timedelta(minutes=10))
+        random_changes(org, rng, 30, step=timedelta(seconds=5))  # past the log's 30 days soon
+        org.advance(timedelta(days=31))
+        random_changes(org, rng, 10, step=timedelta(seconds=5))
+        org.advance(timedelta(seconds=30))
+        sync(fake, tmp_path, pipeline=pipeline)
+        assert export_jobs(fake) == 2
+    assert "more than 29 days" in caplog.text and "ahead of its Date header" in caplog.text
+    assert not every_table_mismatches(org, pipeline)
+
+
 def test_the_first_run_is_a_full_load_whose_start_the_next_run_replays_from(tmp_path):
     org = generate_org(seed=70, leads=8)
     with FakeClose(org) as fake:
@@ -190,16 +210,22 @@ def test_the_first_run_is_a_full_load_whose_start_the_next_run_replays_from(tmp_
         marks = {table: kept["watermark"] for table, kept in
                  pipeline.state["sources"]["close"]["tables"].items()}
         assert set(marks) == {e.table for e in CATALOG if e.incremental != "every_run"}
-        # the export's tables from its creation time, the others from the run's start
-        assert all(mark["newest_event"] == mark["read_until"] for mark in marks.values())
-        assert len({marks[t]["newest_event"] for t in exported_tables()}) == 1
+        # the export's tables from its creation time, the others from the run's start; the
+        # Event Log held nothing then, so their re-scan may start as far back as it keeps
+        exported = {marks[t]["newest_event"] for t in exported_tables()}
+        assert len(exported) == 1 and all(marks[t]["read_until"] in exported
+                                          for t in exported_tables())
+        for table in set(marks) - set(exported_tables()):
+            read_until = datetime.fromisoformat(marks[table]["read_until"])
+            assert datetime.fromisoformat(marks[table]["newest_event"]) == read_until - HORIZON
         state = min(marks.values(), key=lambda mark: mark["newest_event"])
-        first_window = [r for r in fake.requests if r.endpoint == "/event/"]
-        assert first_window == []  # a full load reads no events
+        first_window = [r for r in fake.requests if r.endpoint == "/event/"
+                        and "date_updated__gte" in r.params]
+        assert first_window == []  # a full load reads no events (only Close's time)
         org.advance(timedelta(minutes=1))
         sync(fake, tmp_path, pipeline=pipeline)
         starts = {r.params.get("date_updated__gte") for r in fake.requests
-                  if r.endpoint == "/event/" and "_cursor" not in r.params}
+                  if r.endpoint == "/event/" and "date_updated__gte" in r.params}
     assert export_jobs(fake) == 1
     replayed_from = (datetime.fromisoformat(state["newest_event"]) - timedelta(minutes=5)
                      ).replace(tzinfo=None).isoformat(timespec="milliseconds")
@@ -314,6 +340,26 @@ def test_event_times_an_hour_ahead_of_the_date_header_are_tolerated(tmp_path, ca
     newest = max(datetime.fromisoformat(m["watermark"]["newest_event"]) for m in marks.values())
     read_until = datetime.fromisoformat(marks["leads"]["watermark"]["read_until"])
     assert read_until >= newest  # Close's time: the later of the two clocks
+
+
+@pytest.mark.parametrize("log", ["with events", "empty"])
+def test_a_date_header_ahead_of_the_events_loses_nothing_after_a_list_read(tmp_path, log):
+    """Close's `Date` header 10 minutes ahead of its event times: the next run replays a
+    full read through the list endpoints from the log's newest event when it began, or from
+    the horizon when the log held none (the header's T0 would skip what changed in the 10
+    minutes after the read)."""
+    org = generate_org(seed=75, leads=8)
+    rng = random.Random(75)
+    with FakeClose(org, date_skew=timedelta(minutes=10)) as fake:
+        if log == "with events":
+            random_changes(org, rng, 3)
+            org.advance(timedelta(minutes=1))
+        pipeline = sync(fake, tmp_path, full_load="lists")
+        org.advance(timedelta(minutes=1))
+        random_changes(org, rng, 20, step=timedelta(seconds=5))
+        org.advance(timedelta(seconds=30))
+        sync(fake, tmp_path, pipeline=pipeline)
+    assert not every_table_mismatches(org, pipeline)
 
 
 def test_a_non_admin_key_is_said_once_at_the_start(tmp_path, caplog):

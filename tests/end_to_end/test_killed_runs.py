@@ -43,11 +43,14 @@ def changed(org: FakeOrg, seed: int) -> None:
 
 def kill_on(process_of: Callable[[], subprocess.Popen[str] | None], endpoint: str,
             nth: int) -> Callable[[RequestRecord], None]:
-    """A fake-server hook: SIGKILL the run when its `nth` request to `endpoint` arrives."""
+    """A fake-server hook: SIGKILL the run when its `nth` request to `endpoint` (of the Event
+    Log: for a window) arrives."""
     seen = [0]
 
     def hook(record: RequestRecord) -> None:
-        if record.path.rstrip("/").endswith(endpoint.strip("/")):
+        window = "date_updated__gte" in record.params or "_cursor" in record.params
+        if record.path.rstrip("/").endswith(endpoint.strip("/")) and \
+                (endpoint != "/event/" or window):  # not the query of Close's time
             seen[0] += 1
             process = process_of()
             if seen[0] == nth and process is not None:

@@ -82,7 +82,7 @@ def test_unknown_path_404_and_wrong_method_405(client: httpx.Client) -> None:
     assert r.status_code == 404 and "error" in r.json()
     assert client.post("lead/", json={"name": "x"}).status_code == 405
     assert client.get("data/search/").status_code == 405
-    assert client.put("pipeline/pipe_x/", json={}).status_code == 405
+    assert client.delete("pipeline/pipe_x/").status_code == 405
     assert client.delete("lead/").status_code == 405
     assert client.get("lead/lead_doesnotexist/").status_code == 404
     assert client.get("/api/v2/lead/").status_code == 404

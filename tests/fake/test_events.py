@@ -373,6 +373,24 @@ def test_retention_is_30_days_on_the_org_clock(org: FakeOrg) -> None:
         assert client.get(f"event/{old.id}/").status_code == 404
 
 
+@pytest.mark.parametrize("skew", [timedelta(days=-40), timedelta(minutes=10)])
+def test_date_skew_moves_only_the_date_header(org: FakeOrg, skew: timedelta) -> None:
+    """A `Date` header behind (or ahead of) every other time the fake shows: events,
+    objects and the Event Log's retention stay on the organisation's clock."""
+    lead = org.all(o.LEAD)[0]
+    c.update(org, o.LEAD, lead["id"], description="now")
+    with serve(org, date_skew=skew) as (_, client):
+        r = client.get(f"lead/{lead['id']}/")
+        header = parsedate_to_datetime(r.headers["date"])
+        assert header == (org.clock() + skew).replace(microsecond=0)
+        (event,) = walk(client, lead_id=lead["id"])
+        assert event["date_updated"][:19] == org.clock().strftime("%Y-%m-%dT%H:%M:%S")
+        assert r.json()["date_updated"] == event["data"]["date_updated"]
+    org.advance(timedelta(days=31))
+    with serve(org, date_skew=skew) as (_, client):
+        assert walk(client, lead_id=lead["id"]) == []  # 31 days on the org clock: gone
+
+
 def test_the_server_date_follows_the_org_clock_when_ticking(org: FakeOrg) -> None:
     with serve(org, tick=True) as (_, client):
         before = parsedate_to_datetime(client.get("me/").headers["date"])

@@ -709,5 +709,5 @@ def test_http_other_methods_still_405(org: FakeOrg) -> None:
         assert client.delete("custom_field/lead/").status_code == 405
         assert client.put("custom_field/lead/", json={}).status_code == 405
         assert client.post(f"custom_field/lead/{target['id']}/", json={}).status_code == 405
-        assert client.put("pipeline/pipe_x/", json={}).status_code == 405
+        assert client.delete("pipeline/pipe_x/").status_code == 405
         assert client.post("custom_field_schema/lead/", json={}).status_code == 405
