@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
+import dlt
 from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.extract.pipe_iterator import PipeIterator
@@ -109,6 +110,7 @@ class Settings:
             if not accepts(values[name]):
                 raise ConfigError(refused(name, values[name], said))
         check_extract_workers()
+        check_written_booleans()
         settings = cls(tables=selected, **values)  # type: ignore[arg-type]
         if settings.backup_dir and settings.full_load != "export":
             raise ConfigError("a backup needs the export: full_load must be 'export'")
@@ -147,3 +149,14 @@ def check_extract_workers() -> None:
         raise ConfigError(refused(field, value, said, section)) from None
     if not EXTRACT_WORKERS[0](workers):
         raise ConfigError(refused("workers", workers, EXTRACT_WORKERS[1], section))
+
+
+def check_written_booleans() -> None:
+    """A boolean written as a number in config.toml (`export_fallback = 2`): dlt reads any
+    number as a boolean (`bool(2)`), so only the value as written can tell it was not one."""
+    for name, (_, said) in ACCEPTS.items():
+        if said != "true or false":
+            continue
+        written = dlt.config.get(".".join((*SECTION, name)))
+        if written is not None and not isinstance(written, bool | str):
+            raise ConfigError(refused(name, written, said))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 
+import dlt
 import pytest
 from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 
@@ -78,3 +79,19 @@ def test_a_setting_that_is_not_ours_is_named_without_its_value():
     failed = ConfigValueCannotBeCoercedException("port", "s3cr3t-ish", int)
     assert user_error_message(failed) == \
         "the setting `port` must be a whole number (see README, Configuration)"
+
+
+@pytest.mark.parametrize("written", [2, 0.5])
+def test_a_boolean_written_as_a_number_in_config_toml_is_refused(written):
+    """dlt reads `export_fallback = 2` as True (`bool(2)`): only the value as written tells."""
+    provider = dlt.config.writable_provider
+    with provider.preserve():
+        dlt.config["sources.close.export_fallback"] = written
+        with pytest.raises(ConfigError) as refused:
+            Settings.checked(None, **DEFAULTS)
+        dlt.config["sources.close.export_fallback"] = False
+        assert Settings.checked(None, **{**DEFAULTS, "export_fallback": False})
+    assert str(refused.value) == ("[sources.close] export_fallback "
+                                  "(SOURCES__CLOSE__EXPORT_FALLBACK) must be true or false, "
+                                  f"not {written!r}")
+    assert dlt.config.get("sources.close.export_fallback") is None
