@@ -317,6 +317,14 @@ def entries(names: list[str] | None = None) -> Iterator[Entry]:
 EVENTS_TABLE = "events"  # the raw log; only synced when named (incremental runs only)
 LEAD_MERGES_TABLE = "lead_merges"  # one row per merge, written with leads
 OPTIONAL_TABLES = (EVENTS_TABLE,)
+FIELD_CHANGES_TABLE = "field_changes"  # one row per changed field per event (run/history.py)
+# tables that may keep versions (`history = [...]`): those the Event Log changes
+HISTORY_TABLES = tuple(entry.table for entry in CATALOG if entry.incremental == "events")
+
+
+def history_table(table: str) -> str:
+    """Where a table's versions go: `leads_history`."""
+    return f"{table}_history"
 
 
 def unknown_tables(names: list[str]) -> list[str]:

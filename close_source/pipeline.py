@@ -14,7 +14,15 @@ from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
 
-from close_source.run import kept_export, load_memory, postgres_keys, resume, staging
+from close_source.run import (
+    history_kept,
+    history_settle,
+    kept_export,
+    load_memory,
+    postgres_keys,
+    resume,
+    staging,
+)
 from close_source.run import state as st
 from close_source.run.environment import run_environment
 from close_source.run.lock import run_lock
@@ -143,6 +151,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
                 marker.unlink(missing_ok=True)
                 if full_refresh:
                     staging.drop(pipeline)
+                    history_kept.on_refresh(pipeline)
             info = load_memory.with_room(pipeline, lambda: pipeline.run(
                 source,
                 loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
@@ -152,6 +161,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
         _discard_loaded_export(pipeline)
         staging.drop_after_load(pipeline)
         postgres_keys.ensure(pipeline)
+        history_settle.settle(pipeline, SOURCE_NAME)
         return info
 
 

@@ -12,7 +12,7 @@ from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedExcept
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.extract.pipe_iterator import PipeIterator
 
-from close_source.catalog import CATALOG, unknown_tables
+from close_source.catalog import CATALOG, HISTORY_TABLES, unknown_tables
 from close_source.errors import ConfigError
 
 FullLoad = Literal["export", "lists"]
@@ -47,6 +47,7 @@ ACCEPTS: dict[str, tuple[Callable[[object], bool], str]] = {
     "export_poll_interval": (_seconds, "a number of seconds greater than 0 (a year at most)"),
     "window_memory_rows": (_whole(0), "a whole number of rows, 0 or more"),
     "export_fallback": (lambda value: type(value) is bool, "true or false"),
+    "field_changes": (lambda value: type(value) is bool, "true or false"),
 }
 EXTRACT_WORKERS = (_whole(1), "a whole number of threads greater than 0")
 
@@ -94,6 +95,9 @@ class Settings:
     window_memory_rows: int
     # a backup directory to restore, offline: every table comes from it (no key, no request)
     restore_from: str | None = None
+    # history: the `field_changes` table, and the tables that keep versions (`<table>_history`)
+    field_changes: bool = True
+    history: tuple[str, ...] = ()
 
     @classmethod
     def checked(cls, tables: Sequence[str] | None, **values: object) -> Settings:
@@ -111,6 +115,7 @@ class Settings:
                 raise ConfigError(refused(name, values[name], said))
         check_extract_workers()
         check_written_booleans()
+        values["history"] = _history_tables(values.get("history"))
         settings = cls(tables=selected, **values)  # type: ignore[arg-type]
         if settings.backup_dir and settings.full_load != "export":
             raise ConfigError("a backup needs the export: full_load must be 'export'")
@@ -133,6 +138,20 @@ class Settings:
         """Every selected table is read in full, whatever its watermark."""
         return self.sync_mode != "auto" or bool(self.export_file or self.backup_dir
                                                 or self.restore_from)
+
+
+def _history_tables(value: object) -> tuple[str, ...]:
+    """`history = ["leads", ...]`: tables the Event Log changes (their versions come from it)."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence) or \
+            not all(isinstance(name, str) for name in value):
+        raise ConfigError(refused("history", value, "a list of table names"))
+    wrong = [name for name in value if name not in HISTORY_TABLES]
+    if wrong:
+        raise ConfigError(f"{setting_name('history')} names {', '.join(wrong)}: versions are kept "
+                          f"only of tables the Event Log changes: {', '.join(HISTORY_TABLES)}")
+    return tuple(dict.fromkeys(value))
 
 
 def check_extract_workers() -> None:

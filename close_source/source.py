@@ -12,7 +12,7 @@ import dlt
 from dlt.extract.resource import DltResource
 
 from close_source.api.client import DEFAULT_BASE_URL, CloseClient
-from close_source.catalog import BY_TABLE
+from close_source.catalog import BY_TABLE, history_table
 from close_source.pipeline import SOURCE_NAME
 from close_source.read.context import ReadContext
 from close_source.read.export import exported_tables
@@ -53,6 +53,8 @@ def close_source(
     deletes: str = "hard",
     window_memory_rows: int = MEMORY_ROWS,
     restore_from: str | None = None,
+    field_changes: bool = True,
+    history: Sequence[str] | None = None,
 ) -> list[DltResource]:
     """Every Close object type (or the `tables` named), each a resource named after its table.
 
@@ -72,7 +74,7 @@ def close_source(
         backup_dir=backup_dir, export_file=export_file, max_skip=max_skip, timeout=timeout,
         max_attempts=max_attempts, custom_field_columns=custom_field_columns,
         sync_mode=sync_mode, deletes=deletes, window_memory_rows=window_memory_rows,
-        restore_from=restore_from)
+        restore_from=restore_from, field_changes=field_changes, history=history)
     if settings.restore_from:
         origin = from_backup(settings, tables)
     else:
@@ -84,13 +86,18 @@ def close_source(
     warehouse = destination.warehouse
     source_state = dlt.current.source_state()
     st.migrate(source_state, warehouse.tables())
+    missing = dict(destination.missing)
+    for table in settings.history:  # versions begin with a full read of their table
+        if history_table(table) not in warehouse.tables():
+            missing.setdefault(table, f"{history_table(table)} is not in the destination: its "
+                                      f"versions begin with a full read")
     custom = CustomColumns(settings.custom_field_columns,
                            st.custom_columns(source_state, settings.custom_field_columns),
                            origin.definitions)
     plan = make_plan(settings.tables, st.watermarks(source_state),
                      now=started_at, full_read=settings.full_read,
                      full_load=settings.full_load, exported=exported_tables(),
-                     stale=custom.stale_tables, missing=destination.missing)
+                     stale=custom.stale_tables, missing=missing)
     references = read_references(read, list(settings.tables), also=("roles",))
     follow_renames(plan, references, warehouse, source_state)
     _say_if_not_admin(read, references)

@@ -98,7 +98,8 @@ def export_resources(ctx: RunContext, tables: Iterable[str],
 
 def _batcher(ctx: RunContext, entries: list[Entry]) -> ArrowBatcher:
     return ArrowBatcher.for_entries(entries, custom=ctx.custom, soft_deletes=ctx.soft_deletes,
-                                    scratch=pipeline_directory())
+                                    scratch=pipeline_directory(),
+                                    history=ctx.settings.history)
 
 
 def _read_export(ctx: RunContext, entries: list[Entry],

@@ -24,7 +24,14 @@ import dlt
 from dlt.extract.resource import DltResource
 
 from close_source.api.client import CloseClient
-from close_source.catalog import BY_TABLE, EVENTS_TABLE, LEAD_MERGES_TABLE, Entry, child_table
+from close_source.catalog import (
+    BY_TABLE,
+    EVENTS_TABLE,
+    FIELD_CHANGES_TABLE,
+    LEAD_MERGES_TABLE,
+    Entry,
+    child_table,
+)
 from close_source.errors import ApiError
 from close_source.read.change_set import ChangeSet
 from close_source.read.event_log import Event, newest_event, read_window
@@ -32,6 +39,7 @@ from close_source.read.window_store import WindowStore
 from close_source.records import DELETED_AT, TOMBSTONE
 from close_source.run import state as st
 from close_source.run.context import RunContext, pipeline_directory
+from close_source.run.history import history_rows
 from close_source.run.plan import Plan
 from close_source.run.resources import (
     check_pipeline,
@@ -59,7 +67,8 @@ def event_log_resources(ctx: RunContext, plan: Plan) -> list[DltResource]:
             yield from _apply_window(ctx, plan, chosen)
 
     reader = dlt.resource(read, name=EVENT_LOG_READER, parallelized=True, selected=False)
-    return [reader, *table_resources(reader, tables)]
+    kept = [FIELD_CHANGES_TABLE] if ctx.settings.field_changes else []
+    return [reader, *table_resources(reader, [*tables, *kept])]
 
 
 def _apply_window(ctx: RunContext, plan: Plan, tables: list[str]) -> Iterator[object]:
@@ -84,13 +93,15 @@ def _apply(ctx: RunContext, plan: Plan, tables: list[str],
     with closing(ArrowBatcher.for_entries(entries, mode="merge", custom=ctx.custom,
                                           soft_deletes=ctx.soft_deletes,
                                           scratch=pipeline_directory(),
-                                          stored_columns=ctx.warehouse.columns)) as batcher:
+                                          stored_columns=ctx.warehouse.columns,
+                                          history=ctx.settings.history)) as batcher:
         changes = ChangeSet(ctx.read, ctx.warehouse, store,
                             {t: windows[t] for t in synced if windows[t] is not None},
                             ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at,
                             ctx.references)
         changes.collect()
         yield from _rows(ctx, store, batcher)
+        yield from history_rows(ctx, store, changes, batcher, synced)
         if "leads" in synced:
             yield from _lead_merges(e for e in store.events(object_type="lead", action="merged")
                                     if changes.applies("leads", e.date_updated))

@@ -12,7 +12,7 @@ from typing import Any
 import dlt
 from dlt.extract.resource import DltResource
 
-from close_source.catalog import BY_TABLE, owned_tables
+from close_source.catalog import BY_TABLE, history_table, owned_tables
 from close_source.errors import ConfigError
 from close_source.read.change_set import FULL_READ
 from close_source.run import state as st
@@ -32,7 +32,7 @@ def check_pipeline(ctx: RunContext) -> None:
     except Exception:  # noqa: BLE001 - not extracting in a pipeline (unit tests)
         return
     if ctx.run_id:
-        st.save_run(dlt.current.source_state(), ctx.run_id, ctx.parent_run_id)
+        st.save_run(dlt.current.source_state(), ctx.run_id, ctx.parent_run_id, ctx.started_at)
     if running.working_dir != ctx.planned_for:
         planned = Path(ctx.planned_for).name if ctx.planned_for else "none"
         raise ConfigError(
@@ -61,7 +61,8 @@ def table_resources(reader: DltResource, tables: Iterable[str]) -> list[DltResou
 
 def _table_resource(reader: DltResource, table: str) -> DltResource:
     entry = BY_TABLE.get(table)
-    owned = {*owned_tables(entry), *entry.written_with} if entry else {table}
+    owned = {*owned_tables(entry), *entry.written_with, history_table(table)} if entry \
+        else {table}
 
     def pick(item: Any, meta: Any = None) -> Iterator[Any]:
         if _table_of(meta) in owned:

@@ -147,8 +147,15 @@ def parent_run(state: Mapping[str, Any] | None) -> str | None:
     return ((state or {}).get(RUN) or {}).get("parent")
 
 
-def save_run(state: State, this_run: str, parent: str | None) -> None:
-    state[RUN] = {"id": this_run, "parent": parent}
+def save_run(state: State, this_run: str, parent: str | None,
+             close_time: datetime | None = None) -> None:
+    state[RUN] = {"id": this_run, "parent": parent,
+                  "close_time": close_time.astimezone(UTC).isoformat() if close_time else None}
+
+
+def run_close_time(state: Mapping[str, Any] | None) -> str | None:
+    """Close's time as the run that wrote the state began."""
+    return ((state or {}).get(RUN) or {}).get("close_time")
 
 
 def record_full_load(state: State, method: str, t0: datetime | None, **extra: Any) -> None:

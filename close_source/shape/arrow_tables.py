@@ -110,6 +110,10 @@ class TableSpec:
     # columns every batch carries, null or not (custom fields): asked for at each batch,
     # since a reload of the definitions may add some mid-run
     declared: Callable[[], dict[str, str]] | None = None
+    # a table written another way than the batcher's (a history table merged beside replaced
+    # tables); `hard_deletes` false: a `_deleted` column is data, not dlt's delete marker
+    mode: WriteMode | None = None
+    hard_deletes: bool = True
 
     def declared_types(self) -> dict[str, str]:
         if self.declared is None:
@@ -129,6 +133,7 @@ class TableSpec:
             if column in self.primary_key:
                 hint.update(primary_key=True, nullable=False)
             column_hints[column] = hint  # type: ignore[assignment]
+        mode = self.mode or mode
         if mode == "replace":
             return dlt.mark.make_hints(table_name=self.name, columns=column_hints,
                                        write_disposition="replace")
@@ -140,7 +145,9 @@ class TableSpec:
                 write_disposition={"disposition": "merge", "strategy": "delete-insert"},
             )
         # a root row carrying `_deleted` true is a hard delete of that key
-        column_hints[TOMBSTONE] = {"name": TOMBSTONE, "data_type": "bool", "hard_delete": True}
+        if self.hard_deletes:
+            column_hints[TOMBSTONE] = {"name": TOMBSTONE, "data_type": "bool",
+                                       "hard_delete": True}
         return dlt.mark.make_hints(
             table_name=self.name, columns=column_hints, primary_key=list(self.primary_key),
             write_disposition={"disposition": "merge", "strategy": "delete-insert"},

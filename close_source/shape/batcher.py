@@ -12,7 +12,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 
-from close_source.catalog import Entry
+from close_source.catalog import Entry, history_table
 from close_source.records import TOMBSTONE, Row
 from close_source.shape.arrow_tables import (
     FROM_DLT,
@@ -26,6 +26,7 @@ from close_source.shape.arrow_tables import (
 from close_source.shape.custom_columns import CustomColumns
 from close_source.shape.key_set import KeySet
 from close_source.shape.rows import shape
+from close_source.shape.versions import first_seen, history_spec, version_of
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +59,29 @@ class ArrowBatcher:
     # the columns the destination has of a table (None: it has no such table); without it,
     # what dlt's schema says was loaded
     stored_columns: Callable[[str], Collection[str] | None] | None = None
+    # tables read in full whose rows are also versions in `<table>_history`
+    versioned: frozenset[str] = frozenset()
 
     @classmethod
     def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
                     batch_rows: int = 1_000, custom: CustomColumns | None = None,
                     soft_deletes: bool = False, scratch: Path | None = None,
-                    stored_columns: Callable[[str], Collection[str] | None] | None = None
-                    ) -> ArrowBatcher:
+                    stored_columns: Callable[[str], Collection[str] | None] | None = None,
+                    history: Collection[str] = ()) -> ArrowBatcher:
+        """`history`: tables that keep versions (their `<table>_history` tables get specs;
+        in a replacing batcher, every row read is also a version)."""
         specs: dict[str, TableSpec] = {}
         children: dict[str, list[str]] = {}
         for entry in entries:
             entry_specs = table_specs(entry, custom, soft_deletes)
             specs.update({spec.name: spec for spec in entry_specs})
             children[entry.table] = [spec.name for spec in entry_specs]
+            if entry.table in history:
+                versions = history_spec(entry, custom, soft_deletes)
+                specs[versions.name] = versions
+        versioned = frozenset(history) & set(children) if mode == "replace" else frozenset()
         return cls(specs, mode, batch_rows, _children=children, scratch=scratch,
-                   stored_columns=stored_columns)
+                   stored_columns=stored_columns, versioned=versioned)
 
     def add_object(self, entry: Entry, obj: dict[str, Any],
                    custom: CustomColumns | None) -> Iterator[Any]:
@@ -108,6 +117,8 @@ class ArrowBatcher:
                 continue
             for shaped_table, row in shape(entry, obj, custom):
                 yield from self.add(shaped_table, row)
+                if shaped_table in self.versioned and (since := first_seen(row)) is not None:
+                    yield from self.add(history_table(shaped_table), version_of(row, since))
 
     def unseen(self, table: str, keys: list[Any]) -> list[Any]:
         """Of these keys, those no object added to the table had (after `drain`)."""
@@ -125,7 +136,9 @@ class ArrowBatcher:
 
     def add(self, table: str, row: Row) -> Iterator[Any]:
         """Queue a row; yields a table's Arrow batch when it is full."""
-        if self.mode == "replace" and row.get(TOMBSTONE):
+        spec = self.specs.get(table)
+        if (spec is None or spec.hard_deletes) and self.mode == "replace" and \
+                row.get(TOMBSTONE):
             return  # a replaced table holds only what this load brings
         columns = self._pending.get(table)
         if columns is None:
@@ -191,7 +204,8 @@ class ArrowBatcher:
         arrow_table = held[0] if len(held) == 1 else \
             pa.concat_tables(held, promote_options="default")
         spec = self.specs[table]
-        names = tuple(name for name in arrow_table.column_names if name != TOMBSTONE)
+        names = tuple(name for name in arrow_table.column_names
+                      if name != TOMBSTONE or not spec.hard_deletes)
         if self._sent_columns.get(table) == names:
             return dlt.mark.with_table_name(arrow_table, table)
         self._sent_columns[table] = names

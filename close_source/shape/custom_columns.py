@@ -324,6 +324,12 @@ class CustomColumns:
             out[UNMAPPED] = Json(orjson.dumps(unmapped, default=str).decode())
         return out
 
+    def column_of(self, table: str, ref: str, activity_type: str | None = None) -> str | None:
+        """The column a custom field's values go to now (`custom.<ref>` keys), if known."""
+        columns = self.tables.get(table)
+        found = columns.resolve(ref, activity_type) if columns is not None else None
+        return found.column if found is not None else None
+
     def _put(self, columns: TableColumns, ref: str, value: Any, activity_type: str | None,
              out: dict[str, Any], unmapped: dict[str, Any]) -> None:
         if value is None:

@@ -45,7 +45,7 @@ def shape(entry: Entry, obj: dict[str, Any],
         if key in entry.child_lists:
             children[key] = value if isinstance(value, list) else []
             continue
-        _flatten_into(root, key, value)
+        flatten(root, key, value)
     if custom_values:
         root.update(custom_values)
     yield entry.table, root
@@ -60,7 +60,7 @@ def shape(entry: Entry, obj: dict[str, Any],
             row: Row = {parent_key: parent_id, POSITION: position}
             if isinstance(element, Mapping):
                 for key, value in element.items():
-                    _flatten_into(row, key, value)
+                    flatten(row, key, value)
             else:
                 row["value"] = element
             yield table, row
@@ -69,13 +69,13 @@ def shape(entry: Entry, obj: dict[str, Any],
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def _flatten_into(row: Row, key: str, value: Any) -> None:
+def flatten(row: Row, key: str, value: Any) -> None:
     python_type = type(value)
     if python_type in _PLAIN:  # exact type checks first: this runs for every value of every object
         row[key] = value
     elif python_type is dict or isinstance(value, Mapping):
         for sub_key, sub_value in value.items():
-            _flatten_into(row, f"{key}{SEPARATOR}{sub_key}", sub_value)
+            flatten(row, f"{key}{SEPARATOR}{sub_key}", sub_value)
     elif python_type is list or isinstance(value, tuple):
         row[key] = Json(orjson.dumps(value, default=str).decode())
     else:

@@ -22,6 +22,13 @@ DEFAULTS = {name: parameter.default for name, parameter in
             if name not in ("api_key", "tables")}
 
 
+def test_history_names_tables_once():
+    settings = Settings.checked(None, **{**DEFAULTS, "history": ["leads", "opportunities",
+                                                                 "leads"]})
+    assert settings.history == ("leads", "opportunities")
+    assert settings.field_changes is True
+
+
 @pytest.mark.parametrize(("name", "value", "says"), [
     ("max_skip", 0, "[sources.close] max_skip (SOURCES__CLOSE__MAX_SKIP) must be a whole "
                     "number greater than 0, not 0"),
@@ -45,6 +52,13 @@ DEFAULTS = {name: parameter.default for name, parameter in
     ("full_load", "exports", "[sources.close] full_load (SOURCES__CLOSE__FULL_LOAD) must be one "
                              "of export, lists, not 'exports'"),
     ("timeout", "x" * 100, "not '" + "x" * 36 + "..."),
+    ("field_changes", 1, "[sources.close] field_changes (SOURCES__CLOSE__FIELD_CHANGES) must be "
+                         "true or false, not 1"),
+    ("history", "leads", "[sources.close] history (SOURCES__CLOSE__HISTORY) must be a list of "
+                         "table names, not 'leads'"),
+    ("history", ["leads", "users"], "[sources.close] history (SOURCES__CLOSE__HISTORY) names "
+                                    "users: versions are kept only of tables the Event Log "
+                                    "changes: leads, contacts,"),
 ])
 def test_a_value_a_setting_cannot_use_is_refused_by_name(name, value, says):
     with pytest.raises(ConfigError) as refused:
