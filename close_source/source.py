@@ -22,6 +22,7 @@ from close_source.run import state as st
 from close_source.run.context import RunContext, pipeline_directory
 from close_source.run.destination import check_destination
 from close_source.run.full_load import ExportOptions, export_resources, list_resource
+from close_source.run.history import field_changes_table
 from close_source.run.incremental import event_log_resources
 from close_source.run.origin import from_backup, from_close
 from close_source.run.plan import follow_renames, make_plan
@@ -116,6 +117,8 @@ def close_source(
         resources += export_resources(ctx, from_export, options)
     if plan.reading("events"):
         resources += event_log_resources(ctx, plan)
+    elif settings.field_changes:
+        resources.append(field_changes_table(ctx))
     resources += [list_resource(ctx, BY_TABLE[table]) for table in plan.reading("lists")]
     return resources
 

@@ -19,7 +19,7 @@ def duckdb_file(pipeline: dlt.Pipeline) -> Path | None:
     return Path(pipeline.destination_client().config.credentials.database)  # type: ignore[attr-defined]
 
 
-def _execute(pipeline: dlt.Pipeline, *statements: str) -> None:
+def execute(pipeline: dlt.Pipeline, *statements: str) -> None:
     with pipeline.sql_client() as client:
         for statement in statements:
             client.execute_sql(statement)
@@ -46,13 +46,13 @@ def delete_database(pipeline: dlt.Pipeline) -> str:
 
 
 def drop_dataset(pipeline: dlt.Pipeline) -> str:
-    _execute(pipeline, f"DROP SCHEMA IF EXISTS {pipeline.dataset_name} CASCADE",
+    execute(pipeline, f"DROP SCHEMA IF EXISTS {pipeline.dataset_name} CASCADE",
              f"DROP SCHEMA IF EXISTS {pipeline.dataset_name}_staging CASCADE")
     return "schema dropped"
 
 
 def drop_table(pipeline: dlt.Pipeline, table: str) -> str:
-    _execute(pipeline, f"DROP TABLE {pipeline.dataset_name}.{table}")
+    execute(pipeline, f"DROP TABLE {pipeline.dataset_name}.{table}")
     return f"table {table} dropped"
 
 
@@ -68,7 +68,7 @@ class Snapshot:
             shutil.copyfile(self.path, self.copy)
             return
         tables = dataset_tables(pipeline)
-        _execute(pipeline, f"DROP SCHEMA IF EXISTS {self.name} CASCADE",
+        execute(pipeline, f"DROP SCHEMA IF EXISTS {self.name} CASCADE",
                  f"CREATE SCHEMA {self.name}",
                  *(f"CREATE TABLE {self.name}.{table} AS TABLE "
                    f"{pipeline.dataset_name}.{table}" for table in tables))
@@ -79,7 +79,7 @@ class Snapshot:
                 found.unlink()
             shutil.copyfile(self.copy, self.path)
             return "database restored from an earlier copy"
-        _execute(pipeline, f"DROP SCHEMA IF EXISTS {pipeline.dataset_name} CASCADE",
+        execute(pipeline, f"DROP SCHEMA IF EXISTS {pipeline.dataset_name} CASCADE",
                  f"ALTER SCHEMA {self.name} RENAME TO {pipeline.dataset_name}")
         return "dataset restored from an earlier copy"
 

@@ -76,6 +76,7 @@ def version_mismatches(pipeline: dlt.Pipeline, tables: Iterable[str],
                     continue
                 row = main[object_id]
                 differ = [column for column in row if not column.startswith("_dlt")
+                          and column not in BOOKKEEPING
                           and column in last and
                           _comparable(row[column]) != _comparable(last[column])]
                 if differ:
@@ -110,7 +111,8 @@ def event_mismatches(org: FakeOrg, pipeline: dlt.Pipeline, since: datetime,
                     continue
                 found += _field_change(event, field, changes, columns_of.get(field[7:], ()))
             if entry.table in versioned:
-                found += _version_shows(event, versions[entry.table], columns_of)
+                copied = {copy.column for copy in entry.copies}  # relabelled in place
+                found += _version_shows(event, versions[entry.table], columns_of, copied)
         elif event.action == "deleted" and entry.table in versioned:
             ended = [row for (object_id, _), row in versions[entry.table].items()
                      if object_id == event.object_id and row["_deleted"]]
@@ -141,14 +143,14 @@ def _field_change(event: Any, field: str, changes: dict[tuple[str, str], dict[st
 
 
 def _version_shows(event: Any, versions: dict[tuple[str, datetime], dict[str, Any]],
-                   columns_of: dict[str, tuple[str, ...]]) -> list[str]:
+                   columns_of: dict[str, tuple[str, ...]], copied: set[str]) -> list[str]:
     version = versions.get((event.object_id, event.date_updated))
     if version is None:
         return [f"no version of {event.object_type} {event.object_id} at {event.date_updated}"]
     wrong = []
     for field in event.changed_fields:
         value = (event.data or {}).get(field)
-        if field in NOISE or isinstance(value, dict | list):
+        if field in NOISE or field in copied or isinstance(value, dict | list):
             continue
         names = columns_of.get(field[7:], ()) if field.startswith("custom.") else (field,)
         shown = [version.get(name) for name in names if name in version]

@@ -21,12 +21,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
+import dlt
+from dlt.extract.resource import DltResource
+
 from close_source.catalog import BY_TABLE, FIELD_CHANGES_TABLE, history_table
 from close_source.read.change_set import ChangeSet, route
 from close_source.read.event_log import Event
 from close_source.read.window_store import Key, WindowStore
 from close_source.records import TOMBSTONE
 from close_source.run.context import RunContext
+from close_source.run.resources import check_pipeline
+from close_source.shape.arrow_tables import Columns, to_arrow
 from close_source.shape.batcher import ArrowBatcher
 from close_source.shape.field_changes import field_change_rows, field_changes_spec
 from close_source.shape.versions import VALID_TO, first_seen, root_row, version_of
@@ -42,6 +47,21 @@ def history_rows(ctx: RunContext, store: WindowStore, changes: ChangeSet,
         yield from _field_changes(ctx, store, changes, batcher, tables)
     if versioned:
         yield from _Versions(ctx, store, changes, batcher, versioned).rows()
+
+
+def field_changes_table(ctx: RunContext) -> DltResource:
+    """`field_changes` on a run that reads no Event Log (a first load): made, empty, where
+    the destination lacks it, so that it is there to query from the first load on."""
+
+    def declare() -> Iterator[object]:
+        check_pipeline(ctx)
+        if ctx.warehouse.columns(FIELD_CHANGES_TABLE) is None:
+            spec = field_changes_spec()
+            empty = to_arrow(spec, Columns(values={name: [] for name in spec.types}))
+            yield dlt.mark.with_hints(empty, spec.hints(empty.column_names, "merge"),
+                                      create_table_variant=True)
+
+    return dlt.resource(declare, name=FIELD_CHANGES_TABLE)
 
 
 def _applying(store: WindowStore, changes: ChangeSet, tables: set[str] | list[str]

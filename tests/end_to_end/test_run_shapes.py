@@ -34,9 +34,11 @@ from close_source.catalog import CATALOG, owned_tables
 from tests import destinations as dest
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import new_pipeline, rows, sync
+from tests.history_checks import version_mismatches
 from tests.invariant import duplicate_keys, every_table_mismatches
 
 ALL = [entry.table for entry in CATALOG]
+VERSIONED = ["leads", "opportunities"]  # `history`: their versions are checked every run
 # Changes whose effects reach other tables' rows without events of theirs.
 # (Leads are renamed by `update_lead`, a default kind.)
 SHAPE_WEIGHTS = {
@@ -82,8 +84,12 @@ def run_rounds(org: FakeOrg, fake: FakeClose, workdir: Path, seed: int, rounds: 
     snapshots = {-1: dest.Snapshot(pipeline)} if caplog is not None else {}
 
     def run(tables: list[str] | None, on: dlt.Pipeline | None = None, **args: object) -> None:
-        sync(fake, workdir, pipeline=on or pipeline, resources=tables, deletes=deletes, **args)
+        sync(fake, workdir, pipeline=on or pipeline, resources=tables, deletes=deletes,
+             history=VERSIONED, **args)
         problems = every_table_mismatches(org, on or pipeline, soft=soft, tables=tables)
+        assert not problems, (shapes[-1], problems)
+        # history: versions chained, the current ones equal to their tables, deletes ended
+        problems = version_mismatches(on or pipeline, VERSIONED, soft=soft)
         assert not problems, (shapes[-1], problems)
 
     for round_number in range(rounds):
@@ -157,7 +163,7 @@ def test_random_run_shapes_keep_every_table_equal_to_close(request, tmp_path, ki
     lag = timedelta(minutes=10 if deletes == "soft" else 0)
     with FakeClose(org, date_skew=-lag) as fake:
         pipeline = new_pipeline(tmp_path, warehouse=warehouse(request, kind))
-        sync(fake, tmp_path, pipeline=pipeline, deletes=deletes)
+        sync(fake, tmp_path, pipeline=pipeline, deletes=deletes, history=VERSIONED)
         shapes = run_rounds(org, fake, tmp_path, 81, 6, pipeline, soft=deletes == "soft",
                             caplog=caplog)
     assert any("subset" in shape for shape in shapes)
