@@ -83,7 +83,8 @@ def close_source(
                              max_attempts=settings.max_attempts)
         origin = from_close(client, settings)
     settings, read, started_at = origin.settings, origin.read, origin.started_at
-    destination = check_destination(settings.tables)  # the state continued from is its own
+    # the state continued from is the destination's own
+    destination = check_destination(settings.tables, settings.history)
     warehouse = destination.warehouse
     source_state = dlt.current.source_state()
     st.migrate(source_state, warehouse.tables())

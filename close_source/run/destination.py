@@ -33,7 +33,16 @@ from typing import Any
 
 import dlt
 
-from close_source.catalog import BY_TABLE, CATALOG, EVENTS_TABLE, LEAD_MERGES_TABLE, owned_tables
+from close_source.catalog import (
+    BY_TABLE,
+    CATALOG,
+    EVENTS_TABLE,
+    FIELD_CHANGES_TABLE,
+    HISTORY_TABLES,
+    LEAD_MERGES_TABLE,
+    history_table,
+    owned_tables,
+)
 from close_source.read.warehouse import Stored, Warehouse, read_stored
 from close_source.run import resume
 from close_source.run import state as st
@@ -59,7 +68,7 @@ class Checked:
     run: RunIds = field(default_factory=RunIds)
 
 
-def check_destination(selected: Iterable[str]) -> Checked:
+def check_destination(selected: Iterable[str], history: Iterable[str] = ()) -> Checked:
     """Make the active pipeline's source state the one its destination holds; nothing to do
     outside a pipeline (unit tests) or without a destination."""
     try:
@@ -90,7 +99,7 @@ def check_destination(selected: Iterable[str]) -> Checked:
     if (why := difference(destination, local, claimed)) is not None:
         log.log(logging.INFO if local is None else logging.WARNING, "%s", why)
         _install(pipeline, claimed)
-    _recreate_missing(pipeline, stored, selected, gone)
+    _recreate_missing(pipeline, stored, selected, gone, list(history))
     missing = {table: f"not in the destination ({destination}); loading it in full"
                for table in gone}
     return Checked(Warehouse.of_pipeline(pipeline, stored), missing,
@@ -128,7 +137,8 @@ def _local_source_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
 
 def _candidate_tables() -> list[str]:
     return [name for entry in CATALOG for name in owned_tables(entry)] + \
-        [LEAD_MERGES_TABLE, EVENTS_TABLE]
+        [LEAD_MERGES_TABLE, EVENTS_TABLE, FIELD_CHANGES_TABLE] + \
+        [history_table(table) for table in HISTORY_TABLES]
 
 
 def _gone_tables(claimed: Mapping[str, Any] | None, stored: Stored,
@@ -173,7 +183,7 @@ def _install(pipeline: dlt.Pipeline, claimed: Mapping[str, Any] | None) -> None:
 
 
 def _recreate_missing(pipeline: dlt.Pipeline, stored: Stored, selected: list[str],
-                      reloaded: list[str]) -> None:
+                      reloaded: list[str], history: list[str]) -> None:
     """dlt creates tables only when the schema's version is new to the destination, so tables
     it loaded there before and that are gone now would never come back:
 
@@ -181,19 +191,24 @@ def _recreate_missing(pipeline: dlt.Pipeline, stored: Stored, selected: list[str
       load compares the schema with the destination and creates them with their rows. Not
       created now: a run that failed before loading would leave them empty, and the next run
       would take them for loaded;
-    - the others (tables read in full every run, lead merges, the raw events): created now,
-      empty, so that merging into them cannot fail.
+    - the others (tables read in full every run, lead merges, the raw events, field changes):
+      created now, empty, so that merging into them cannot fail. A table whose versions are
+      kept (`history`) and whose history table is gone is read in full (`source.py`): its
+      versions begin again.
     """
     if not stored.knows_tables or stored.state is None or pipeline.default_schema_name is None:
         return  # a dataset without loads has no stored schema: dlt creates everything
     schema = pipeline.default_schema
     wanted = {name for table in selected if table in BY_TABLE
-              for name in owned_tables(BY_TABLE[table])} | {LEAD_MERGES_TABLE, EVENTS_TABLE}
+              for name in owned_tables(BY_TABLE[table])} | {LEAD_MERGES_TABLE, EVENTS_TABLE,
+                                                           FIELD_CHANGES_TABLE} | \
+        {history_table(table) for table in history if table in selected}
     gone = [name for name in schema.data_table_names(seen_data_only=True)
             if name in wanted and name not in stored.tables]
     if not gone:
         return
-    refilled = {name for table in reloaded for name in owned_tables(BY_TABLE[table])}
+    refilled = {name for table in reloaded for name in
+                (*owned_tables(BY_TABLE[table]), history_table(table))}
     with pipeline.destination_client() as client:
         if client.get_stored_schema_by_hash(schema.stored_version_hash) is None:  # type: ignore[attr-defined]
             return  # new to the destination: its next load compares anyway
