@@ -70,6 +70,7 @@ class Run:
     peak_rss_mb: float
     events: int
     requests: dict[str, int] = field(default_factory=dict)
+    rows: int = 0  # written, as close-sync reports them
 
     @property
     def total(self) -> int:
@@ -95,9 +96,9 @@ def kind_of(record: RequestRecord) -> str:
 
 
 def sync(fake: FakeClose, workdir: Path, reading: str, changes: int,
-         extra: tuple[str, ...] = ()) -> Run:
+         extra: tuple[str, ...] = (), settings: dict[str, str] | None = None) -> Run:
     first = len(fake.requests)
-    env = sync_env(fake, workdir, 0.2)
+    env = {**sync_env(fake, workdir, 0.2), **(settings or {})}
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", CHILD, "run", *extra], cwd=workdir, env=env,
                           capture_output=True, text=True)
@@ -105,12 +106,13 @@ def sync(fake: FakeClose, workdir: Path, reading: str, changes: int,
     if done.returncode != 0:
         raise SystemExit(f"close-sync run failed ({reading}, K={changes}):\n"
                          f"{done.stderr[-4000:]}")
-    wall = re.search(r"Synced \d+ rows in ([0-9.]+)s", done.stdout)
+    wall = re.search(r"Synced (\d+) rows in ([0-9.]+)s", done.stdout)
     hwm = re.search(r"VmHWM (\d+)", done.stdout)
     events = sum(int(n) for n in re.findall(r"Event Log: (\d+) events since", done.stderr))
     requests = Counter(kind_of(record) for record in fake.requests[first:])
-    return Run(reading, changes, float(wall.group(1)) if wall else process_s, process_s,
-               int(hwm.group(1)) / 1024 if hwm else 0.0, events, dict(requests))
+    return Run(reading, changes, float(wall.group(2)) if wall else process_s, process_s,
+               int(hwm.group(1)) / 1024 if hwm else 0.0, events, dict(requests),
+               int(wall.group(1)) if wall else 0)
 
 
 NEW_FIELDS = 20  # custom fields created in one round of changes, at most
@@ -189,7 +191,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="tables of the subset run (`close-sync run --resources ...`)")
     parser.add_argument("--subset-after", type=int, default=1000,
                         help="K after which the subset run is measured, beside the full one")
+    parser.add_argument("--history", action="store_true",
+                        help="instead: what history costs (bench/history_costs.py)")
     args = parser.parse_args(argv)
+    if args.history:
+        from history_costs import measure
+
+        measure(args)
+        return
     ks = [0, *(int(k) for k in args.changes.split(",") if k)]
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
