@@ -8,7 +8,7 @@ column (`custom.cf_x` -> `custom_industry`), a nested object by its flattened co
   earliest of consolidated changes), new ones from `data`. A listed field without values (a
   non-admin key's event older than an hour; a field Close leaves out) keeps its row, with null
   values and `values_known` false.
-- `created`: every field the new object has a value for (old: null); without its `data`, one
+- `created`: every field the new object has a value for but its id (old: null); without its `data`, one
   row for the whole object (below), values unknown.
 - any other action without `changed_fields` (`deleted`, `merged`, `completed`, `sent`...): one
   row for the whole object, field `*`: a delete's `old_value` is the object as it was (from
@@ -53,7 +53,8 @@ def field_change_rows(entry: Entry, event: Event, custom: CustomColumns | None) 
     if isinstance(changed, list) and changed:
         fields = [str(name) for name in changed]
     elif event.action == "created" and data is not None:
-        fields = [key for key, value in data.items() if value is not None]
+        fields = [key for key, value in data.items()
+                  if value is not None and key not in entry.primary_key]
     elif event.action == "deleted":
         yield _row(event, WHOLE_OBJECT, previous, None, previous is not None)
         return

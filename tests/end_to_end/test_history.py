@@ -15,6 +15,7 @@ after each (module-scoped: the steps build on each other, as a user's runs do):
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from close_fake import FakeClose, FakeOrg, generate_org
 from close_fake import changes as c
 from close_fake import org as o
 from close_fake.churn import random_changes
+from close_fake.events.log import events
 from close_source.catalog import HISTORY_TABLES
 from close_source.timestamps import to_utc
 from tests import destinations as dest
@@ -79,7 +81,7 @@ def story(request, tmp_path_factory) -> Story:
     with FakeClose(org) as fake:
         pipeline = new_pipeline(workdir, warehouse=warehouse(request, request.param))
         sync(fake, workdir, pipeline=pipeline, **HISTORY)
-        lead = org.all(o.LEAD)[0]["id"]
+        lead = next(opportunity["lead_id"] for opportunity in org.all(o.OPPORTUNITY))
         story = Story(org, pipeline, org.clock(), lead)
         _check(story, "first load")
 
@@ -88,6 +90,11 @@ def story(request, tmp_path_factory) -> Story:
             org.advance(timedelta(minutes=6))  # past Close's consolidation of updates
             c.update(org, o.LEAD, lead, {"name": name})
             story.names.append((changed_at(org, lead), name))
+        statuses = [s["id"] for s in org.all(o.LEAD_STATUS)]
+        c.update(org, o.LEAD, lead, {"status_id": next(s for s in statuses if s != org.get(
+            o.LEAD, lead)["status_id"])}, user_id=org.all(o.USER)[-1]["id"])
+        deal = next(op["id"] for op in org.all(o.OPPORTUNITY) if op["lead_id"] == lead)
+        c.update(org, o.OPPORTUNITY, deal, {"value": 123456})
         random_changes(org, rng, 40, weights=WEIGHTS, step=timedelta(seconds=20))
         org.advance(timedelta(minutes=1))
         sync(fake, workdir, pipeline=pipeline, **HISTORY)
@@ -190,3 +197,29 @@ def test_field_changes_can_be_turned_off(tmp_path, small_fake):
     sync(small_fake, tmp_path, pipeline=pipeline, field_changes=False)
     assert "field_changes" not in pipeline.default_schema.tables
     assert rows(pipeline, f"SELECT name FROM leads WHERE id = '{lead}'") == [("Renamed",)]
+
+
+def test_the_readmes_worked_example_lists_the_leads_status_and_value_changes(story):
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    sql = readme.split("<!-- history-example -->\n```sql\n", 1)[1].split("```", 1)[0]
+    sql = sql.replace("close.", f"{story.pipeline.dataset_name}.").replace("lead_…", story.lead)
+    got = [(to_utc(at), kind, object_id, column, old, new, who)
+           for at, kind, object_id, column, old, new, who in rows(story.pipeline, sql)]
+    users = {u["id"]: f"{u['first_name']} {u['last_name']}" for u in story.org.all(o.USER)}
+    opportunities = {op["id"] for op in story.org.all(o.OPPORTUNITY)} | {
+        row[0] for row in rows(story.pipeline, "SELECT object_id FROM field_changes WHERE "
+                                               f"lead_id = '{story.lead}'")}
+    expected = []
+    for event in reversed(events(story.org)):
+        watched = {"lead": ("status_label",), "opportunity": ("value", "status_label")}
+        if event.action != "updated" or event.date_updated < story.since or \
+                event.object_type not in watched or event.lead_id != story.lead or \
+                (event.object_type == "opportunity" and event.object_id not in opportunities):
+            continue
+        for column in watched[event.object_type]:
+            if column in event.changed_fields:
+                expected.append((event.date_updated, event.object_type, event.object_id, column,
+                                 json.dumps(event.previous_data[column]),
+                                 json.dumps(event.data[column]), users.get(event.user_id)))
+    assert {row[3] for row in expected} >= {"status_label", "value"}
+    assert sorted(got, key=str) == sorted(expected, key=str)
