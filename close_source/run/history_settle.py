@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 import dlt
 from dlt.common.destination.exceptions import SqlClientNotAvailable
 
-from close_source.catalog import BY_TABLE, HISTORY_TABLES, history_table
+from close_source.catalog import BY_TABLE, history_table
 from close_source.records import DELETED_AT, TOMBSTONE
 from close_source.run import state as st
 from close_source.shape.versions import EVENT_ID, VALID_FROM, VALID_TO
@@ -38,11 +38,13 @@ BOOKKEEPING = frozenset({VALID_FROM, VALID_TO, EVENT_ID, TOMBSTONE})
 
 
 def settle(pipeline: dlt.Pipeline, source_name: str) -> None:
-    """Settle every history table the pipeline has loaded."""
+    """Settle the history tables the last run kept (one no longer in `history` stays as it
+    was left: its objects' later changes are not in it)."""
     schema = pipeline.default_schema if pipeline.default_schema_name else None
     if schema is None:
         return
-    names = {history_table(table): table for table in HISTORY_TABLES}
+    source_state = (pipeline.state.get("sources") or {}).get(source_name) or {}
+    names = {history_table(table): table for table in st.run_history(source_state)}
     loaded = [name for name in schema.data_table_names() if name in names]
     if not loaded:
         return
@@ -50,7 +52,7 @@ def settle(pipeline: dlt.Pipeline, source_name: str) -> None:
         sql_client = pipeline.sql_client()
     except SqlClientNotAvailable:
         return
-    ended_at = _close_time(pipeline, source_name)
+    ended_at = to_utc(st.run_close_time(source_state)) or datetime.now(UTC)
     with sql_client as client:
         for name in loaded:
             columns = [column for column in schema.get_table_columns(name)
@@ -99,9 +101,3 @@ def settling(client: object, table: str, main: str | None, columns: Iterable[str
             f"AND NOT EXISTS (SELECT 1 FROM {client.make_qualified_table_name(main)} m "  # type: ignore[attr-defined]
             f"WHERE m.{key} = {history}.{key}{live})")
     return statements
-
-
-def _close_time(pipeline: dlt.Pipeline, source_name: str) -> datetime:
-    """The run's time in Close, as its source state has it; now, if it has none."""
-    source_state = (pipeline.state.get("sources") or {}).get(source_name) or {}
-    return to_utc(st.run_close_time(source_state)) or datetime.now(UTC)

@@ -32,7 +32,8 @@ def check_pipeline(ctx: RunContext) -> None:
     except Exception:  # noqa: BLE001 - not extracting in a pipeline (unit tests)
         return
     if ctx.run_id:
-        st.save_run(dlt.current.source_state(), ctx.run_id, ctx.parent_run_id, ctx.started_at)
+        st.save_run(dlt.current.source_state(), ctx.run_id, ctx.parent_run_id, ctx.started_at,
+                    ctx.settings.history)
     if running.working_dir != ctx.planned_for:
         planned = Path(ctx.planned_for).name if ctx.planned_for else "none"
         raise ConfigError(

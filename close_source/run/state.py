@@ -22,7 +22,7 @@ table only what is new to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -148,9 +148,15 @@ def parent_run(state: Mapping[str, Any] | None) -> str | None:
 
 
 def save_run(state: State, this_run: str, parent: str | None,
-             close_time: datetime | None = None) -> None:
+             close_time: datetime | None = None, history: Sequence[str] = ()) -> None:
     state[RUN] = {"id": this_run, "parent": parent,
-                  "close_time": close_time.astimezone(UTC).isoformat() if close_time else None}
+                  "close_time": close_time.astimezone(UTC).isoformat() if close_time else None,
+                  "history": list(history)}
+
+
+def run_history(state: Mapping[str, Any] | None) -> list[str]:
+    """The tables whose versions the run that wrote the state kept."""
+    return list(((state or {}).get(RUN) or {}).get("history") or [])
 
 
 def run_close_time(state: Mapping[str, Any] | None) -> str | None:

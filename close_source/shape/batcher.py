@@ -79,6 +79,8 @@ class ArrowBatcher:
             if entry.table in history:
                 versions = history_spec(entry, custom, soft_deletes)
                 specs[versions.name] = versions
+                if mode == "replace":  # made with its table, even when Close has no object
+                    children[entry.table].append(versions.name)
         versioned = frozenset(history) & set(children) if mode == "replace" else frozenset()
         return cls(specs, mode, batch_rows, _children=children, scratch=scratch,
                    stored_columns=stored_columns, versioned=versioned)
@@ -163,7 +165,9 @@ class ArrowBatcher:
             yield self._release(table)
         for table in self._to_declare():
             spec = self.specs[table]
-            empty = to_arrow(spec, Columns())
+            # with the columns whose types are known (its key among them): dlt makes no
+            # table of an item without columns, and a replace of a table never made fails
+            empty = to_arrow(spec, Columns(values={name: [] for name in spec.types}))
             yield dlt.mark.with_hints(empty, spec.hints(empty.column_names, self.mode,
                                                         self.json_type),
                                       create_table_variant=True)

@@ -8,8 +8,8 @@ column (`custom.cf_x` -> `custom_industry`), a nested object by its flattened co
   earliest of consolidated changes), new ones from `data`. A listed field without values (a
   non-admin key's event older than an hour; a field Close leaves out) keeps its row, with null
   values and `values_known` false.
-- `created`: every field the new object has a value for but its id (old: null); without its `data`, one
-  row for the whole object (below), values unknown.
+- `created`: every field the new object has a value for but its id (old: null); without its
+  `data`, one row for the whole object (below), values unknown.
 - any other action without `changed_fields` (`deleted`, `merged`, `completed`, `sent`...): one
   row for the whole object, field `*`: a delete's `old_value` is the object as it was (from
   `previous_data`), another action's `new_value` the object as it became (a merge: the

@@ -9,7 +9,8 @@ from typing import Any
 import dlt
 import pytest
 
-from close_fake import FakeClose, FakeOrg, generate_org
+from close_fake import FakeClose, FakeOrg, changes, generate_org
+from close_fake import org as o
 from close_source.catalog import BY_TABLE, CATALOG
 from close_source.timestamps import to_date, to_utc
 from tests.conftest import WAREHOUSES, warehouse
@@ -156,3 +157,19 @@ def test_all_task_types_land(loaded):
     assert len(kinds) > 3
     got = {row[0] for row in rows(pipeline, "SELECT DISTINCT _type FROM close.tasks")}
     assert got == kinds
+
+
+@pytest.mark.parametrize("kind", WAREHOUSES)
+def test_an_organisation_without_meetings_loads_an_empty_meetings_table(request, tmp_path,
+                                                                         kind):
+    """dlt makes no table of an item without columns: an empty table read to the end is
+    declared with the columns whose types are known, or replacing it fails the whole load."""
+    org = generate_org(seed=5, leads=4)
+    for meeting in [a for a in org.all(o.ACTIVITY) if a.get("_type") == "Meeting"]:
+        changes.delete(org, o.ACTIVITY, meeting["id"])
+    with FakeClose(org) as fake:
+        pipeline = sync(fake, tmp_path, warehouse=warehouse(request, kind),
+                        resources=["leads", "meetings"], history=["meetings"])
+    assert rows(pipeline, "SELECT count(*) FROM meetings") == [(0,)]
+    assert rows(pipeline, "SELECT count(*) FROM meetings_history") == [(0,)]
+    assert rows(pipeline, "SELECT count(*) FROM leads") == [(4,)]
