@@ -71,9 +71,10 @@ def field_change_rows(entry: Entry, event: Event, custom: CustomColumns | None) 
                 (field in data or field in previous)
         old = _columns(entry, field, (previous or {}).get(field), custom, event)
         new = _columns(entry, field, (data or {}).get(field), custom, event)
-        for column in dict.fromkeys([*old, *new]):
+        columns = list(dict.fromkeys([*old, *new]))
+        for column in columns:
             before, after = old.get(column), new.get(column)
-            if known and before == after:
+            if known and before == after and len(columns) > 1:
                 continue  # a nested object's columns that did not change
             yield _row(event, column, before, after, known)
 

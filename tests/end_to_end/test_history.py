@@ -95,6 +95,10 @@ def story(request, tmp_path_factory) -> Story:
             o.LEAD, lead)["status_id"])}, user_id=org.all(o.USER)[-1]["id"])
         deal = next(op["id"] for op in org.all(o.OPPORTUNITY) if op["lead_id"] == lead)
         c.update(org, o.OPPORTUNITY, deal, {"value": 123456})
+        c.delete(org, o.OPPORTUNITY, next(op["id"] for op in org.all(o.OPPORTUNITY)
+                                          if op["lead_id"] != lead))
+        others = [other["id"] for other in org.all(o.LEAD) if other["id"] != lead]
+        c.merge_leads(org, others[0], others[1])
         random_changes(org, rng, 40, weights=WEIGHTS, step=timedelta(seconds=20))
         org.advance(timedelta(minutes=1))
         sync(fake, workdir, pipeline=pipeline, **HISTORY)
@@ -223,3 +227,13 @@ def test_the_readmes_worked_example_lists_the_leads_status_and_value_changes(sto
                                  json.dumps(event.data[column]), users.get(event.user_id)))
     assert {row[3] for row in expected} >= {"status_label", "value"}
     assert sorted(got, key=str) == sorted(expected, key=str)
+
+
+def test_deletes_and_merges_end_versions(story):
+    """The story's changes include both (else the checks above would prove less)."""
+    assert count(story.pipeline, "SELECT count(*) FROM field_changes "
+                                 "WHERE action = 'merged'") > 0
+    for table in VERSIONED:
+        ended = count(story.pipeline, f"SELECT count(*) FROM {table}_history WHERE _deleted "
+                                      "AND _valid_to IS NOT NULL")
+        assert ended > 0, table
