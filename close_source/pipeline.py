@@ -14,7 +14,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
 
-from close_source.run import kept_export, load_memory, postgres_keys, resume, staging
+from close_source.run import kept_export, load_memory, postgres_keys, resume, stage_history, staging
 from close_source.run import state as st
 from close_source.run.environment import run_environment
 from close_source.run.lock import run_lock
@@ -152,6 +152,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
         _discard_loaded_export(pipeline)
         staging.drop_after_load(pipeline)
         postgres_keys.ensure(pipeline)
+        stage_history.ensure(pipeline)
         return info
 
 
