@@ -7,9 +7,11 @@ real server in tests/end_to_end/test_stage_history.py."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import dlt
 import duckdb
 import pytest
 import sqlglot
@@ -149,3 +151,18 @@ def test_a_stage_tables_comment_names_the_newest_load_it_includes(comment):
     assert sh._built_through(comment) == 1796632549.3549552  # noqa: SLF001
     assert sh._built_through(None) is None  # noqa: SLF001 - missing, or not ours: rebuilt
     assert sh._built_through("made by hand") is None  # noqa: SLF001
+
+
+@pytest.mark.parametrize(("destination", "said"), [
+    ("filesystem", ""),  # no SQL: nothing to say
+    ("motherduck", "stage history tables (lead_status_history, opportunity_status_history) "
+                   "are built on DuckDB, PostgreSQL and BigQuery; not on motherduck"),
+])
+def test_other_destinations_get_no_stage_tables(tmp_path, caplog, destination, said):
+    factory = getattr(dlt.destinations, destination)
+    made = factory(bucket_url=str(tmp_path)) if destination == "filesystem" else factory()
+    pipeline = dlt.pipeline(pipeline_name=f"stage_{destination}", destination=made,
+                            pipelines_dir=str(tmp_path))
+    caplog.set_level(logging.INFO, logger="close_source")
+    sh.ensure(pipeline)  # would fail connecting, were it to try: no credentials
+    assert [record.getMessage() for record in caplog.records] == ([said] if said else [])
