@@ -19,7 +19,6 @@ import json
 import os
 import random
 import shutil
-import time
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path

@@ -21,6 +21,7 @@ from close_source.run import (
     load_memory,
     postgres_keys,
     resume,
+    stage_history,
     staging,
 )
 from close_source.run import state as st
@@ -162,6 +163,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
         staging.drop_after_load(pipeline)
         postgres_keys.ensure(pipeline)
         history_settle.settle(pipeline, SOURCE_NAME)
+        stage_history.ensure(pipeline)
         return info
 
 

@@ -131,8 +131,8 @@ def _field_change(event: Any, field: str, changes: dict[tuple[str, str], dict[st
     row = next((changes[(event.id, name)] for name in names if (event.id, name) in changes),
                None)
     if row is None:
-        return [f"field_changes: no row for {field} ({old!r} -> {new!r}) of event {event.id} ({event.object_type} "
-                f"{event.object_id}), among {names}"]
+        return [f"field_changes: no row for {field} ({old!r} -> {new!r}) of event {event.id} "
+                f"({event.object_type} {event.object_id}), among {names}"]
     said = (_comparable(json.loads(row["old_value"])) if row["old_value"] else None,
             _comparable(json.loads(row["new_value"])) if row["new_value"] else None)
     if said != (_comparable(old), _comparable(new)) or not row["values_known"] or \
