@@ -237,3 +237,24 @@ def test_deletes_and_merges_end_versions(story):
         ended = count(story.pipeline, f"SELECT count(*) FROM {table}_history WHERE _deleted "
                                       "AND _valid_to IS NOT NULL")
         assert ended > 0, table
+
+
+def test_a_non_admin_keys_old_events_keep_their_fields_without_values(tmp_path):
+    """Close gives a non-admin key no `data` or `previous_data` for events over an hour old:
+    the changed fields are still rows, their values unknown; the version is the object as
+    read by id."""
+    org = generate_org(seed=7, leads=5)
+    with FakeClose(org, admin=False) as fake:
+        pipeline = sync(fake, tmp_path, history=["leads"])
+        org.advance(timedelta(minutes=10))
+        lead = org.all(o.LEAD)[0]["id"]
+        c.update(org, o.LEAD, lead, {"name": "Hidden"})
+        org.advance(timedelta(hours=2))
+        sync(fake, tmp_path, pipeline=pipeline, history=["leads"])
+    said = rows(pipeline, "SELECT old_value, new_value, values_known FROM field_changes "
+                          f"WHERE object_id = '{lead}' AND field = 'name'")
+    assert said == [(None, None, False)]
+    current = rows(pipeline, "SELECT name, _valid_from FROM leads_history "
+                             f"WHERE id = '{lead}' AND _valid_to IS NULL")
+    assert [(name, to_utc(at)) for name, at in current] == [("Hidden", changed_at(org, lead))]
+    assert version_mismatches(pipeline, ["leads"]) == []
