@@ -20,15 +20,13 @@ import os
 import random
 import shutil
 from dataclasses import asdict
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 from common import OUT, ROOT, machine_facts, mismatches
-from incremental import READINGS, SEED, Run, churn_weights, sync
+from incremental import READINGS, SEED, Run, change, sync
 
 from close_fake import FakeClose, generate_org
-from close_fake.churn import random_changes
 
 RESULTS_MD = ROOT / "bench" / "HISTORY.md"
 RESULTS_JSON = OUT / "history.json"
@@ -56,11 +54,7 @@ def measure(args: argparse.Namespace) -> None:
             runs.append(sync(fake, workdir, name, -1, settings=VARIANTS[name]))
             print(f"{name}: full load {runs[-1].wall_s:.1f} s", flush=True)
         for k in ks:
-            org.advance(timedelta(minutes=6))
-            if k:
-                step = timedelta(seconds=max(0.05, min(10.0, 3600.0 / k)))
-                random_changes(org, rng, k, step=step, weights=churn_weights(k))
-            org.advance(timedelta(seconds=30))
+            change(org, rng, k)
             for name, workdir in workdirs.items():
                 runs.append(sync(fake, workdir, name, k, settings=VARIANTS[name]))
                 print(f"{name}: K={k} {runs[-1].wall_s:.1f} s, {runs[-1].total} requests, "

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from common import OUT, ROOT, machine_facts, mismatches, sync_env
 
-from close_fake import EventSettings, FakeClose, RequestRecord, generate_org
+from close_fake import EventSettings, FakeClose, FakeOrg, RequestRecord, generate_org
 from close_fake.churn import DEFAULT_WEIGHTS, random_changes
 
 RESULTS_MD = ROOT / "bench" / "INCREMENTAL.md"
@@ -125,6 +125,16 @@ def churn_weights(k: int) -> dict[str, float]:
     for; a wide table is tested in tests/end_to_end/test_wide_tables.py)."""
     total = sum(DEFAULT_WEIGHTS.values())
     return {"add_field": min(DEFAULT_WEIGHTS["add_field"], NEW_FIELDS * total / k)}
+
+
+def change(org: FakeOrg, rng: random.Random, k: int) -> None:
+    """K random changes spread over up to an hour of the organisation's clock, between two
+    runs (K = 0: none)."""
+    org.advance(timedelta(minutes=6))
+    if k:
+        step = timedelta(seconds=max(0.05, min(10.0, 3600.0 / k)))
+        random_changes(org, rng, k, step=step, weights=churn_weights(k))
+    org.advance(timedelta(seconds=30))
 
 
 def expected(run: Run) -> int:
@@ -222,11 +232,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{reading}: full load {runs[-1].wall_s:.1f} s, {runs[-1].total} requests",
                   flush=True)
         for k in ks:
-            org.advance(timedelta(minutes=6))
-            if k:
-                step = timedelta(seconds=max(0.05, min(10.0, 3600.0 / k)))
-                random_changes(org, rng, k, step=step, weights=churn_weights(k))
-            org.advance(timedelta(seconds=30))
+            change(org, rng, k)
             for reading, workdir in workdirs.items():
                 if k == args.subset_after and args.subset:
                     # the same changes, applied to a copy of the pipeline by a subset run
