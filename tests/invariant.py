@@ -68,8 +68,10 @@ def custom_columns(pipeline: dlt.Pipeline, kind: str, from_state: bool = False) 
 
 def duplicate_keys(pipeline: dlt.Pipeline) -> dict[str, list[Any]]:
     """Every table of the dataset whose key is not unique: catalog tables on their primary
-    key, child tables on (parent, position), `lead_merges` and `events` on theirs."""
-    keys: dict[str, tuple[str, ...]] = {"lead_merges": ("source_lead_id",), "events": ("id",)}
+    key, child tables on (parent, position), `lead_merges`, `events` and
+    `custom_field_changes` on theirs."""
+    keys: dict[str, tuple[str, ...]] = {"lead_merges": ("source_lead_id",), "events": ("id",),
+                                        "custom_field_changes": ("change_id",)}
     for entry in CATALOG:
         keys[entry.table] = entry.primary_key
         for list_name in entry.child_lists:

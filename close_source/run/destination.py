@@ -127,7 +127,7 @@ def _local_source_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
 
 
 def _candidate_tables() -> list[str]:
-    return [name for entry in CATALOG for name in owned_tables(entry)] + \
+    return [name for entry in CATALOG for name in (*owned_tables(entry), *entry.written_with)] + \
         [LEAD_MERGES_TABLE, EVENTS_TABLE]
 
 
@@ -181,14 +181,15 @@ def _recreate_missing(pipeline: dlt.Pipeline, stored: Stored, selected: list[str
       load compares the schema with the destination and creates them with their rows. Not
       created now: a run that failed before loading would leave them empty, and the next run
       would take them for loaded;
-    - the others (tables read in full every run, lead merges, the raw events): created now,
-      empty, so that merging into them cannot fail.
+    - the others (tables read in full every run, lead merges, custom field changes, the raw
+      events): created now, empty, so that merging into them cannot fail.
     """
     if not stored.knows_tables or stored.state is None or pipeline.default_schema_name is None:
         return  # a dataset without loads has no stored schema: dlt creates everything
     schema = pipeline.default_schema
-    wanted = {name for table in selected if table in BY_TABLE
-              for name in owned_tables(BY_TABLE[table])} | {LEAD_MERGES_TABLE, EVENTS_TABLE}
+    wanted = {name for table in selected if table in BY_TABLE for name in
+              (*owned_tables(BY_TABLE[table]), *BY_TABLE[table].written_with)} | \
+        {LEAD_MERGES_TABLE, EVENTS_TABLE}
     gone = [name for name in schema.data_table_names(seen_data_only=True)
             if name in wanted and name not in stored.tables]
     if not gone:
