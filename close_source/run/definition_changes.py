@@ -10,7 +10,8 @@ again merges onto its own rows.
 
 A restore records changes only into a dataset without `custom_fields` (every field `added`,
 seen at the backup's time): into one that has them, it goes back in time, and the next run
-records what changed in Close since the backup.
+records what changed in Close since the backup. `--full-refresh` drops `custom_fields` with its
+changes (dlt drops a resource's tables): the run records every field as `added` again.
 """
 
 from __future__ import annotations
@@ -46,14 +47,16 @@ SHOWN = 20  # changes `close-sync status` lists
 def definition_changes(ctx: RunContext, rows: list[Mapping[str, Any]]) -> Iterator[object]:
     """The change rows from what the destination's `custom_fields` holds to `rows`, this run's;
     a warning for each change of what a column holds."""
-    before = ctx.warehouse.whole_table(DEFINITIONS_TABLE)
+    dropped = _dropped_by_this_load()
+    before = [] if DEFINITIONS_TABLE in dropped else ctx.warehouse.whole_table(DEFINITIONS_TABLE)
     if before and ctx.settings.restore_from:
         log.info("custom fields: a restore records no changes into a dataset that already "
                  "holds custom_fields; the next run records those made since the backup")
         return
     changes = compared(before, rows, seen_at=ctx.started_at or datetime.now(UTC),
                        no_version=f"after run {ctx.parent_run_id}", unread=ctx.custom.unread)
-    recorded = set(ctx.warehouse.all_ids(CUSTOM_FIELD_CHANGES_TABLE, key="change_id"))
+    recorded = set() if CUSTOM_FIELD_CHANGES_TABLE in dropped else \
+        set(ctx.warehouse.all_ids(CUSTOM_FIELD_CHANGES_TABLE, key="change_id"))
     changes = [change for change in changes if change["change_id"] not in recorded]
     if not changes:
         return
@@ -64,6 +67,17 @@ def definition_changes(ctx: RunContext, rows: list[Mapping[str, Any]]) -> Iterat
     log.info("custom fields: %s, recorded in %s", ", ".join(
         f"{counts[kind]} {kind}" for kind in CHANGES if counts[kind]), CUSTOM_FIELD_CHANGES_TABLE)
     yield dlt.mark.with_hints(changes, _hints(), create_table_variant=True)
+
+
+def _dropped_by_this_load() -> set[str]:
+    """Tables the load of this run drops or empties first (`--full-refresh`): what they hold
+    is gone when its rows arrive, so this run's definitions are a first sight."""
+    try:
+        package = dlt.current.load_package_state()["state"]
+    except Exception:  # noqa: BLE001 - not extracting in a pipeline (unit tests)
+        return set()
+    return {table["name"] for key in ("dropped_tables", "truncated_tables")
+            for table in package.get(key) or []}
 
 
 def _hints() -> Any:

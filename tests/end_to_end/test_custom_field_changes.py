@@ -321,3 +321,19 @@ def test_a_restore_records_first_sight_only_into_a_dataset_without_definitions(t
         sync(fake, tmp_path, pipeline=pipeline, resources=["custom_fields"])
     renames = [row for row in recorded(pipeline).values() if row["change"] == "renamed"]
     assert [(row["old_name"], row["new_name"]) for row in renames] == [("Industry", "Vertical")]
+
+
+def test_a_full_refresh_of_custom_fields_starts_its_changes_over(tmp_path):
+    """dlt drops a resource's tables, the changes with `custom_fields`: the refresh records
+    every field as added again (before, the table was dropped and not made again)."""
+    org = generate_org(seed=7, leads=2)
+    with FakeClose(org) as fake:
+        pipeline = sync(fake, tmp_path, resources=["custom_fields"])
+        m.rename_field(org, field_id(org, "lead", "Industry"), "Vertical")
+        sync(fake, tmp_path, pipeline=pipeline, resources=["custom_fields"])
+        assert sorted({row["change"] for row in recorded(pipeline).values()}) == \
+            ["added", "renamed"]
+        sync(fake, tmp_path, pipeline=pipeline, resources=["custom_fields"], full_refresh=True)
+    after = recorded(pipeline)
+    assert {row["change"] for row in after.values()} == {"added"}
+    assert len(after) == rows(pipeline, "SELECT count(*) FROM close.custom_fields")[0][0]
