@@ -122,7 +122,7 @@ class Entry:
     # (or changes what rows copy from it)
     copies: tuple[Copy, ...] = ()
     name_fields: tuple[str, ...] = ()
-    # tables made from this object's events and written whenever it is (lead merges)
+    # tables written whenever this one is (lead merges from its events; custom field changes)
     written_with: tuple[str, ...] = ()
     # where a full export carries it: "" = the exported lead itself, else the lead's list key
     # (activities further by `_type`); None = not trusted from exports, read from the list

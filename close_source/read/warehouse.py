@@ -150,9 +150,8 @@ class Warehouse:
         return found
 
     def whole_table(self, table: str) -> list[dict[str, Any]]:
-        """Every row of a small table, with every column it has when asked (dlt's
-        `_dlt_load_id` among them): also a table a load created since the run began (an
-        earlier run's package, loaded first)."""
+        """Every row of a small table, with every column it has when asked: also a table or
+        column a load made since the run began (an earlier run's package, loaded first)."""
         if self._client is None:
             return []
         with self._lock, self._client as client:
