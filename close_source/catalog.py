@@ -122,7 +122,7 @@ class Entry:
     # (or changes what rows copy from it)
     copies: tuple[Copy, ...] = ()
     name_fields: tuple[str, ...] = ()
-    # tables made from this object's events and written whenever it is (lead merges)
+    # tables written whenever this one is (lead merges from its events; custom field changes)
     written_with: tuple[str, ...] = ()
     # where a full export carries it: "" = the exported lead itself, else the lead's list key
     # (activities further by `_type`); None = not trusted from exports, read from the list
@@ -264,7 +264,7 @@ CATALOG: tuple[Entry, ...] = (
         read="definitions", primary_key=("object_type", "id"),
         variants=tuple(Variant(f"custom_field/{kind}/") for kind in
                        ("lead", "contact", "opportunity", "activity", "shared")),
-        event_object_types=("custom_fields.*",),
+        event_object_types=("custom_fields.*",), written_with=("custom_field_changes",),
     ),
     Entry("custom_activity_types", "custom_activity/", "Custom activity types [003:8997-9095].",
           event_object_types=("custom_activity_type",)),
@@ -316,6 +316,8 @@ def entries(names: list[str] | None = None) -> Iterator[Entry]:
 # Tables made from the Event Log itself rather than from an object type.
 EVENTS_TABLE = "events"  # the raw log; only synced when named (incremental runs only)
 LEAD_MERGES_TABLE = "lead_merges"  # one row per merge, written with leads
+# one row per change of a custom field definition, written with custom_fields
+CUSTOM_FIELD_CHANGES_TABLE = "custom_field_changes"
 OPTIONAL_TABLES = (EVENTS_TABLE,)
 FIELD_CHANGES_TABLE = "field_changes"  # one row per changed field per event (run/history.py)
 # tables that may keep versions (`history = [...]`): those the Event Log changes

@@ -29,6 +29,7 @@ from close_source.pipeline import (
     table_counts,
 )
 from close_source.read.backup import backup_summary
+from close_source.run import definition_changes
 from close_source.run import state as st
 from close_source.run.destination import describe as describe_destination
 from close_source.run.destination import difference, read_destination
@@ -143,6 +144,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if (why := difference(describe_destination(pipeline), local, claimed)) is not None:
         print(f"Note: {why.replace('continuing from', 'the next run continues from')}.")
     _print_watermarks(claimed or {}, pipeline)
+    for line in definition_changes.last_run_lines(pipeline, stored.tables):
+        print(line)
     if pipeline.has_pending_data:
         print("A run stopped before its data was loaded: the next run loads it first.")
     held = [name for name in stored.tables if not name.startswith("_dlt")] \

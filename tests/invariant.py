@@ -68,9 +68,11 @@ def custom_columns(pipeline: dlt.Pipeline, kind: str, from_state: bool = False) 
 
 def duplicate_keys(pipeline: dlt.Pipeline) -> dict[str, list[Any]]:
     """Every table of the dataset whose key is not unique: catalog tables on their primary
-    key, child tables on (parent, position), `lead_merges` and `events` on theirs."""
+    key, child tables on (parent, position), `lead_merges`, `events`, `field_changes` and
+    `custom_field_changes` on theirs."""
     keys: dict[str, tuple[str, ...]] = {"lead_merges": ("source_lead_id",), "events": ("id",),
-                                        "field_changes": ("event_id", "field")}
+                                        "field_changes": ("event_id", "field"),
+                                        "custom_field_changes": ("change_id",)}
     for entry in CATALOG:
         keys[entry.table] = entry.primary_key
         keys[f"{entry.table}_history"] = (*entry.primary_key, "_valid_from")

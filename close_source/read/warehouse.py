@@ -149,6 +149,22 @@ class Warehouse:
                               for name, value in zip(names, raw, strict=True)})
         return found
 
+    def whole_table(self, table: str) -> list[dict[str, Any]]:
+        """Every row of a small table, with every column it has when asked: also a table or
+        column a load made since the run began (an earlier run's package, loaded first)."""
+        if self._client is None:
+            return []
+        with self._lock, self._client as client:
+            if not client.has_dataset():
+                return []
+            sql = f"SELECT * FROM {client.make_qualified_table_name(table)}"
+            try:
+                with client.execute_query(sql) as cursor:
+                    names = [column[0] for column in cursor.description]
+                    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            except DatabaseUndefinedRelation:
+                return []
+
     def _select(self, table: str, columns: list[str], where: str | None,
                 values: list[str], raw: bool = False) -> list[tuple[Any, ...]]:
         if self._client is None:

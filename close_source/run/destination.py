@@ -136,7 +136,7 @@ def _local_source_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
 
 
 def _candidate_tables() -> list[str]:
-    return [name for entry in CATALOG for name in owned_tables(entry)] + \
+    return [name for entry in CATALOG for name in (*owned_tables(entry), *entry.written_with)] + \
         [LEAD_MERGES_TABLE, EVENTS_TABLE, FIELD_CHANGES_TABLE] + \
         [history_table(table) for table in HISTORY_TABLES]
 
@@ -191,17 +191,17 @@ def _recreate_missing(pipeline: dlt.Pipeline, stored: Stored, selected: list[str
       load compares the schema with the destination and creates them with their rows. Not
       created now: a run that failed before loading would leave them empty, and the next run
       would take them for loaded;
-    - the others (tables read in full every run, lead merges, the raw events, field changes):
-      created now, empty, so that merging into them cannot fail. A table whose versions are
-      kept (`history`) and whose history table is gone is read in full (`source.py`): its
-      versions begin again.
+    - the others (tables read in full every run, lead merges, custom field changes, the raw
+      events, field changes): created now, empty, so that merging into them cannot fail. A
+      table whose versions are kept (`history`) and whose history table is gone is read in
+      full (`source.py`): its versions begin again.
     """
     if not stored.knows_tables or stored.state is None or pipeline.default_schema_name is None:
         return  # a dataset without loads has no stored schema: dlt creates everything
     schema = pipeline.default_schema
-    wanted = {name for table in selected if table in BY_TABLE
-              for name in owned_tables(BY_TABLE[table])} | {LEAD_MERGES_TABLE, EVENTS_TABLE,
-                                                           FIELD_CHANGES_TABLE} | \
+    wanted = {name for table in selected if table in BY_TABLE for name in
+              (*owned_tables(BY_TABLE[table]), *BY_TABLE[table].written_with)} | \
+        {LEAD_MERGES_TABLE, EVENTS_TABLE, FIELD_CHANGES_TABLE} | \
         {history_table(table) for table in history if table in selected}
     gone = [name for name in schema.data_table_names(seen_data_only=True)
             if name in wanted and name not in stored.tables]

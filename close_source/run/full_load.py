@@ -40,6 +40,7 @@ from close_source.records import DELETED_AT, Page
 from close_source.run import kept_export
 from close_source.run import state as st
 from close_source.run.context import RunContext, pipeline_directory
+from close_source.run.definition_changes import definition_changes
 from close_source.run.resources import (
     check_pipeline,
     finish_full_read,
@@ -248,6 +249,8 @@ def _from_lists(ctx: RunContext, entries: list[Entry],
     for entry in entries:
         try:
             for page in _pages_of(ctx, entry):
+                if entry.read == "definitions":  # the changes of the rows written now
+                    yield from definition_changes(ctx, page)
                 for obj in page:
                     yield from batcher.add_object(entry, obj, ctx.custom)
         except AccessDenied as exc:

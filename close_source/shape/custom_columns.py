@@ -269,6 +269,7 @@ class CustomColumns:
         self.tables = {table: TableColumns(table) for table in OBJECT_TYPE_OF_TABLE}
         # tables whose stored custom values went stale since the last run (see apply)
         self.stale_tables: set[str] = set()
+        self.unread: set[str] = set()  # object types whose definitions this key may not read
         for table, fields in (kept or {}).items():
             if table in self.tables:
                 self.tables[table].fields = {
@@ -280,9 +281,11 @@ class CustomColumns:
         for table, definitions in definitions_by_table(raw).items():
             if OBJECT_TYPE_OF_TABLE[table] not in raw.by_object_type:
                 # this key may not read them: the fields keep the state the last run saw
+                self.unread.add(OBJECT_TYPE_OF_TABLE[table])
                 for kept in self.tables[table].fields.values():
                     kept.active = bool(kept.was_active)
                 continue
+            self.unread.discard(OBJECT_TYPE_OF_TABLE[table])
             if self.tables[table].apply(definitions, self.mode):
                 self.stale_tables.add(table)
 
