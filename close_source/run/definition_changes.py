@@ -10,8 +10,8 @@ again merges onto its own rows.
 
 A restore records changes only into a dataset without `custom_fields` (every field `added`,
 seen at the backup's time): into one that has them, it goes back in time, and the next run
-records what changed in Close since the backup. `--full-refresh` drops `custom_fields` with its
-changes (dlt drops a resource's tables): the run records every field as `added` again.
+records what changed in Close since the backup. `--full-refresh` keeps the changes, as it keeps
+every history table (`run/history_kept.py`): they are what a reload cannot bring back.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def definition_changes(ctx: RunContext, rows: list[Mapping[str, Any]]) -> Iterat
     """The change rows from what the destination's `custom_fields` holds to `rows`, this run's;
     a warning for each change of what a column holds."""
     dropped = _dropped_by_this_load()
-    before = [] if DEFINITIONS_TABLE in dropped else ctx.warehouse.whole_table(DEFINITIONS_TABLE)
+    # read as this run extracts: a refresh drops `custom_fields` only when its load begins
+    before = ctx.warehouse.whole_table(DEFINITIONS_TABLE)
     if before and ctx.settings.restore_from:
         log.info("custom fields: a restore records no changes into a dataset that already "
                  "holds custom_fields; the next run records those made since the backup")

@@ -322,9 +322,9 @@ def test_a_restore_records_first_sight_only_into_a_dataset_without_definitions(t
     assert [(row["old_name"], row["new_name"]) for row in renames] == [("Industry", "Vertical")]
 
 
-def test_a_full_refresh_of_custom_fields_starts_its_changes_over(tmp_path):
-    """dlt drops a resource's tables, the changes with `custom_fields`: the refresh records
-    every field as added again (before, the table was dropped and not made again)."""
+def test_a_full_refresh_keeps_the_changes_and_records_only_what_changed(tmp_path):
+    """A reload cannot bring back the changes Close made: `--full-refresh` keeps them, and
+    records what changed since the last run (compared with `custom_fields` as it was)."""
     org = generate_org(seed=7, leads=2)
     with FakeClose(org, tick=False) as fake:
         pipeline = sync(fake, tmp_path, resources=["custom_fields"])
@@ -332,7 +332,11 @@ def test_a_full_refresh_of_custom_fields_starts_its_changes_over(tmp_path):
         sync(fake, tmp_path, pipeline=pipeline, resources=["custom_fields"])
         assert sorted({row["change"] for row in recorded(pipeline).values()}) == \
             ["added", "renamed"]
+        before = recorded(pipeline)
+        m.rename_field(org, field_id(org, "lead", "Vertical"), "Sector")
         sync(fake, tmp_path, pipeline=pipeline, resources=["custom_fields"], full_refresh=True)
     after = recorded(pipeline)
-    assert {row["change"] for row in after.values()} == {"added"}
-    assert len(after) == rows(pipeline, "SELECT count(*) FROM close.custom_fields")[0][0]
+    assert set(before) < set(after)
+    added = [after[key] for key in set(after) - set(before)]
+    assert [(row["change"], row["old_name"], row["new_name"]) for row in added] == [
+        ("renamed", "Vertical", "Sector")]
