@@ -329,8 +329,7 @@ class CustomColumns:
 
     def column_of(self, table: str, ref: str, activity_type: str | None = None) -> str | None:
         """The column a custom field's values go to now (`custom.<ref>` keys), if known."""
-        columns = self.tables.get(table)
-        found = columns.resolve(ref, activity_type) if columns is not None else None
+        found = self.tables[table].resolve(ref, activity_type) if table in self.tables else None
         return found.column if found is not None else None
 
     def _put(self, columns: TableColumns, ref: str, value: Any, activity_type: str | None,
