@@ -121,8 +121,10 @@ def event_mismatches(org: FakeOrg, pipeline: dlt.Pipeline, since: datetime,
         elif event.action == "deleted" and entry.table in versioned:
             ended = [row for (object_id, _), row in versions[entry.table].items()
                      if object_id == event.object_id and row["_deleted"]]
-            if (ended or complete) and \
-                    (not ended or to_utc(ended[0]["_valid_to"]) != event.date_updated):
+            # a delete a full read found (no events read between) ends at that run's time
+            until = to_utc(ended[0]["_valid_to"]) if ended else None
+            if (ended or complete) and (until is None or until < event.date_updated or
+                                        (complete and until != event.date_updated)):
                 found.append(f"{entry.table}_history {event.object_id}: its delete at "
                              f"{event.date_updated} ended no version then ({ended})")
     return found

@@ -175,6 +175,8 @@ BAD_SETTINGS = [
     ("env", "sources.close", "window_memory_rows", "-1", "a whole number of rows, 0 or more"),
     ("toml", "sources.close", "export_fallback", '"maybe"', "true or false, not 'maybe'"),
     ("env", "sources.close", "export_fallback", "2", "true or false, not '2'"),
+    ("toml", "sources.close", "field_changes", "3", "true or false, not 3"),
+    ("env", "sources.close", "field_changes", "perhaps", "true or false, not 'perhaps'"),
     ("toml", "extract", "workers", "0", "a whole number of threads greater than 0, not 0"),
     ("env", "extract", "workers", "abc", "a whole number of threads greater than 0, not 'abc'"),
 ]

@@ -188,14 +188,15 @@ def test_a_server_that_ignores_undocumented_filters_and_shifts_pages(tmp_path, c
     with FakeClose(org, undocumented_filters="ignore", page_overlap=2,
                    page_caps={"/activity/note/": 5, "/contact/": 4},
                    date_skew=timedelta(minutes=10)) as fake:
-        pipeline = sync(fake, tmp_path, full_load="lists", max_skip=40)
+        pipeline = sync(fake, tmp_path, full_load="lists", max_skip=40, history=VERSIONED)
         assert rows(pipeline, "SELECT count(*) FROM close.sms_templates") == [(templates,)]
         assert not duplicate_keys(pipeline)
         assert not every_table_mismatches(org, pipeline)
         assert "the filter is ignored here" in caplog.text
         assert "more than once" in caplog.text
         run_rounds(org, fake, tmp_path, 82, 4, pipeline)
-        sync(fake, tmp_path, pipeline=pipeline, full_refresh=True)  # the export this time
+        sync(fake, tmp_path, pipeline=pipeline, full_refresh=True,  # the export this time
+             history=VERSIONED)
     assert not every_table_mismatches(org, pipeline)
 
 
