@@ -18,8 +18,9 @@ versions written (so one load never carries a key twice) and the history tables'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import Any
 
 import dlt
 from dlt.extract.resource import DltResource
@@ -119,7 +120,7 @@ class _Versions:
         yield from self._close_stored({key: when for key, when in deleted.items()
                                        if key not in shown_last})
 
-    def _version(self, table: str, obj: dict, since: datetime, event_id: str | None,
+    def _version(self, table: str, obj: Mapping[str, Any], since: datetime, event_id: str | None,
                  until: datetime | None = None, deleted: bool = False) -> Iterator[object]:
         entry = BY_TABLE[table]
         row = root_row(entry, obj, self.ctx.custom)
