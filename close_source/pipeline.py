@@ -132,7 +132,9 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
     with run_lock(pipeline), _without_dlt_restore(pipeline):
         resume.remove_leftovers(pipeline)
         marker = resume.first_load_marker(pipeline)
+        settling = history_settle.Settling.begin(pipeline)
         if pipeline.has_pending_data:
+            settling.everything()  # what the earlier run loaded was never settled
             progress_log.warning("an earlier run stopped before its data was loaded; loading "
                                  "it first")
             with run_environment(first_load=marker.exists()):
@@ -158,11 +160,12 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
                 loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
                 refresh="drop_resources" if full_refresh else None,
             ), first_load)
+        settling.loaded(info)
         marker.unlink(missing_ok=True)
         _discard_loaded_export(pipeline)
         staging.drop_after_load(pipeline)
         postgres_keys.ensure(pipeline)
-        history_settle.settle(pipeline, SOURCE_NAME)
+        settling.settle(SOURCE_NAME)
         stage_history.ensure(pipeline)
         return info
 

@@ -16,6 +16,7 @@ after each (module-scoped: the steps build on each other, as a user's runs do):
 from __future__ import annotations
 
 import json
+import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -258,3 +259,29 @@ def test_a_non_admin_keys_old_events_keep_their_fields_without_values(tmp_path):
                              f"WHERE id = '{lead}' AND _valid_to IS NULL")
     assert [(name, to_utc(at)) for name, at in current] == [("Hidden", changed_at(org, lead))]
     assert version_mismatches(pipeline, ["leads"]) == []
+
+
+def test_versions_are_settled_after_loads_that_wrote_them_and_after_a_run_that_died(
+        tmp_path, small_fake, caplog):
+    """Settling scans a whole history table: a run that loaded nothing into it or its table
+    skips it, unless an earlier run loaded and died before settling."""
+    org = small_fake.org
+    pipeline = sync(small_fake, tmp_path, **HISTORY)
+    lead = org.all(o.LEAD)[0]["id"]
+    org.advance(timedelta(minutes=10))
+    c.update(org, o.LEAD, lead, {"name": "Settled"})
+    caplog.set_level(logging.DEBUG, logger="close_source.run.history_settle")
+    sync(small_fake, tmp_path, pipeline=pipeline, **HISTORY)
+    assert "leads_history: versions settled" in caplog.text
+    assert version_mismatches(pipeline, VERSIONED) == []
+    caplog.clear()
+    sync(small_fake, tmp_path, pipeline=pipeline, resources=["users"], **HISTORY)
+    assert "versions settled" not in caplog.text
+    # as a run leaves them when it dies between its load and settling: the old version open
+    dest.execute(pipeline, f"UPDATE {pipeline.dataset_name}.leads_history SET _valid_to = NULL "
+                           f"WHERE id = '{lead}'")
+    (Path(pipeline.working_dir) / "close-history-unsettled").touch()
+    sync(small_fake, tmp_path, pipeline=pipeline, resources=["users"], **HISTORY)
+    assert "leads_history: versions settled" in caplog.text
+    assert version_mismatches(pipeline, VERSIONED) == []
+    assert count(pipeline, f"SELECT count(*) FROM leads_history WHERE id = '{lead}'") == 2
