@@ -32,7 +32,7 @@ from close_source.read.window_store import Key, WindowStore
 from close_source.records import TOMBSTONE
 from close_source.run.context import RunContext
 from close_source.run.resources import check_pipeline
-from close_source.shape.arrow_tables import Columns, to_arrow
+from close_source.shape.arrow_tables import empty_table
 from close_source.shape.batcher import ArrowBatcher
 from close_source.shape.field_changes import field_change_rows, field_changes_spec
 from close_source.shape.versions import VALID_TO, first_seen, root_row, version_of
@@ -58,7 +58,7 @@ def field_changes_table(ctx: RunContext) -> DltResource:
         check_pipeline(ctx)
         if ctx.warehouse.columns(FIELD_CHANGES_TABLE) is None:
             spec = field_changes_spec()
-            empty = to_arrow(spec, Columns(values={name: [] for name in spec.types}))
+            empty = empty_table(spec)
             yield dlt.mark.with_hints(empty, spec.hints(empty.column_names, "merge"),
                                       create_table_variant=True)
 

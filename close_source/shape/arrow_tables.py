@@ -199,6 +199,12 @@ class Columns:
                     column.append(None)
 
 
+def empty_table(spec: TableSpec) -> pa.Table:
+    """No rows, every column whose type is known (its key among them): dlt makes no table of
+    an item without columns."""
+    return to_arrow(spec, Columns(values={name: [] for name in spec.types}))
+
+
 def to_arrow(spec: TableSpec, columns: Columns) -> pa.Table:
     """One Arrow table; new columns get the type of their first non-null value."""
     declared = spec.declared_types()

@@ -19,6 +19,7 @@ from close_source.shape.arrow_tables import (
     Columns,
     TableSpec,
     WriteMode,
+    empty_table,
     json_data_type,
     table_specs,
     to_arrow,
@@ -167,7 +168,7 @@ class ArrowBatcher:
             spec = self.specs[table]
             # with the columns whose types are known (its key among them): dlt makes no
             # table of an item without columns, and a replace of a table never made fails
-            empty = to_arrow(spec, Columns(values={name: [] for name in spec.types}))
+            empty = empty_table(spec)
             yield dlt.mark.with_hints(empty, spec.hints(empty.column_names, self.mode,
                                                         self.json_type),
                                       create_table_variant=True)
