@@ -1,4 +1,4 @@
-"""`close-sync`: run, backup, restore, status and demo.
+"""`close-sync`: run, backup, restore, status, verify and demo.
 
 User errors (bad key, bad config, unreachable API, unknown resource) print one line on stderr and
 exit with code 2, without a traceback; anything else is a bug and keeps its traceback.
@@ -7,6 +7,7 @@ exit with code 2, without a traceback; anything else is a bug and keeps its trac
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import dlt
 
-from close_source.catalog import CATALOG, unknown_tables
+from close_source.catalog import BY_TABLE, CATALOG, unknown_tables
 from close_source.errors import ConfigError
 from close_source.pipeline import (
     DATASET_NAME,
@@ -35,6 +36,8 @@ from close_source.run.destination import describe as describe_destination
 from close_source.run.destination import difference, read_destination
 from close_source.run.environment import keep_pandas_out
 from close_source.run.lock import describe, holder_of, run_lock
+from close_source.run.verify import LEVELS, Report, close_client, parse_age, tables_to_heal, verify
+from close_source.run.verify_report import as_json, as_text, record
 from close_source.source import close_source
 from close_source.user_errors import user_error_message
 
@@ -152,6 +155,60 @@ def cmd_status(args: argparse.Namespace) -> int:
         if stored.knows_tables else None
     _print_counts(table_counts(pipeline, held), pipeline.dataset_name)
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Each table against Close; exit 1 when one differs or the last run is too old. Under the
+    run lock: a sync must not change the tables while they are compared."""
+    tables = [name.strip() for name in (args.tables or "").split(",") if name.strip()]
+    if unknown := [name for name in tables if name not in BY_TABLE]:
+        raise ConfigError(f"unknown table(s): {', '.join(unknown)}; known: "
+                          f"{', '.join(entry.table for entry in CATALOG)}")
+    max_age = parse_age(args.max_age) if args.max_age else None
+    pipeline = _pipeline(args, progress=False)
+    where = describe_destination(pipeline)
+    with close_client() as client, run_lock(pipeline):
+        report = verify(pipeline, client, args.level, tables, max_age, where)
+        record(pipeline, report, _same_destination(pipeline))
+        before = None
+        if args.heal and report.differing:
+            before = report
+            counted = [result.table for result in report.differing if result.compared != "ids"]
+            if counted:  # the ids that differ, for the tables a count found differing
+                by_ids = verify(pipeline, client, "ids", counted, max_age, where)
+                found = {result.table: result for result in by_ids.differing}
+                report.tables = [found.get(result.table, result) for result in report.tables]
+            healing = tables_to_heal(report)
+            run_sync(pipeline, close_source(tables=list(healing), heal=healing))
+            report = verify(pipeline, client, args.level, tables, max_age, where)
+            report.healed = {table: "read in full" if ids is None else
+                             f"{len(ids)} object(s) read again by id"
+                             for table, ids in healing.items()}
+            report.requests += before.requests
+            record(pipeline, report, _same_destination(pipeline))
+    _print_verify(report, before, args.json)
+    return report.exit_code
+
+
+def _print_verify(report: Report, before: Report | None, as_document: bool) -> None:
+    if as_document:
+        document = json.loads(as_json(report))
+        if before is not None:
+            document["before_heal"] = json.loads(as_json(before))
+        print(json.dumps(document, indent=2))
+        return
+    if before is not None:
+        print(as_text(before) + "\n\nAfter healing:\n")
+    print(as_text(report))
+
+
+def _same_destination(pipeline: dlt.Pipeline) -> object:
+    """The pipeline's destination for another pipeline: DuckDB by its file (its default file
+    is named after the pipeline)."""
+    if pipeline.destination.destination_type.endswith("duckdb"):
+        credentials = pipeline.destination_client().config.credentials  # type: ignore[attr-defined]
+        return duckdb_destination(credentials.database)
+    return pipeline.destination
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -305,6 +362,20 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="last run and per-table row counts")
     common(status)
     status.set_defaults(command=cmd_status)
+
+    check = commands.add_parser(
+        "verify", help="compare every table with Close; exit 1 when one differs")
+    common(check)
+    check.add_argument("--level", choices=LEVELS, default="counts",
+                       help="counts (default: Close's totals, seconds) or ids (every object's "
+                            "id and date_updated)")
+    check.add_argument("--tables", help="comma-separated tables to verify (default: all loaded)")
+    check.add_argument("--heal", action="store_true",
+                       help="re-read what differs through a normal sync, then verify again")
+    check.add_argument("--max-age", help="fail (exit 1) when the last run read Close longer "
+                                         "ago than this: 90s, 30m, 2h, 1d")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(command=cmd_verify)
 
     demo = commands.add_parser("demo", help="sync a fake Close organisation into DuckDB")
     demo.add_argument("--leads", type=int, default=200, help="size of the fake organisation")

@@ -14,7 +14,7 @@ be entered from the extract's worker threads at the same time), and used one que
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -30,6 +30,7 @@ from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 from close_source.records import TOMBSTONE, Json
 
 CHUNK = 500  # values per IN (...) list
+PAGE_ROWS = 50_000  # rows read back at a time
 
 
 @dataclass(frozen=True)
@@ -118,11 +119,18 @@ class Warehouse:
         return column in self._tables.get(table, {})
 
     def count(self, table: str, column: str | None = None,
-              values: Iterable[str] = ()) -> int:
-        """Rows of the table (whose `column` is one of `values`, when given)."""
+              values: Iterable[str] = (), live: Mapping[str, str] | None = None) -> int:
+        """Rows of the table (whose `column` is one of `values`, when given; that count, with
+        `live`: see `keyed_pages`)."""
         if table not in self._tables or (column is not None and not self.has_column(table,
                                                                                     column)):
             return 0
+        if live and self._client is not None:
+            with self._lock, self._client as client:
+                where = _live_where(client, self._tables[table], live)
+                sql = f"SELECT count(*) FROM {client.make_qualified_table_name(table)}" + \
+                    (f" WHERE {' AND '.join(where)}" if where else "")
+                return int(client.execute_sql(sql)[0][0])
         if column is None:
             return sum(int(row[0]) for row in self._select(table, ["count(*)"], None, [],
                                                            raw=True))
@@ -148,6 +156,38 @@ class Warehouse:
                 found.append({name: _value(value, name in json_columns)
                               for name, value in zip(names, raw, strict=True)})
         return found
+
+    def keyed_pages(self, table: str, key: Sequence[str], columns: Sequence[str],
+                    live: Mapping[str, str] | None = None,
+                    size: int = PAGE_ROWS) -> Iterator[list[tuple[Any, ...]]]:
+        """(key, *columns) of every row, in key order, a page at a time, by keyset paging:
+        memory is a page on every destination (no server-side cursor needed). A key of several
+        columns is joined with ':'; a column the table lacks reads as NULL; `live`: column ->
+        `null` or `not_true`, the rows that count (soft deletes, deleted definitions)."""
+        known = self._tables.get(table)
+        if known is None or self._client is None:
+            return
+        with self._lock, self._client as client:
+            quoted = [client.escape_column_name(name) for name in key]
+            key_sql = quoted[0] if len(quoted) == 1 else " || ':' || ".join(quoted)
+            selected = [client.escape_column_name(name) if name in known else "NULL"
+                        for name in columns]
+            where = _live_where(client, known, live or {})
+            base = (f"SELECT {key_sql}, {', '.join(selected)} "
+                    f"FROM {client.make_qualified_table_name(table)}")
+        after: str | None = None
+        while True:
+            conditions = where + ([f"{key_sql} > %s"] if after is not None else [])
+            sql = base + (f" WHERE {' AND '.join(conditions)}" if conditions else "") + \
+                f" ORDER BY {key_sql} LIMIT {int(size)}"
+            with self._lock, self._client as client:
+                rows = [tuple(row) for row in
+                        client.execute_sql(sql, *([after] if after is not None else [])) or []]
+            if rows:
+                yield rows
+            if len(rows) < size:
+                return
+            after = str(rows[-1][0])
 
     def whole_table(self, table: str) -> list[dict[str, Any]]:
         """Every row of a small table, with every column it has when asked: also a table or
@@ -198,6 +238,13 @@ def _connected(pipeline: dlt.Pipeline) -> Iterator[Any]:
         yield client
     finally:
         client.__exit__(None, None, None)
+
+
+def _live_where(client: Any, known: Mapping[str, Any], live: Mapping[str, str]) -> list[str]:
+    """`live`: column -> `null` (the row counts while it is NULL) or `not_true`."""
+    return [f"{client.escape_column_name(name)} IS NULL" if test == "null" else
+            f"{client.escape_column_name(name)} IS NOT TRUE"
+            for name, test in live.items() if name in known]
 
 
 def _sql_client(pipeline: dlt.Pipeline) -> Any:

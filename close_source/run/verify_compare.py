@@ -1,0 +1,179 @@
+"""One table's keys in Close against its rows in the warehouse, compared in a scratch DuckDB
+file: memory stays flat whatever the table's size (DuckDB spills past its limit), and the
+destination is only read, never written.
+
+A difference is drift, or a change Close made after the last run (`since`: objects updated or
+created after it, or touched by an event after it; rows of a lead an event deleted or merged
+after it), which the next sync applies and which is reported apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from close_source.read.close_keys import CloseKey
+
+BATCH_ROWS = 50_000  # rows handed to DuckDB at a time
+EXAMPLES = 5  # keys named per kind of difference
+HEAL_BY_ID_MAX = 10_000  # beyond this many differences a table is healed by a full read
+SCRATCH_MEMORY = "128MB"
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+KINDS = ("missing", "extra", "stale")
+
+
+@dataclass
+class Comparison:
+    """What differs in one table: drift per kind, changes since the last run apart."""
+
+    close_objects: int = 0
+    warehouse_rows: int = 0
+    drift: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    since_last_run: int = 0
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    # keys to read again by id (missing, stale, duplicated, extra), at most HEAL_BY_ID_MAX + 1
+    to_heal: list[str] = field(default_factory=list)
+
+    @property
+    def differs(self) -> bool:
+        return any(self.drift.values())
+
+
+class Scratch:
+    """A DuckDB file beside the pipeline's working files, removed when closed."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.path = Path(directory) / "verify-scratch.duckdb"
+        self.path.unlink(missing_ok=True)
+        self._db = duckdb.connect(str(self.path), config={
+            "memory_limit": SCRATCH_MEMORY, "threads": 1,
+            "temp_directory": str(self.path.with_suffix(".tmp"))})
+
+    def close(self) -> None:
+        self._db.close()
+        self.path.unlink(missing_ok=True)
+        Path(f"{self.path}.wal").unlink(missing_ok=True)
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def compare(self, close_pages: Iterable[list[CloseKey]],
+                stored_pages: Iterable[list[tuple[Any, ...]]], since: datetime | None,
+                touched: Collection[str] = (), touched_leads: Collection[str] = ()
+                ) -> Comparison:
+        """`stored_pages`: (key, date_updated, lead_id) rows of the warehouse's live rows."""
+        db = self._db
+        db.execute("CREATE OR REPLACE TABLE close_side (key VARCHAR, updated TIMESTAMPTZ, "
+                   "created TIMESTAMPTZ, lead_id VARCHAR)")
+        db.execute("CREATE OR REPLACE TABLE stored (key VARCHAR, updated TIMESTAMPTZ, "
+                   "lead_id VARCHAR)")
+        db.execute("CREATE OR REPLACE TABLE touched (key VARCHAR)")
+        db.execute("CREATE OR REPLACE TABLE touched_leads (key VARCHAR)")
+        self._append("close_side", _close_batches(close_pages))
+        self._append("stored", _stored_batches(stored_pages))
+        self._append("touched", _key_batches(touched))
+        self._append("touched_leads", _key_batches(touched_leads))
+        return self._differences(since)
+
+    def _append(self, table: str, batches: Iterator[pa.Table]) -> None:
+        for batch in batches:
+            self._db.register("batch", batch)
+            self._db.execute(f"INSERT INTO {table} SELECT * FROM batch")  # noqa: S608
+            self._db.unregister("batch")
+
+    def _differences(self, since: datetime | None) -> Comparison:
+        db = self._db
+        found = Comparison()
+        found.close_objects = _one(db, "SELECT count(DISTINCT key) FROM close_side")
+        found.warehouse_rows = _one(db, "SELECT count(*) FROM stored")
+        db.execute(DIFFERENCES, [since, since, since])
+        while rows := db.fetchmany(BATCH_ROWS):
+            for kind, key, recent in rows:
+                if recent:
+                    found.since_last_run += 1
+                    continue
+                found.drift[kind] += 1
+                if len(found.examples.setdefault(kind, [])) < EXAMPLES:
+                    found.examples[kind].append(key)
+                if len(found.to_heal) <= HEAL_BY_ID_MAX:
+                    found.to_heal.append(key)
+        return found
+
+
+# Each key once per kind: a key stored twice is a row too many (`extra`); stale compares only
+# where both sides have a `date_updated`.
+DIFFERENCES = """
+WITH c AS (SELECT key, max(updated) AS updated, max(created) AS created, max(lead_id) AS lead_id
+           FROM close_side GROUP BY key),
+     s AS (SELECT key, max(updated) AS updated, max(lead_id) AS lead_id, count(*) AS copies
+           FROM stored GROUP BY key)
+SELECT 'missing', c.key,
+       c.updated > ?::TIMESTAMPTZ OR c.created > ?::TIMESTAMPTZ
+       OR c.key IN (SELECT key FROM touched)
+FROM c ANTI JOIN s ON c.key = s.key
+UNION ALL
+SELECT 'extra', s.key,
+       s.key IN (SELECT key FROM touched) OR s.lead_id IN (SELECT key FROM touched_leads)
+FROM s ANTI JOIN c ON c.key = s.key
+UNION ALL
+SELECT 'extra', s.key, false FROM s SEMI JOIN c ON c.key = s.key WHERE s.copies > 1
+UNION ALL
+SELECT 'stale', c.key, c.updated > ?::TIMESTAMPTZ OR c.key IN (SELECT key FROM touched)
+FROM c JOIN s ON c.key = s.key
+WHERE c.updated IS NOT NULL AND s.updated IS NOT NULL AND c.updated <> s.updated
+ORDER BY 1, 2
+"""
+
+
+def _one(db: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = db.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _close_batches(pages: Iterable[list[CloseKey]]) -> Iterator[pa.Table]:
+    keys: list[str] = []
+    updated: list[datetime | None] = []
+    created: list[datetime | None] = []
+    leads: list[str | None] = []
+    for page in pages:
+        for item in page:
+            keys.append(item.key)
+            updated.append(item.date_updated)
+            created.append(item.date_created)
+            leads.append(item.lead_id)
+        if len(keys) >= BATCH_ROWS:
+            yield _table(keys, updated, created, leads)
+            keys, updated, created, leads = [], [], [], []
+    if keys:
+        yield _table(keys, updated, created, leads)
+
+
+def _stored_batches(pages: Iterable[list[tuple[Any, ...]]]) -> Iterator[pa.Table]:
+    for page in pages:
+        if page:
+            yield pa.table({
+                "key": pa.array([str(row[0]) for row in page], pa.string()),
+                "updated": pa.array([row[1] for row in page], TIMESTAMP),
+                "lead_id": pa.array([None if row[2] is None else str(row[2]) for row in page],
+                                    pa.string())})
+
+
+def _key_batches(keys: Collection[str]) -> Iterator[pa.Table]:
+    if keys:
+        yield pa.table({"key": pa.array(list(keys), pa.string())})
+
+
+def _table(keys: list[str], updated: list[datetime | None], created: list[datetime | None],
+           leads: list[str | None]) -> pa.Table:
+    return pa.table({"key": pa.array(keys, pa.string()), "updated": pa.array(updated, TIMESTAMP),
+                     "created": pa.array(created, TIMESTAMP),
+                     "lead_id": pa.array(leads, pa.string())})
