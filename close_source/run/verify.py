@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,8 +28,9 @@ from dlt.common.configuration import with_config
 from close_source.api.client import DEFAULT_BASE_URL, CloseClient
 from close_source.catalog import BY_TABLE, CATALOG, Entry
 from close_source.errors import ConfigError
+from close_source.progress import Progress
 from close_source.read.change_set import route
-from close_source.read.close_keys import close_keys, close_total
+from close_source.read.close_keys import CloseKey, close_keys, close_total
 from close_source.read.context import ReadContext
 from close_source.read.event_log import Event, read_window
 from close_source.read.warehouse import Stored, Warehouse
@@ -133,7 +134,6 @@ def verify(pipeline: dlt.Pipeline, client: CloseClient, level: str,
     with Scratch(pipeline.working_dir) as scratch:
         for table in chosen:
             entry = BY_TABLE[table]
-            log.info("verifying %s", table)
             if level == "ids" or entry.incremental == "every_run":
                 results.append(_by_keys(read, entry, warehouse, scratch, sinces[table], events))
             else:
@@ -147,10 +147,12 @@ def verify(pipeline: dlt.Pipeline, client: CloseClient, level: str,
 
 
 def default_tables(state: Mapping[str, Any], stored: Stored) -> list[str]:
-    """The catalog tables the destination holds or its state says were loaded."""
+    """The catalog tables the destination holds or its state says were loaded; every table
+    when it holds none (nothing loaded is no proof of anything: every table then differs)."""
     claimed = set(st.watermarks(state))
-    return [entry.table for entry in CATALOG
+    held = [entry.table for entry in CATALOG
             if entry.table in stored.tables or entry.table in claimed]
+    return held or [entry.table for entry in CATALOG]
 
 
 def since_of(state: Mapping[str, Any], table: str) -> datetime | None:
@@ -222,7 +224,15 @@ def _by_keys(read: ReadContext, entry: Entry, warehouse: Warehouse, scratch: Scr
              since: datetime | None, events: EventsSince) -> TableResult:
     stored = warehouse.keyed_pages(entry.table, entry.primary_key, ("date_updated", "lead_id"),
                                    live=LIVE)
-    found: Comparison = scratch.compare(close_keys(read, entry), stored, since,
+    progress = Progress(f"verify {entry.table}: keys read from Close",
+                        warehouse.count(entry.table, live=LIVE) or None, unit="objects")
+
+    def counted(pages: Iterator[list[CloseKey]]) -> Iterator[list[CloseKey]]:
+        for page in pages:
+            progress.advance(len(page))
+            yield page
+
+    found: Comparison = scratch.compare(counted(close_keys(read, entry)), stored, since,
                                         events.touched.get(entry.table, set()),
                                         events.leads_gone_after(since))
     whole = (warehouse.columns(entry.table) is None or entry.incremental != "events"

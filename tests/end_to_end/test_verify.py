@@ -23,9 +23,10 @@ from close_fake import changes as c
 from close_fake import org as o
 from close_fake.churn import random_changes
 from close_source.api.client import CloseClient
+from close_source.run.lock import run_lock
 from close_source.run.verify import CHANGED, DIFFERS, EXACT, NOT_COUNTED, Report, verify
 from tests import destinations as dest
-from tests.cli_runs import KEY, close_sync, pipeline_of
+from tests.cli_runs import KEY, assert_one_line_user_error, close_sync, pipeline_of
 from tests.conftest import WAREHOUSES
 from tests.helpers import rows, sync
 from tests.invariant import every_table_mismatches
@@ -50,6 +51,8 @@ class Synced:
                "SOURCES__CLOSE__DELETES": "soft"}
         if self.dsn:
             env["DESTINATION__POSTGRES__CREDENTIALS"] = self.dsn
+        else:  # the file the test's pipeline loaded (by default it is where it was created)
+            env["DESTINATION__DUCKDB__CREDENTIALS"] = str(dest.duckdb_file(self.pipeline))
         done = close_sync(argv, self.workdir, **env)
         assert "Traceback" not in done.stderr, done.stderr
         return done.returncode, done.stdout, done.stderr
@@ -92,6 +95,51 @@ def test_a_synced_warehouse_is_exact_at_both_levels(synced: Synced) -> None:
     code, out, _ = synced.cli("--level", "ids")
     assert code == 0, out
     assert "Every table compared equals Close" in out
+    leads = next(line.split() for line in out.splitlines() if line.startswith("leads "))
+    assert leads[1:3] == [str(len(synced.org.all(o.LEAD)))] * 2
+
+
+def test_the_report_as_json_in_verify_runs_and_against_max_age(synced: Synced) -> None:
+    code, out, _ = synced.cli("--json", "--max-age", "1d", "--tables", "leads,users")
+    document = json.loads(out)
+    assert code == document["exit_code"] == 0, out
+    assert [table["table"] for table in document["tables"]] == ["leads", "users"]
+    leads = document["tables"][0]
+    assert (leads["compared"], leads["verdict"], leads["missing"], leads["stale"]) == \
+        ("count", EXACT, 0, None)
+    assert leads["close_objects"] == leads["warehouse_rows"] == len(synced.org.all(o.LEAD))
+    assert document["requests"] > 0
+    assert document["last_run"]["too_old"] is False
+    recorded = rows(synced.pipeline, "SELECT table_name, verdict, missing FROM close._verify_runs "
+                                     "WHERE level = 'counts' AND table_name IN ('leads', 'users')")
+    assert ("leads", EXACT, 0) in recorded and ("users", EXACT, 0) in recorded
+
+    synced.org.advance(timedelta(hours=3))  # no sync since: the schedule stalled
+    code, out, _ = synced.cli("--max-age", "2h", "--tables", "users")
+    assert code == 1, out
+    assert "older than --max-age 2.0h" in out
+
+
+def test_user_errors_are_one_line(synced: Synced) -> None:
+    assert_one_line_user_error(
+        close_sync(["verify", "--max-age", "soon"], synced.workdir), "--max-age", "2h")
+    assert_one_line_user_error(
+        close_sync(["verify", "--tables", "leads,nope"], synced.workdir), "unknown table",
+        "nope")
+    with run_lock(synced.pipeline):
+        code, _, err = synced.cli("--tables", "users")
+    assert code == 2
+    assert "close-sync: another close-sync run of pipeline close_crm is in progress" in err
+
+
+def test_a_destination_holding_nothing_differs(synced: Synced, tmp_path: Path) -> None:
+    """Nothing loaded proves nothing: every table is compared, and differs."""
+    done = close_sync(["verify", "--tables", "users"], tmp_path,
+                      SOURCES__CLOSE__API_KEY=KEY, SOURCES__CLOSE__BASE_URL=synced.fake.base_url)
+    assert done.returncode == 1, done.stderr
+    users = next(line.split() for line in done.stdout.splitlines() if line.startswith("users"))
+    assert users[1:4] == ["0", str(len(synced.org.all(o.USER))), str(len(synced.org.all(o.USER)))]
+    assert "Last run: none recorded in the destination." in done.stdout
 
 
 def test_each_corruption_is_reported_then_healed(synced: Synced) -> None:
