@@ -30,7 +30,9 @@ import pytest
 
 from close_fake import FakeClose, FakeOrg, generate_org
 from close_fake.churn import random_changes
+from close_source.api.client import CloseClient
 from close_source.catalog import CATALOG, HISTORY_TABLES, owned_tables
+from close_source.run.verify import DIFFERS, verify
 from tests import destinations as dest
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import new_pipeline, rows, sync
@@ -105,6 +107,8 @@ def run_rounds(org: FakeOrg, fake: FakeClose, workdir: Path, seed: int, rounds: 
             pipeline, said = _change_destination(destination, pipeline, rng, snapshots,
                                                  round_number, run, shapes, caplog)
             kind, tables = "all", None
+        if destination is None:  # Close changed since the last run: no drift, verify says
+            assert not _drift(fake, pipeline), (shapes[-1], _drift(fake, pipeline))
         exports = _exports(fake)
         run(tables, **({"sync_mode": "full"} if kind == "full subset" else {}))
         if destination == "fresh working directory":  # continued from the destination's state
@@ -118,6 +122,7 @@ def run_rounds(org: FakeOrg, fake: FakeClose, workdir: Path, seed: int, rounds: 
             run(None)
     shapes.append("final run of every table")
     run(None)
+    assert not _drift(fake, pipeline, since_last_run=True)
     # what field_changes and the versions say is what Close's events said (full reads between
     # runs leave events unread: their rows are checked where they are, not looked for)
     problems = event_mismatches(org, pipeline, since, HISTORY_TABLES, VERSIONED, complete=False)
@@ -154,6 +159,17 @@ def _change_destination(shape: str, pipeline: dlt.Pipeline, rng: random.Random,
         done = "new working directory"
     shapes[-1] += f" ({done})"
     return pipeline, said
+
+
+def _drift(fake: FakeClose, pipeline: dlt.Pipeline, since_last_run: bool = False
+           ) -> dict[str, object]:
+    """What `close-sync verify --level ids` finds (with `since_last_run`, changes since the
+    last run too)."""
+    with CloseClient(fake.api_key, fake.base_url) as client:
+        report = verify(pipeline, client, "ids")
+    return {result.table: (result.drift, result.examples, result.since_last_run)
+            for result in report.tables
+            if result.verdict == DIFFERS or (since_last_run and result.since_last_run)}
 
 
 def _exports(fake: FakeClose) -> int:
