@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
 import dlt
@@ -12,7 +12,7 @@ from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedExcept
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.extract.pipe_iterator import PipeIterator
 
-from close_source.catalog import CATALOG, HISTORY_TABLES, unknown_tables
+from close_source.catalog import BY_TABLE, CATALOG, HISTORY_TABLES, unknown_tables
 from close_source.errors import ConfigError
 
 FullLoad = Literal["export", "lists"]
@@ -98,6 +98,9 @@ class Settings:
     # history: the `field_changes` table, and the tables that keep versions (`<table>_history`)
     field_changes: bool = True
     history: tuple[str, ...] = ()
+    # `close-sync verify --heal`: tables whose rows differ from Close -> the ids to read again
+    # by id, or None: the table is read in full (`run/plan.py`)
+    heal: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
 
     @classmethod
     def checked(cls, tables: Sequence[str] | None, **values: object) -> Settings:
@@ -116,11 +119,15 @@ class Settings:
         check_extract_workers()
         check_written_booleans()
         values["history"] = _history_tables(values.get("history"))
+        values["heal"] = _healed_tables(values.get("heal"), selected)
         settings = cls(tables=selected, **values)  # type: ignore[arg-type]
         if settings.backup_dir and settings.full_load != "export":
             raise ConfigError("a backup needs the export: full_load must be 'export'")
         if settings.restore_from and (settings.backup_dir or settings.export_file):
             raise ConfigError("a restore reads only its backup: backup_dir and export_file "
+                              "cannot be set with restore_from")
+        if settings.restore_from and settings.heal:
+            raise ConfigError("a restore reads only its backup: heal (which reads Close) "
                               "cannot be set with restore_from")
         return settings
 
@@ -144,14 +151,40 @@ def _history_tables(value: object) -> tuple[str, ...]:
     """`history = ["leads", ...]`: tables the Event Log changes (their versions come from it)."""
     if value is None:
         return ()
-    if isinstance(value, str) or not isinstance(value, Sequence) or \
-            not all(isinstance(name, str) for name in value):
+    if not _names(value):
         raise ConfigError(refused("history", value, "a list of table names"))
     wrong = [name for name in value if name not in HISTORY_TABLES]
     if wrong:
         raise ConfigError(f"{setting_name('history')} names {', '.join(wrong)}: versions are kept "
                           f"only of tables the Event Log changes: {', '.join(HISTORY_TABLES)}")
     return tuple(dict.fromkeys(value))
+
+
+def _healed_tables(value: object, selected: Sequence[str]
+                   ) -> dict[str, tuple[str, ...] | None]:
+    """`heal = {"leads": [ids], "users": None}`: tables of Close objects, among those the run
+    syncs (a heal is a sync of them: it does not add tables to the run); no ids: nothing."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+            isinstance(name, str) and (ids is None or _names(ids)) for name, ids in value.items()):
+        raise ConfigError(refused("heal", value, "a mapping of table names to lists of ids "
+                                                 "or None"))
+    if unknown := [name for name in value if name not in BY_TABLE]:
+        known = ", ".join(entry.table for entry in CATALOG)
+        raise ConfigError(f"{setting_name('heal')} names {', '.join(unknown)}: not a table of "
+                          f"Close objects; known: {known}")
+    if unselected := [name for name in value if name not in selected]:
+        raise ConfigError(f"{setting_name('heal')} names {', '.join(unselected)}, not among "
+                          f"the tables this run syncs ({', '.join(selected)})")
+    return {name: None if ids is None else tuple(dict.fromkeys(ids))
+            for name, ids in value.items() if ids is None or ids}
+
+
+def _names(value: object) -> bool:
+    """A list of texts (not one text: a string is a sequence too)."""
+    return isinstance(value, Sequence) and not isinstance(value, str) and \
+        all(isinstance(name, str) for name in value)
 
 
 def check_extract_workers() -> None:

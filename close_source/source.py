@@ -6,7 +6,7 @@ how to run it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dlt
 from dlt.extract.resource import DltResource
@@ -56,6 +56,7 @@ def close_source(
     restore_from: str | None = None,
     field_changes: bool = True,
     history: Sequence[str] | None = None,
+    heal: Mapping[str, Sequence[str] | None] | None = None,
 ) -> list[DltResource]:
     """Every Close object type (or the `tables` named), each a resource named after its table.
 
@@ -66,6 +67,9 @@ def close_source(
     preflight fails fast, before any extraction, on a bad key or an unreachable API.
     `backup_dir` keeps what the full load reads in a backup; `restore_from` loads every table
     of one, offline: no key, no request to Close.
+    `heal` (`close-sync verify --heal`): per table among those synced, the ids whose rows
+    differ from Close, read again by id after the table's Event Log window (a 404 deletes the
+    row), or None: the table is read in full (as is a table read in full anyway).
     Resources are parallelized: Close rate-limits per endpoint group, so independent endpoints
     are read at the same time (`[extract] workers`).
     """
@@ -75,7 +79,7 @@ def close_source(
         backup_dir=backup_dir, export_file=export_file, max_skip=max_skip, timeout=timeout,
         max_attempts=max_attempts, custom_field_columns=custom_field_columns,
         sync_mode=sync_mode, deletes=deletes, window_memory_rows=window_memory_rows,
-        restore_from=restore_from, field_changes=field_changes, history=history)
+        restore_from=restore_from, field_changes=field_changes, history=history, heal=heal)
     if settings.restore_from:
         origin = from_backup(settings, tables)
     else:
@@ -99,7 +103,7 @@ def close_source(
     plan = make_plan(settings.tables, st.watermarks(source_state),
                      now=started_at, full_read=settings.full_read,
                      full_load=settings.full_load, exported=exported_tables(),
-                     stale=custom.stale_tables, missing=missing)
+                     stale=custom.stale_tables, missing=missing, heal=settings.heal)
     references = read_references(read, list(settings.tables), also=("roles",))
     follow_renames(plan, references, warehouse, source_state)
     _say_if_not_admin(read, references)

@@ -6,6 +6,9 @@ that table. Per object the window's last event decides: a delete removes the row
 delete, its child rows too) or, with soft deletes, keeps it with `_deleted_at`; any other
 action upserts the event's `data`, or the object read by id when `data` is missing (non-admin
 keys and events older than an hour [003:8139-8140]) or stale, a 404 meaning deleted.
+Objects the run is asked to read again (`reread`: `close-sync verify --heal` found their rows
+differing from Close) are read by id the same way, after the events, unless an event's read
+already did: a missing row comes back, a stale one is updated, a gone one is deleted.
 
 An event's `data` is a snapshot from when it happened. It is not used (the object is read as
 Close shows it now) when something it depends on changed later: a custom field definition of
@@ -33,7 +36,7 @@ copies. The rows are made from these states by the run (`run/incremental.py`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -80,7 +83,8 @@ class ChangeSet:
     so that older snapshots naming them are not trusted, and when the table was last read in
     full (`FULL_READ`): a snapshot older than that read may name anything by an older name;
     `references`: the small named tables as Close shows them now (a snapshot copying another
-    value of theirs is stale, even renamed back since).
+    value of theirs is stale, even renamed back since); `reread`: per table, ids to read again
+    by id whatever the window's events say (`verify --heal`).
     """
 
     def __init__(self, read: ReadContext, warehouse: Warehouse, store: WindowStore,
@@ -88,7 +92,8 @@ class ChangeSet:
                  values_changed_after: Callable[[str, datetime], bool],
                  renames: Mapping[str, Mapping[str, set[str]]] | None = None,
                  renamed_at: Mapping[str, Mapping[str, datetime]] | None = None,
-                 references: References | None = None) -> None:
+                 references: References | None = None,
+                 reread: Mapping[str, Collection[str]] | None = None) -> None:
         """`values_changed_after(table, moment)`: whether Close changed the table's custom
         field values without events after `moment` (its snapshots are then stale)."""
         self.read, self.warehouse, self.store = read, warehouse, store
@@ -98,6 +103,7 @@ class ChangeSet:
         self.renames = renames or {}
         self.renamed_at = renamed_at or {}
         self.references = references or References()
+        self.reread = reread or {}
         self._unknown: set[str] = set()
         self._no_id_filter: set[str] = set()  # endpoints seen ignoring `id__in` in this run
 
@@ -131,6 +137,7 @@ class ChangeSet:
                 missing.setdefault(entry.table, []).append(change.object_id)
         for table, object_ids in missing.items():
             self._read_again(BY_TABLE[table], object_ids)
+        self._asked_again()
         self._rows_of_gone_leads(gone_leads)
         self._touched_leads(set(gone_leads))
         self._relabelled()
@@ -183,6 +190,18 @@ class ChangeSet:
                 else:
                     found.append(((entry.table, object_id), obj))
             self.store.put_many(found, read_again=True)
+
+    def _asked_again(self) -> None:
+        """The objects `reread` names, of the tables this window applies to: read once (an
+        event's read by id or its delete settled the others)."""
+        for table, object_ids in sorted(self.reread.items()):
+            if table not in self.windows:
+                continue
+            todo = self.store.unsettled(table, object_ids)
+            settled = len(set(object_ids)) - len(todo)
+            log.info("%s: %d objects read again by id (verify --heal)%s", table, len(todo),
+                     f"; {settled} already settled by the window's events" if settled else "")
+            self._read_again(BY_TABLE[table], todo)
 
     def _naming(self, table: str, column: str, values: Iterable[str]) -> list[str]:
         """Ids of the table's rows, stored or in this window's states, whose `column` names

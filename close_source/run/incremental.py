@@ -98,7 +98,7 @@ def _apply(ctx: RunContext, plan: Plan, tables: list[str],
         changes = ChangeSet(ctx.read, ctx.warehouse, store,
                             {t: windows[t] for t in synced if windows[t] is not None},
                             ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at,
-                            ctx.references)
+                            ctx.references, plan.reread)
         changes.collect()
         yield from _rows(ctx, store, batcher)
         yield from history_rows(ctx, store, changes, batcher, synced)

@@ -10,12 +10,15 @@ the Event Log from the table's own watermark; decided once, before anything is r
   its choices renamed) re-reads the tables of that object type in full.
 - A rename of an object many rows name (a user) re-reads those rows; when there are more of
   them than a full read of the table costs in requests, the table is read in full instead.
+- `heal` (`close-sync verify --heal`): the ids of a table that continues from its watermark
+  are read again by id after its window (`read/change_set.py`); a table healed whole (None)
+  is read in full, as is a table read in full anyway (every run, first load, ...).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -29,6 +32,7 @@ from close_source.run.state import Watermark
 log = logging.getLogger(__name__)
 
 How = Literal["export", "lists", "events"]
+HEALING = "verify --heal"  # why a table healed whole is read in full
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class Plan:
     tables: dict[str, TablePlan] = field(default_factory=dict)
     # no-event renames to follow now: table -> {source table: ids renamed since it last synced}
     renames: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    # objects to read again by id after the window, whatever its events say: table -> ids
+    reread: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def reading(self, how: How) -> list[str]:
         return [t for t, p in self.tables.items() if p.how == how]
@@ -64,10 +70,12 @@ def incremental_tables() -> list[str]:
 
 def make_plan(selected: Iterable[str], marks: Mapping[str, Watermark], *, now: datetime,
               full_read: bool, full_load: str, exported: set[str], stale: set[str],
-              missing: Mapping[str, str] | None = None) -> Plan:
+              missing: Mapping[str, str] | None = None,
+              heal: Mapping[str, Sequence[str] | None] | None = None) -> Plan:
     """`full_read`: every table is read in full (`--full-refresh`, a backup or restore);
-    `missing`: tables the destination lacks although their watermark says loaded -> why."""
-    missing = missing or {}
+    `missing`: tables the destination lacks although their watermark says loaded -> why;
+    `heal`: tables whose rows differ from Close -> the ids to read again, or None (all)."""
+    missing, heal = missing or {}, heal or {}
     plan = Plan()
     for table in selected:
         if table in OPTIONAL_TABLES:
@@ -79,7 +87,8 @@ def make_plan(selected: Iterable[str], marks: Mapping[str, Watermark], *, now: d
                          else "lists")
         mark = marks.get(table)
         if entry.incremental == "every_run":
-            plan.tables[table] = TablePlan(table, "lists")
+            plan.tables[table] = _full(TablePlan(table, "lists"), HEALING) if table in heal \
+                else TablePlan(table, "lists")
         elif full_read:
             plan.tables[table] = full
         elif mark is None:
@@ -95,8 +104,12 @@ def make_plan(selected: Iterable[str], marks: Mapping[str, Watermark], *, now: d
             log.info("%s: custom field definitions changed how stored values look; re-reading "
                      "the table in full", table)
             plan.tables[table] = TablePlan(table, "lists", reason="custom fields changed")
+        elif table in heal and heal[table] is None:
+            plan.tables[table] = _full(full, HEALING)
         else:
             plan.tables[table] = TablePlan(table, "events", mark.window_start)
+            if ids := heal.get(table):
+                plan.reread[table] = tuple(ids)
     start = plan.window_start
     for table, table_plan in plan.tables.items():  # the raw log from the run's own window
         if table_plan.how == "events" and table_plan.since is None:
@@ -115,6 +128,7 @@ def read_in_full(plan: Plan, table: str, reason: str) -> None:
     log.info("%s: full read (%s)", table, reason)
     plan.tables[table] = TablePlan(table, "lists", reason=reason)
     plan.renames.pop(table, None)
+    plan.reread.pop(table, None)
 
 
 def follow_renames(plan: Plan, references: References, warehouse: Warehouse,
