@@ -179,6 +179,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 found = {result.table: result for result in by_ids.differing}
                 report.tables = [found.get(result.table, result) for result in report.tables]
             healing = tables_to_heal(report)
+            pipeline.activate()  # recording the report activated its own pipeline
             run_sync(pipeline, close_source(tables=list(healing), heal=healing))
             report = verify(pipeline, client, args.level, tables, max_age, where)
             report.healed = {table: "read in full" if ids is None else

@@ -166,6 +166,7 @@ def test_each_corruption_is_reported_then_healed(synced: Synced) -> None:
     assert report.exit_code == 1
 
     code, out, err = synced.cli("--level", "ids", "--heal", "--json")
+    assert out.startswith("{"), (code, out, err[-3000:])
     document = json.loads(out)
     assert code == 0, (out, err)
     assert document["before_heal"]["exit_code"] == 1
