@@ -27,7 +27,7 @@ from dlt.common.configuration import with_config
 
 from close_source.api.client import DEFAULT_BASE_URL, CloseClient
 from close_source.catalog import BY_TABLE, CATALOG, Entry
-from close_source.errors import ConfigError
+from close_source.errors import AccessDenied, ConfigError
 from close_source.progress import Progress
 from close_source.read.change_set import route
 from close_source.read.close_keys import CloseKey, close_keys, close_total
@@ -43,8 +43,8 @@ from close_source.settings import SECTION
 log = logging.getLogger(__name__)
 
 LEVELS = ("counts", "ids")
-EXACT, DIFFERS, CHANGED, NOT_COUNTED = ("exact", "differs", "changed since the last run",
-                                       "not counted")
+EXACT, DIFFERS, CHANGED, NOT_COUNTED, UNREADABLE = (
+    "exact", "differs", "changed since the last run", "not counted", "not readable")
 # rows that stand for an object Close has: soft-deleted rows and deleted definitions do not
 LIVE = {DELETED_AT: "null", "is_deleted": "not_true"}
 
@@ -60,9 +60,12 @@ class TableResult:
     examples: dict[str, list[str]] = field(default_factory=dict)
     # ids to read again when healing; None: the table is read again in full
     to_heal: list[str] | None = None
+    unreadable: str = ""  # why this key may not read the table (the sync skips it too)
 
     @property
     def verdict(self) -> str:
+        if self.unreadable:
+            return UNREADABLE
         if not self.compared:
             return NOT_COUNTED
         if any(self.drift.values()):
@@ -134,10 +137,18 @@ def verify(pipeline: dlt.Pipeline, client: CloseClient, level: str,
     with Scratch(pipeline.working_dir) as scratch:
         for table in chosen:
             entry = BY_TABLE[table]
-            if level == "ids" or entry.incremental == "every_run":
-                results.append(_by_keys(read, entry, warehouse, scratch, sinces[table], events))
-            else:
-                results.append(_by_count(read, entry, warehouse, events))
+            try:
+                if level == "ids" or entry.incremental == "every_run":
+                    results.append(_by_keys(read, entry, warehouse, scratch, sinces[table],
+                                            events))
+                else:
+                    results.append(_by_count(read, entry, warehouse, events))
+            except AccessDenied as denied:  # as the sync, which skips it, saying so
+                log.warning("%s: this API key may not read /%s (%s)", table,
+                            entry.path.strip("/"), denied.status)
+                results.append(TableResult(table, "", warehouse.count(table, live=LIVE), None,
+                                           dict.fromkeys(KINDS), 0,
+                                           unreadable=f"{denied.status} from Close"))
     marks = [mark.read_until for table in chosen
              if (mark := st.watermark(state, table)) is not None]
     last_run = st.run_close_time(state)

@@ -90,7 +90,9 @@ def _row(result: TableResult) -> tuple[str, ...]:
 
     drift = [number(result.drift[kind]) for kind in ("missing", "extra", "stale")]
     verdict = result.verdict
-    if not result.compared:
+    if result.unreadable:
+        verdict += f" ({result.unreadable}: the sync skips it too)"
+    elif not result.compared:
         verdict += " (Close gives no total: --level ids)"
     elif result.compared == "count" and verdict != DIFFERS:
         verdict += " (by count)"

@@ -116,11 +116,19 @@ def test_run_then_status_and_the_key_appears_nowhere(fake, tmp_path):
     assert again.returncode == 0, again.stderr
     assert "Event Log:" in again.stderr
 
+    # verify, by id, healing: every table equals Close; a table the key may not read is said
+    checked = close_sync(["-v", "verify", "--level", "ids", "--heal"], tmp_path, **_env(fake))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Every table compared equals Close" in checked.stdout
+    forbidden = close_sync(["verify", "--tables", "webhook_subscriptions"], tmp_path, **_env(fake))
+    assert forbidden.returncode == 0, forbidden.stdout + forbidden.stderr
+    assert "not readable (403 from Close: the sync skips it too)" in forbidden.stdout
+
     # the key, in clear or as the Basic auth header carries it, is in no output, file or table
     encoded = base64.b64encode(f"{SECRET}:".encode()).decode()
     assert fake.faults.injected["429"] > 0  # retries were logged, too
     for text in (result.stdout, result.stderr, status.stdout, status.stderr, again.stdout,
-                 again.stderr, str(text_values)):
+                 again.stderr, checked.stdout, checked.stderr, str(text_values)):
         assert SECRET not in text and encoded not in text
     for path in tmp_path.rglob("*"):
         if path.is_file():
