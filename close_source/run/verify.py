@@ -85,6 +85,8 @@ class Report:
     requests: int = 0
     seconds: float = 0.0
     healed: dict[str, str] = field(default_factory=dict)
+    # a run stopped before loading what it read: the next run loads it first
+    pending: bool = False
 
     @property
     def age(self) -> timedelta | None:
@@ -154,7 +156,8 @@ def verify(pipeline: dlt.Pipeline, client: CloseClient, level: str,
     last_run = st.run_close_time(state)
     read_until = min(marks) if marks else (datetime.fromisoformat(last_run) if last_run else None)
     return Report(level, pipeline.dataset_name, destination, results, close_time, read_until,
-                  max_age, client.requests_sent - sent, time.monotonic() - started)
+                  max_age, client.requests_sent - sent, time.monotonic() - started,
+                  pending=pipeline.has_pending_data)
 
 
 def default_tables(state: Mapping[str, Any], stored: Stored) -> list[str]:

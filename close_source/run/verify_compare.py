@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from close_source.read.close_keys import CloseKey
+from close_source.timestamps import to_utc
 
 BATCH_ROWS = 50_000  # rows handed to DuckDB at a time
 EXAMPLES = 5  # keys named per kind of difference
@@ -162,9 +163,14 @@ def _stored_batches(pages: Iterable[list[tuple[Any, ...]]]) -> Iterator[pa.Table
         if page:
             yield pa.table({
                 "key": pa.array([str(row[0]) for row in page], pa.string()),
-                "updated": pa.array([row[1] for row in page], TIMESTAMP),
+                "updated": pa.array([_moment(row[1]) for row in page], TIMESTAMP),
                 "lead_id": pa.array([None if row[2] is None else str(row[2]) for row in page],
                                     pa.string())})
+
+
+def _moment(value: Any) -> datetime | None:
+    """A stored `date_updated`: a timestamp, or text where a destination kept it so."""
+    return value if isinstance(value, datetime) or value is None else to_utc(value)
 
 
 def _key_batches(keys: Collection[str]) -> Iterator[pa.Table]:

@@ -24,6 +24,9 @@ def as_text(report: Report) -> str:
     lines = [f"Verified dataset {report.dataset!r} ({report.destination}) against Close, "
              f"level {report.level}, at {_moment(report.close_time)} (Close's clock)."]
     lines.append(_freshness(report))
+    if report.pending:
+        lines.append("A run stopped before its data was loaded: the next run loads it first "
+                     "(until then the tables lag behind what that run read).")
     header = ("table", "warehouse", "close", "missing", "extra", "stale", "since last run",
               "verdict")
     rows = [header] + [_row(result) for result in report.tables]
@@ -59,7 +62,7 @@ def as_json(report: Report) -> str:
                     "changed_since_last_run": result.since_last_run,
                     "verdict": result.verdict, "examples": result.examples}
                    for result in report.tables],
-        "healed": report.healed, "requests": report.requests,
+        "healed": report.healed, "pending_load": report.pending, "requests": report.requests,
         "seconds": round(report.seconds, 2), "exit_code": report.exit_code,
     }, indent=2)
 

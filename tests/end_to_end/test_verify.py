@@ -23,8 +23,10 @@ from close_fake import changes as c
 from close_fake import org as o
 from close_fake.churn import random_changes
 from close_source.api.client import CloseClient
+from close_source.pipeline import loader_file_format
 from close_source.run.lock import run_lock
 from close_source.run.verify import CHANGED, DIFFERS, EXACT, NOT_COUNTED, Report, verify
+from close_source.source import close_source
 from tests import destinations as dest
 from tests.cli_runs import KEY, assert_one_line_user_error, close_sync, pipeline_of
 from tests.conftest import WAREHOUSES
@@ -205,6 +207,16 @@ def test_changes_in_close_without_a_sync_are_no_drift(synced: Synced) -> None:
         assert not report.differing, by_table(report)
         assert report.exit_code == 0
         assert any(result.verdict == CHANGED for result in report.tables)
+    # a run that read them and died before loading: verify says why the tables lag
+    synced.pipeline.activate()
+    synced.pipeline.extract(close_source(api_key=KEY, base_url=synced.fake.base_url,
+                                         deletes="soft"),
+                            loader_file_format=loader_file_format(synced.pipeline))
+    synced.pipeline.normalize()
+    code, out, _ = synced.cli("--tables", "users")
+    assert code == 0, out
+    assert "A run stopped before its data was loaded: the next run loads it first" in out
     sync(synced.fake, synced.workdir, pipeline=synced.pipeline, deletes="soft")
     report = synced.verify("ids")
     assert {result.verdict for result in report.tables} == {EXACT}, by_table(report)
+    assert not report.pending
