@@ -199,7 +199,7 @@ def _print_verify(report: Report, before: Report | None, as_document: bool) -> N
         print(json.dumps(document, indent=2))
         return
     if before is not None:
-        print(as_text(before) + "\n\nAfter healing:\n")
+        print(as_text(before, only_differing=True) + "\n\nAfter healing:\n")
     print(as_text(report))
 
 

@@ -20,7 +20,8 @@ from close_source.run.verify import DIFFERS, Report, TableResult
 VERIFY_RUNS = "_verify_runs"
 
 
-def as_text(report: Report) -> str:
+def as_text(report: Report, only_differing: bool = False) -> str:
+    """`only_differing`: the tables that differ alone (what a heal then fixes)."""
     lines = [f"Verified dataset {report.dataset!r} ({report.destination}) against Close, "
              f"level {report.level}, at {_moment(report.close_time)} (Close's clock)."]
     lines.append(_freshness(report))
@@ -29,7 +30,8 @@ def as_text(report: Report) -> str:
                      "(until then the tables lag behind what that run read).")
     header = ("table", "warehouse", "close", "missing", "extra", "stale", "since last run",
               "verdict")
-    rows = [header] + [_row(result) for result in report.tables]
+    shown = report.differing if only_differing else report.tables
+    rows = [header] + [_row(result) for result in shown]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines.append("")
     for row in rows:
@@ -41,6 +43,9 @@ def as_text(report: Report) -> str:
         named = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in result.examples.items())
         if named:
             lines.append(f"  {result.table}: {named}")
+    if any(not result.compared and not result.unreadable for result in shown):
+        lines.append("  not counted: Close's lists give no total for these tables; "
+                     "--level ids compares them")
     if report.healed:
         lines.append("")
         lines += [f"Healed {table}: {how}" for table, how in report.healed.items()]
@@ -95,8 +100,6 @@ def _row(result: TableResult) -> tuple[str, ...]:
     verdict = result.verdict
     if result.unreadable:
         verdict += f" ({result.unreadable}: the sync skips it too)"
-    elif not result.compared:
-        verdict += " (Close gives no total: --level ids)"
     elif result.compared == "count" and verdict != DIFFERS:
         verdict += " (by count)"
     return (result.table, f"{result.warehouse_rows:,}", number(result.close_objects), *drift,
