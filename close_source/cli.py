@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dlt
 
+from close_source.api.client import CloseClient
 from close_source.catalog import BY_TABLE, CATALOG, unknown_tables
 from close_source.errors import ConfigError
 from close_source.pipeline import (
@@ -241,6 +242,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"{time.monotonic() - started:.1f}s with {len(fake.requests) - first_request} "
               "API requests.")
         _print_counts(table_counts(pipeline), pipeline.dataset_name)
+        with CloseClient(fake.api_key, fake.base_url) as client:
+            checked = as_text(verify(pipeline, client, "ids")).splitlines()[-2:]
+        print("\nclose-sync verify --level ids (every object's id and date_updated):\n  "
+              + "\n  ".join(checked))
     database = pipeline.destination_client().config.credentials.database  # type: ignore[attr-defined]
     print(f"\nExample query ({database}):\n{DEMO_QUERY}\n")
     with pipeline.sql_client() as client:

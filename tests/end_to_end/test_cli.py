@@ -154,6 +154,8 @@ def test_demo_shows_every_object_type(tmp_path):
     for entry in CATALOG:
         assert counts.get(entry.table, 0) > 0, entry.table
     assert "Example query" in result.stdout and "SELECT" in result.stdout
+    assert "close-sync verify --level ids" in result.stdout
+    assert "  Every table compared equals Close." in result.stdout
     assert (tmp_path / "close_crm_demo.duckdb").exists()
 
 
