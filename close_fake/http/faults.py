@@ -6,7 +6,8 @@ or from an explicit schedule (`fail_next("/lead/", ["429", "500", "drop"])`). Ev
 injected fault is counted in `injected`, so tests can prove a fault really happened.
 
 `RateLimit` enforces a real fixed-window limit per endpoint group (method + path
-template), as Close does [003:151], and feeds the `x-rate-limit-*` headers that every
+template), as Close does [003:151] (a group may have a higher limit than the others: "a higher
+limit on lightweight requests"), and feeds the `x-rate-limit-*` headers that every
 response carries [003:153-157].
 """
 
@@ -17,7 +18,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 # "429": rate-limit answer with the documented body; "500"/"502"/"503": server errors;
@@ -125,20 +126,24 @@ class RateState:
     window: float
     exceeded: bool
     group_id: str
+    window_start: float = 0.0  # monotonic: with `group_id`, the window that counted the request
 
 
 class RateLimit:
-    """`requests` per `window` seconds for each endpoint group (fixed windows).
+    """`requests` per `window` seconds for each endpoint group (fixed windows); `groups`
+    gives some groups their own limit (`{"GET /lead/": 20}`: method and route template).
 
     With `enforce=False` requests are only counted (headers stay truthful, no 429).
     """
 
-    def __init__(self, requests: int, window: float = 1.0, *, enforce: bool = True) -> None:
-        if requests < 1 or window <= 0:
+    def __init__(self, requests: int, window: float = 1.0, *, enforce: bool = True,
+                 groups: Mapping[str, int] | None = None) -> None:
+        if min([requests, *(groups or {}).values()]) < 1 or window <= 0:
             raise ValueError("requests must be >= 1 and window > 0")
         self.requests = requests
         self.window = window
         self.enforce = enforce
+        self.groups = dict(groups or {})
         self.rejected: Counter[str] = Counter()
         self._state: dict[str, list[float]] = {}  # group -> [window_start, count]
         self._lock = threading.Lock()
@@ -155,13 +160,15 @@ class RateLimit:
             state = self._state.get(group)
             if state is None or now >= state[0] + self.window:
                 state = self._state[group] = [now, 0.0]
-            exceeded = self.enforce and state[1] >= self.requests
+            limit = self.groups.get(group, self.requests)
+            exceeded = self.enforce and state[1] >= limit
             if exceeded:
                 self.rejected[group] += 1
             else:
                 state[1] += 1
-            remaining = max(0, self.requests - int(state[1]))
+            remaining = max(0, limit - int(state[1]))
             reset = max(0.0, state[0] + self.window - now)
         return RateState(
-            self.requests, remaining, reset, self.window, exceeded, self.group_id(group)
+            limit, remaining, reset, self.window, exceeded, self.group_id(group),
+            state[0],
         )

@@ -46,6 +46,7 @@ class RequestRecord:
     fault: str | None = None
     body: Any = None
     at: float = field(default_factory=time.monotonic)
+    rate: RateState | None = None  # what the rate limiter counted it in, if it reached it
 
 
 @dataclass
@@ -175,7 +176,7 @@ class RequestPipeline:
                     _Reply(405, {"error": f"Method {method} not allowed."}), None
                 )
             return self._with_rate(_Reply(404, {"error": "Not found."}), None)
-        rate = self.rate_limit.hit(f"{method} {route.template}")
+        rate = record.rate = self.rate_limit.hit(f"{method} {route.template}")
         if rate.exceeded:
             reply = _Reply(429, {"error": {
                 "message": "API call count exceeded for this period",

@@ -746,6 +746,21 @@ def test_rate_limit_429_body_and_headers(org: FakeOrg) -> None:
         assert sum(fake.rate_limit.rejected.values()) == 1
 
 
+def test_each_endpoint_group_has_its_own_limit_and_window(org: FakeOrg) -> None:
+    """Limits differ per group [003:151]; the request log says which window counted what."""
+    limit = RateLimit(3, window=30, enforce=False, groups={"GET /lead/": 5})
+    with FakeClose(org, rate_limit=limit) as fake, _client(fake) as c:
+        leads = [c.get("lead/", params={"_limit": 1}).headers for _ in range(6)]
+        me = c.get("me/").headers
+    assert [h["x-rate-limit-limit"] for h in leads] == ["5"] * 6
+    assert [h["x-rate-limit-remaining"] for h in leads] == ["4", "3", "2", "1", "0", "0"]
+    assert (me["x-rate-limit-limit"], me["x-rate-limit-remaining"]) == ("3", "2")
+    assert me["ratelimit"].startswith("limit=3, remaining=2, reset=")
+    windows = {(r.rate.group_id, r.rate.window_start) for r in fake.requests if r.rate}
+    assert len(windows) == 2 and all(r.status == 200 for r in fake.requests)
+    assert not fake.rate_limit.rejected  # enforce=False: counted, never refused
+
+
 def test_scheduled_faults_are_observed_by_the_client(org: FakeOrg) -> None:
     faults = Faults(rate_reset=0.05)
     faults.fail_next("/lead/", ["500", "drop", "partial", "429", "503"])
