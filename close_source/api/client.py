@@ -3,9 +3,10 @@
 Retries follow Close's documented rules [003:147-189]: on 429 wait `error.rate_reset` (else the
 `retry-after` / `x-rate-limit-reset` / `ratelimit: ... reset=` headers) before retrying that
 endpoint group; when a response says `remaining` is 0, hold the group until its reset instead of
-running into a 429. 5xx, timeouts and dropped connections are retried with exponential backoff and
-jitter (tenacity), a bounded number of times. Rate limits are per endpoint group, so one
-`_RateGate` per (method, path template) lets independent endpoints proceed concurrently.
+running into a 429 (and, with `rate_limit_share` below 1, once that share of the limit is used:
+`api/rate_limits.py`). 5xx, timeouts and dropped connections are retried with exponential
+backoff and jitter (tenacity), a bounded number of times. Rate limits are per endpoint group, so
+one `RateGate` per (method, path template) lets independent endpoints proceed concurrently.
 
 No connection before Close has answered once (the `GET /me/` preflight) is a wrong `base_url` or
 an outage: it ends the run within seconds, saying why (`api/connection.py`). Once Close has
@@ -41,6 +42,7 @@ from close_source.api.connection import (
     connect_failure,
     validate_base_url,
 )
+from close_source.api.rate_limits import RateGate, rate_limit_wait
 from close_source.errors import AccessDenied, ApiError, AuthError, ConfigError, UnreachableError
 from close_source.progress import Progress, megabytes
 
@@ -50,8 +52,6 @@ KEY_HINT = "set SOURCES__CLOSE__API_KEY or `api_key` under [sources.close] in .d
 log = logging.getLogger(__name__)
 
 _ID_IN_PATH = re.compile(r"/[a-z]+_[A-Za-z0-9]{6,}(?=/|$)")
-_RATELIMIT_RESET = re.compile(r"reset=\s*([0-9.]+)")
-_RATELIMIT_REMAINING = re.compile(r"remaining=\s*([0-9.]+)")
 
 
 class _Retryable(Exception):
@@ -66,64 +66,8 @@ class _Retryable(Exception):
         self.connecting = connecting
 
 
-class _RateGate:
-    """Holds back requests of one endpoint group until Close's rate window resets."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open_at = 0.0
-
-    def wait(self) -> None:
-        delay = self._open_at - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-
-    def hold(self, seconds: float) -> None:
-        with self._lock:
-            self._open_at = max(self._open_at, time.monotonic() + seconds)
-
-
 def _endpoint_group(method: str, path: str) -> str:
     return f"{method} {_ID_IN_PATH.sub('/{id}', '/' + path.strip('/'))}"
-
-
-def _float(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-def rate_limit_wait(response: httpx.Response) -> float:
-    """Seconds to wait after a 429: the body's `rate_reset` first, as the docs prefer."""
-    try:
-        error = orjson.loads(response.content).get("error")
-        if isinstance(error, dict) and _float(str(error.get("rate_reset"))) is not None:
-            return float(error["rate_reset"])
-    except (orjson.JSONDecodeError, AttributeError):
-        pass
-    for header in ("retry-after", "x-rate-limit-reset"):
-        seconds = _float(response.headers.get(header))
-        if seconds is not None:
-            return seconds
-    match = _RATELIMIT_RESET.search(response.headers.get("ratelimit", ""))
-    return float(match.group(1)) if match else 1.0
-
-
-def exhausted_window(response: httpx.Response) -> float | None:
-    """Seconds until reset when the headers say no request is left in this window."""
-    remaining = _float(response.headers.get("x-rate-limit-remaining"))
-    reset = _float(response.headers.get("x-rate-limit-reset"))
-    combined = response.headers.get("ratelimit", "")
-    if remaining is None and (match := _RATELIMIT_REMAINING.search(combined)):
-        remaining = float(match.group(1))
-    if reset is None and (match := _RATELIMIT_RESET.search(combined)):
-        reset = float(match.group(1))
-    if remaining is not None and remaining <= 0 and reset:
-        return reset
-    return None
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -154,17 +98,22 @@ class CloseClient:
         backoff_max: float = 30.0,
         max_connections: int = 16,
         transport: httpx.BaseTransport | None = None,
+        rate_limit_share: float = 1.0,
     ) -> None:
-        """`transport`: httpx's seam, for tests (`httpx.MockTransport`) and benchmarks."""
+        """`transport`: httpx's seam, for tests (`httpx.MockTransport`) and benchmarks.
+        `rate_limit_share`: the part of each endpoint group's limit this client uses."""
         if not api_key or not api_key.strip():
             raise ConfigError(f"No Close API key: {KEY_HINT}")
+        if not 0 < rate_limit_share <= 1:
+            raise ValueError(f"rate_limit_share must be in (0, 1], not {rate_limit_share!r}")
+        self.rate_limit_share = rate_limit_share
         self.base_url = validate_base_url(base_url)
         self.max_attempts = max_attempts
         self.max_rate_limited = max_rate_limited
         self._backoff_initial, self._backoff_max = backoff_initial, backoff_max
         self._backoff = wait_exponential_jitter(
             multiplier=backoff_initial, max=backoff_max, jitter=backoff_initial)
-        self._gates: dict[str, _RateGate] = {}
+        self._gates: dict[str, RateGate] = {}
         self._gates_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self.requests_sent = 0
@@ -208,7 +157,7 @@ class CloseClient:
         json: Any = None, headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one logical request, retrying what is retryable; return the decoded JSON."""
-        gate = self._gate(method, path)
+        gate = self._gate((headers or {}).get("x-http-method-override", method), path)
         retrying = Retrying(
             retry=retry_if_exception_type(_Retryable),
             wait=self._wait,
@@ -219,7 +168,6 @@ class CloseClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    gate.wait()
                     return self._send(method, path, params, json, gate, headers)
         except _Retryable as exc:
             if exc.connecting:
@@ -232,15 +180,21 @@ class CloseClient:
 
     # ---- internals ------------------------------------------------------------------------
 
-    def _gate(self, method: str, path: str) -> _RateGate:
+    def _gate(self, method: str, path: str) -> RateGate:
+        """A GET sent as a POST with `x-http-method-override` [003:11-22] is limited as the
+        GET it is (the fake Close counts it so; one gate for both is the cautious reading)."""
         key = _endpoint_group(method, path)
         with self._gates_lock:
-            return self._gates.setdefault(key, _RateGate())
+            if key not in self._gates:
+                self._gates[key] = RateGate(self.rate_limit_share)
+            return self._gates[key]
 
     def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
-              gate: _RateGate, headers: Mapping[str, str] | None = None) -> Any:
+              gate: RateGate, headers: Mapping[str, str] | None = None) -> Any:
+        sent_at = gate.enter()
         with self._stats_lock:
             self.requests_sent += 1
+        response: httpx.Response | None = None
         try:
             response = self._http.request(method, path, params=params, json=json,
                                           headers=headers)
@@ -254,6 +208,9 @@ class CloseClient:
             if not self.answered and not transient:
                 raise cannot_connect(self.base_url, reason) from None
             raise _Retryable(reason, connecting=not self.answered) from None
+        finally:  # a 5xx says nothing reliable of the window: counted as used, like no answer
+            gate.leave(sent_at, response if response is not None
+                       and response.status_code < 500 else None)
 
         self.answered = True
         status = response.status_code
@@ -272,8 +229,6 @@ class CloseClient:
         if status >= 400:
             raise ApiError(status, method, path, _error_message(response))
 
-        if (hold := exhausted_window(response)) is not None:
-            gate.hold(hold)
         self._note_server_time(response)
         try:
             return orjson.loads(response.content)

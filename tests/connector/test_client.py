@@ -9,7 +9,9 @@ import ssl
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,6 +61,40 @@ def test_exhausted_window_holds_the_group_instead_of_hitting_429(org):
             client.get("role/")
     statuses = [r.status for r in fake.requests]
     assert statuses == [200] * 9, "the client ran into the limit instead of slowing down"
+
+
+def counted_per_window(fake: FakeClose) -> Counter[tuple[str, float]]:
+    """The fake limiter's count of requests per (endpoint group, window)."""
+    return Counter((r.rate.group_id, r.rate.window_start) for r in fake.requests
+                   if r.rate and not r.rate.exceeded)
+
+
+@pytest.mark.parametrize(("share", "requests", "most"), [
+    (0.5, 12, 5), (0.3, 9, 3), (0.05, 3, 1),  # 0.05 of 10 is less than one: one a window
+])
+def test_a_share_holds_each_window_to_that_part_of_the_limit_under_threads(
+        org, share, requests, most):
+    """Six threads at once on one endpoint group: at most `share` of the limit is ever
+    counted in one of the fake's windows (in-flight requests included), and that much is."""
+    limit = RateLimit(10, 0.3, enforce=False)
+    with FakeClose(org, rate_limit=limit) as fake, \
+            client_for(fake, rate_limit_share=share) as client, \
+            ThreadPoolExecutor(max_workers=6) as pool:
+        for page in pool.map(lambda _: client.get("role/"), range(requests)):
+            assert page["data"]
+    counts = [n for (group, _), n in counted_per_window(fake).items()
+              if group == RateLimit.group_id("GET /role/")]
+    assert sum(counts) == requests and max(counts) == most, counts
+
+
+def test_the_whole_limit_is_the_default_as_before(org):
+    """Share 1.0: requests go until a response says none remain, as before the setting."""
+    with FakeClose(org, rate_limit=RateLimit(10, 0.3, enforce=False)) as fake, \
+            client_for(fake) as client:
+        assert client.rate_limit_share == 1.0
+        for _ in range(12):
+            client.get("role/")
+    assert list(counted_per_window(fake).values()) == [10, 2]
 
 
 def test_endpoint_groups_are_limited_independently(org):

@@ -138,3 +138,48 @@ def test_an_exhausted_window_holds_the_endpoint_group_until_its_reset():
     client.get("lead/")
     assert time.monotonic() - started >= 0.04
     assert len(seen) == 2
+
+
+def seconds_for_two_requests(headers: dict[str, str], **kwargs: object) -> float:
+    """The second request's wait, after a first answer carrying `headers`."""
+    seen, handler = answers(httpx.Response(200, json={}, headers=headers),
+                            httpx.Response(200, json={}))
+    client = client_for(handler, **kwargs)
+    client.get("lead/")
+    started = time.monotonic()
+    client.get("lead/")
+    assert len(seen) == 2
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize(("headers", "held"), [
+    # half of 4 used: the share is spent until the reset
+    ({"x-rate-limit-limit": "4", "x-rate-limit-remaining": "2", "x-rate-limit-reset": "0.2"},
+     True),
+    ({"x-rate-limit-limit": "4", "x-rate-limit-remaining": "3", "x-rate-limit-reset": "5"},
+     False),
+    # the combined header alone: `remaining=` is not read as `limit=`
+    ({"ratelimit": "limit=4, remaining=2, reset=0.2"}, True),
+    ({"ratelimit": "limit=4, remaining=3, reset=5"}, False),
+    ({"ratelimit": "remaining=3, limit=4, reset=5"}, False),
+    # both: the documented headers win
+    ({"x-rate-limit-limit": "4", "x-rate-limit-remaining": "2", "x-rate-limit-reset": "0.2",
+      "ratelimit": "limit=4, remaining=4, reset=5"}, True),
+    # no limit said: as without a share (hold only when none remain)
+    ({"x-rate-limit-remaining": "1", "x-rate-limit-reset": "5"}, False),
+    ({}, False),
+])
+def test_a_share_of_half_holds_the_group_once_half_the_limit_is_used(headers, held):
+    elapsed = seconds_for_two_requests(headers, rate_limit_share=0.5)
+    if held:
+        assert elapsed >= 0.15, "the second request did not wait for the window's reset"
+    else:
+        assert elapsed < 2, "the second request waited for a reset 5 s away"
+
+
+def test_the_whole_limit_holds_only_when_nothing_remains():
+    used_but_one = {"x-rate-limit-limit": "4", "x-rate-limit-remaining": "1",
+                    "x-rate-limit-reset": "5"}
+    assert seconds_for_two_requests(used_but_one) < 2
+    assert seconds_for_two_requests({**used_but_one, "x-rate-limit-remaining": "0",
+                                     "x-rate-limit-reset": "0.2"}) >= 0.15
