@@ -30,6 +30,10 @@ def _whole(minimum: int) -> Callable[[object], bool]:
     return lambda value: type(value) is int and value >= minimum
 
 
+def _share(value: object) -> bool:
+    return type(value) in (int, float) and 0 < value <= 1  # type: ignore[operator]
+
+
 def _seconds(value: object) -> bool:
     return type(value) in (int, float) and math.isfinite(value) and \
         0 < value <= MAX_SECONDS  # type: ignore[operator]
@@ -43,6 +47,7 @@ ACCEPTS: dict[str, tuple[Callable[[object], bool], str]] = {
     "max_skip": (_whole(1), "a whole number greater than 0"),
     "timeout": (_seconds, "a number of seconds greater than 0 (a year at most)"),
     "max_attempts": (_whole(1), "a whole number greater than 0"),
+    "rate_limit_share": (_share, "a number greater than 0 and at most 1"),
     "export_timeout": (_seconds, "a number of seconds greater than 0 (a year at most)"),
     "export_poll_interval": (_seconds, "a number of seconds greater than 0 (a year at most)"),
     "window_memory_rows": (_whole(0), "a whole number of rows, 0 or more"),
@@ -62,6 +67,13 @@ def refused(field: str, value: object, accepts: str, section: Sequence[str] = SE
     secret: the value is shown."""
     shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     return f"{setting_name(field, section)} must be {accepts}, not {shown}"
+
+
+def check_setting(name: str, value: object) -> None:
+    """A ConfigError when setting `name` of ACCEPTS does not take `value`."""
+    accepts, said = ACCEPTS[name]
+    if not accepts(value):
+        raise ConfigError(refused(name, value, said))
 
 
 def accepted(hint: Any) -> str:
@@ -88,6 +100,8 @@ class Settings:
     max_skip: int
     timeout: float
     max_attempts: int
+    # the part of each endpoint group's rate limit the run uses; the rest is left to others
+    rate_limit_share: float
     custom_field_columns: ColumnNaming
     sync_mode: SyncMode
     deletes: Deletes
@@ -113,9 +127,8 @@ class Settings:
                            ("deletes", Deletes), ("custom_field_columns", ColumnNaming)):
             if values[name] not in get_args(kind):
                 raise ConfigError(refused(name, values[name], accepted(kind)))
-        for name, (accepts, said) in ACCEPTS.items():
-            if not accepts(values[name]):
-                raise ConfigError(refused(name, values[name], said))
+        for name in ACCEPTS:
+            check_setting(name, values[name])
         check_extract_workers()
         check_written_booleans()
         values["history"] = _history_tables(values.get("history"))

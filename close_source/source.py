@@ -49,6 +49,7 @@ def close_source(
     max_skip: int = 250_000,
     timeout: float = 60.0,
     max_attempts: int = 8,
+    rate_limit_share: float = 1.0,
     custom_field_columns: str = "name",
     sync_mode: str = "auto",
     deletes: str = "hard",
@@ -71,20 +72,23 @@ def close_source(
     differ from Close, read again by id after the table's Event Log window (a 404 deletes the
     row), or None: the table is read in full (as is a table read in full anyway).
     Resources are parallelized: Close rate-limits per endpoint group, so independent endpoints
-    are read at the same time (`[extract] workers`).
+    are read at the same time (`[extract] workers`); `rate_limit_share` below 1 leaves the rest
+    of each group's limit to the organisation's other integrations.
     """
     settings = Settings.checked(
         tables, base_url=base_url, full_load=full_load, export_fallback=export_fallback,
         export_timeout=export_timeout, export_poll_interval=export_poll_interval,
         backup_dir=backup_dir, export_file=export_file, max_skip=max_skip, timeout=timeout,
-        max_attempts=max_attempts, custom_field_columns=custom_field_columns,
+        max_attempts=max_attempts, rate_limit_share=rate_limit_share,
+        custom_field_columns=custom_field_columns,
         sync_mode=sync_mode, deletes=deletes, window_memory_rows=window_memory_rows,
         restore_from=restore_from, field_changes=field_changes, history=history, heal=heal)
     if settings.restore_from:
         origin = from_backup(settings, tables)
     else:
         client = CloseClient(api_key or "", settings.base_url, timeout=settings.timeout,
-                             max_attempts=settings.max_attempts)
+                             max_attempts=settings.max_attempts,
+                             rate_limit_share=settings.rate_limit_share)
         origin = from_close(client, settings)
     settings, read, started_at = origin.settings, origin.read, origin.started_at
     # the state continued from is the destination's own

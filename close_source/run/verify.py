@@ -38,7 +38,7 @@ from close_source.records import DELETED_AT
 from close_source.run import state as st
 from close_source.run.destination import read_destination
 from close_source.run.verify_compare import HEAL_BY_ID_MAX, KINDS, Comparison, Scratch
-from close_source.settings import SECTION
+from close_source.settings import SECTION, check_setting
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,14 @@ class Report:
 
 @with_config(sections=SECTION)
 def close_client(api_key: str = dlt.secrets.value, base_url: str = DEFAULT_BASE_URL,
-                 timeout: float = 60.0, max_attempts: int = 8) -> CloseClient:
+                 timeout: float = 60.0, max_attempts: int = 8,
+                 rate_limit_share: float = 1.0) -> CloseClient:
     """A client configured as the source's (`[sources.close]`, `SOURCES__CLOSE__*`)."""
-    return CloseClient(api_key, base_url, timeout=float(timeout), max_attempts=int(max_attempts))
+    for name, value in (("timeout", timeout), ("max_attempts", max_attempts),
+                        ("rate_limit_share", rate_limit_share)):
+        check_setting(name, value)
+    return CloseClient(api_key, base_url, timeout=float(timeout), max_attempts=int(max_attempts),
+                       rate_limit_share=float(rate_limit_share))
 
 
 @with_config(sections=SECTION)

@@ -14,6 +14,7 @@ from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedExcept
 
 from close_source import close_source
 from close_source.errors import ConfigError
+from close_source.run.verify import close_client
 from close_source.settings import Settings, check_extract_workers
 from close_source.user_errors import user_error_message
 
@@ -52,6 +53,11 @@ def test_history_names_tables_once():
     ("full_load", "exports", "[sources.close] full_load (SOURCES__CLOSE__FULL_LOAD) must be one "
                              "of export, lists, not 'exports'"),
     ("timeout", "x" * 100, "not '" + "x" * 36 + "..."),
+    ("rate_limit_share", 0, "[sources.close] rate_limit_share (SOURCES__CLOSE__RATE_LIMIT_SHARE) "
+                            "must be a number greater than 0 and at most 1, not 0"),
+    ("rate_limit_share", 1.01, "must be a number greater than 0 and at most 1, not 1.01"),
+    ("rate_limit_share", float("nan"), "must be a number greater than 0 and at most 1, not nan"),
+    ("rate_limit_share", True, "must be a number greater than 0 and at most 1, not True"),
     ("field_changes", 1, "[sources.close] field_changes (SOURCES__CLOSE__FIELD_CHANGES) must be "
                          "true or false, not 1"),
     ("history", "leads", "[sources.close] history (SOURCES__CLOSE__HISTORY) must be a list of "
@@ -69,7 +75,8 @@ def test_a_value_a_setting_cannot_use_is_refused_by_name(name, value, says):
 def test_the_defaults_and_the_edges_are_accepted():
     assert Settings.checked(None, **DEFAULTS).timeout == 60.0
     edges = {"max_skip": 1, "timeout": 0.001, "max_attempts": 1, "export_timeout": 365 * 86400,
-             "export_poll_interval": 1, "window_memory_rows": 0, "export_fallback": False}
+             "export_poll_interval": 1, "window_memory_rows": 0, "export_fallback": False,
+             "rate_limit_share": 1}
     assert Settings.checked(None, **{**DEFAULTS, **edges}).window_memory_rows == 0
 
 
@@ -109,3 +116,14 @@ def test_a_boolean_written_as_a_number_in_config_toml_is_refused(written):
                                   "(SOURCES__CLOSE__EXPORT_FALLBACK) must be true or false, "
                                   f"not {written!r}")
     assert dlt.config.get("sources.close.export_fallback") is None
+
+
+def test_verify_configures_its_client_as_the_source_is_configured(monkeypatch):
+    """`close-sync verify` reads Close with the share of the rate limit the sync takes."""
+    monkeypatch.setenv("SOURCES__CLOSE__API_KEY", "api_settings_test_key")
+    monkeypatch.setenv("SOURCES__CLOSE__RATE_LIMIT_SHARE", "0.25")
+    with close_client() as client:
+        assert client.rate_limit_share == 0.25
+    monkeypatch.delenv("SOURCES__CLOSE__RATE_LIMIT_SHARE")
+    with close_client() as client:
+        assert client.rate_limit_share == 1.0

@@ -158,6 +158,7 @@ def test_malformed_toml_names_the_file_and_line(fake, tmp_path, name, content, w
 
 
 SECONDS = "a number of seconds greater than 0"
+SHARE = "a number greater than 0 and at most 1"
 # Every numeric and boolean setting, once from .dlt/config.toml and once from the environment:
 # a value that is not a number (or not true/false) from one, out of range from the other.
 BAD_SETTINGS = [
@@ -167,6 +168,8 @@ BAD_SETTINGS = [
     ("env", "sources.close", "timeout", "abc", f"{SECONDS} (a year at most), not 'abc'"),
     ("toml", "sources.close", "max_attempts", "0", "a whole number greater than 0, not 0"),
     ("env", "sources.close", "max_attempts", "three", "a whole number greater than 0"),
+    ("toml", "sources.close", "rate_limit_share", "1.5", f"{SHARE}, not 1.5"),
+    ("env", "sources.close", "rate_limit_share", "half", f"{SHARE}, not 'half'"),
     ("toml", "sources.close", "export_timeout", '"6h"', f"{SECONDS} (a year at most), not '6h'"),
     ("env", "sources.close", "export_timeout", "1e12", f"{SECONDS} (a year at most)"),
     ("toml", "sources.close", "export_poll_interval", "0", f"{SECONDS} (a year at most), not 0"),
@@ -207,6 +210,19 @@ def test_a_bad_setting_is_one_line_before_anything_is_read(fake, tmp_path, origi
     assert_one_line_user_error(result, f"[{section}] {name} ({variable}) must be {says}")
     assert KEY not in result.stdout + result.stderr
     assert len(fake.requests) == requests, "the setting was checked after reading from Close"
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("rate_limit_share", "0", f"{SHARE}, not 0.0"), ("timeout", "-1", f"{SECONDS}")])
+def test_verify_refuses_a_bad_client_setting_in_one_line(fake, tmp_path, name, value, says):
+    """`close-sync verify` configures its client from [sources.close] as the sync does."""
+    requests = len(fake.requests)
+    result = close_sync(["verify"], tmp_path, SOURCES__CLOSE__API_KEY=KEY,
+                        SOURCES__CLOSE__BASE_URL=fake.base_url,
+                        **{f"SOURCES__CLOSE__{name.upper()}": value})
+    assert_one_line_user_error(result, f"[sources.close] {name} "
+                                       f"(SOURCES__CLOSE__{name.upper()}) must be {says}")
+    assert len(fake.requests) == requests
 
 
 def test_credentials_in_config_toml_say_where_they_belong(fake, tmp_path):
