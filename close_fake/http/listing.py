@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import org as o
 from .. import views as v
@@ -15,6 +15,8 @@ from ..org import FakeOrg
 from ..params import Params, Predicate, newest_first
 from ..request import Request
 from .catalog import ALWAYS_PARAMS, DEFAULT_LIMIT, DOCUMENTED_PARAMS, OTHER_PAGE_CAP
+
+T = TypeVar("T")
 
 
 class Listing:
@@ -26,7 +28,7 @@ class Listing:
     page_overlap: dict[str, int]
     id_filters: str
     undocumented_filters: str
-    _filtered: OrderedDict[Any, list[dict]]
+    _filtered: OrderedDict[Any, Any]
 
     @staticmethod
     def fields(req: Request) -> v.Fields:
@@ -40,8 +42,9 @@ class Listing:
             return items
         return [x for x in items if all(p(x) for p in preds)]
 
-    def cached(self, key: Any, build: Callable[[], list[dict]]) -> list[dict]:
-        """Filtered listings are reused across the pages of one scan (small LRU)."""
+    def cached(self, key: Any, build: Callable[[], T]) -> T:
+        """Filtered listings (and their aggregates) are reused across the pages of one scan
+        (small LRU)."""
         key = (self.org.version, key)
         hit = self._filtered.get(key)
         if hit is not None:
@@ -99,8 +102,8 @@ class Listing:
             out: dict[str, Any] = {}
             if total_results:
                 out["total_results"] = len(found)
-            if extras is not None:
-                out.update(extras(found))
+            if extras is not None:  # over every match: once per scan, not once per page
+                out.update(self.cached((key, "extras"), lambda: extras(found)))
             out["has_more"] = start + len(page) < len(found)
             out["data"] = [render(x, fields) if render else v.project(x, fields) for x in page]
             return out

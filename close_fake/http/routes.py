@@ -91,7 +91,7 @@ class Router(Reads, FieldWrites, StatusWrites):
         for path, cap in (page_caps or {}).items():
             self.page_caps[_norm_template(path)] = cap
         self.search = search
-        self._filtered: OrderedDict[Any, list[dict]] = OrderedDict()
+        self._filtered: OrderedDict[Any, Any] = OrderedDict()
         self.routes: list[Route] = []
         self._build()
 

@@ -21,10 +21,10 @@ import pyarrow as pa
 from close_source.read.close_keys import CloseKey
 from close_source.timestamps import to_utc
 
-BATCH_ROWS = 50_000  # rows handed to DuckDB at a time
+BATCH_ROWS = 10_000  # rows handed to DuckDB at a time (a batch of Python objects: ~5 MB)
 EXAMPLES = 5  # keys named per kind of difference
 HEAL_BY_ID_MAX = 10_000  # beyond this many differences a table is healed by a full read
-SCRATCH_MEMORY = "128MB"
+SCRATCH_MEMORY = "64MB"  # as the loading connection's (pipeline.py); DuckDB spills past it
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 KINDS = ("missing", "extra", "stale")
 
@@ -92,52 +92,60 @@ class Scratch:
             self._db.unregister("batch")
 
     def _differences(self, since: datetime | None) -> Comparison:
+        """Counted in SQL; only the keys named (examples, ids to heal) come back, in key
+        order. Each step is one aggregate or one join into a table, which DuckDB spills past
+        its limit; one query of them all kept every side in memory at once (and failed at
+        64 MB on a table of millions of differences)."""
         db = self._db
+        for sql in DIFFERENCES:
+            db.execute(sql, [since] * sql.count("?"))
         found = Comparison()
-        found.close_objects = _one(db, "SELECT count(DISTINCT key) FROM close_side")
+        found.close_objects = _one(db, "SELECT count(*) FROM c")
         found.warehouse_rows = _one(db, "SELECT count(*) FROM stored")
-        db.execute(DIFFERENCES, [since, since, since])
-        while rows := db.fetchmany(BATCH_ROWS):
-            for kind, key, recent in rows:
-                if recent:
-                    found.since_last_run += 1
-                    continue
-                found.drift[kind] += 1
-                if len(found.examples.setdefault(kind, [])) < EXAMPLES:
-                    found.examples[kind].append(key)
-                if len(found.to_heal) <= HEAL_BY_ID_MAX:
-                    found.to_heal.append(key)
+        for kind, recent, count in db.execute(
+                "SELECT kind, recent, count(*) FROM differences GROUP BY ALL").fetchall():
+            if recent:
+                found.since_last_run += count
+            else:
+                found.drift[kind] += count
+        for kind in sorted(KINDS):  # as the keys to heal: extra, missing, stale
+            found.examples.update({kind: [row[0] for row in db.execute(
+                "SELECT key FROM differences WHERE kind = ? AND NOT recent ORDER BY key LIMIT ?",
+                [kind, EXAMPLES]).fetchall()]} if found.drift[kind] else {})
+        found.to_heal = [row[0] for row in db.execute(
+            "SELECT key FROM differences WHERE NOT recent ORDER BY kind, key LIMIT ?",
+            [HEAL_BY_ID_MAX + 1]).fetchall()]
         return found
 
 
 # Each key once per kind: a key stored twice is a row too many (`extra`); stale compares only
-# where both sides have a `date_updated`.
-DIFFERENCES = """
-WITH c AS (SELECT key, max(updated) AS updated, max(created) AS created, max(lead_id) AS lead_id
-           FROM close_side GROUP BY key),
-     s AS (SELECT key, max(updated) AS updated, max(lead_id) AS lead_id, count(*) AS copies
-           FROM stored GROUP BY key)
-SELECT 'missing', c.key,
-       c.updated > ?::TIMESTAMPTZ OR c.created > ?::TIMESTAMPTZ
-       OR c.key IN (SELECT key FROM touched)
+# where both sides have a `date_updated`. `recent`: changed after the last run (`since`).
+DIFFERENCES = (
+    "CREATE OR REPLACE TABLE c AS SELECT key, max(updated) AS updated, max(created) AS created,"
+    " max(lead_id) AS lead_id FROM close_side GROUP BY key",
+    "CREATE OR REPLACE TABLE s AS SELECT key, max(updated) AS updated, max(lead_id) AS lead_id,"
+    " count(*) AS copies FROM stored GROUP BY key",
+    """CREATE OR REPLACE TABLE differences AS
+SELECT 'missing' AS kind, c.key, coalesce(c.updated > ?::TIMESTAMPTZ
+       OR c.created > ?::TIMESTAMPTZ OR c.key IN (SELECT key FROM touched), false) AS recent
 FROM c ANTI JOIN s ON c.key = s.key
 UNION ALL
-SELECT 'extra', s.key,
-       s.key IN (SELECT key FROM touched) OR s.lead_id IN (SELECT key FROM touched_leads)
+SELECT 'extra', s.key, coalesce(s.key IN (SELECT key FROM touched)
+       OR s.lead_id IN (SELECT key FROM touched_leads), false)
 FROM s ANTI JOIN c ON c.key = s.key
 UNION ALL
 SELECT 'extra', s.key, false FROM s SEMI JOIN c ON c.key = s.key WHERE s.copies > 1
 UNION ALL
-SELECT 'stale', c.key, c.updated > ?::TIMESTAMPTZ OR c.key IN (SELECT key FROM touched)
+SELECT 'stale', c.key, coalesce(c.updated > ?::TIMESTAMPTZ OR c.key IN (SELECT key FROM touched),
+       false)
 FROM c JOIN s ON c.key = s.key
-WHERE c.updated IS NOT NULL AND s.updated IS NOT NULL AND c.updated <> s.updated
-ORDER BY 1, 2
-"""
+WHERE c.updated IS NOT NULL AND s.updated IS NOT NULL AND c.updated <> s.updated""",
+)
 
 
 def _one(db: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = db.execute(sql).fetchone()
-    return int(row[0]) if row else 0
+    rows = db.execute(sql).fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _close_batches(pages: Iterable[list[CloseKey]]) -> Iterator[pa.Table]:

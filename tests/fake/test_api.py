@@ -436,6 +436,26 @@ def test_opportunity_filters_order_and_aggregates(client: httpx.Client, org: Fak
     assert client.get("opportunity/", params={"_order_by": "name"}).status_code == 400
 
 
+def test_opportunity_aggregates_on_every_page_follow_changes() -> None:
+    """The aggregates are computed once per scan (a full read of 100,000 opportunities
+    summed them on every page: 100 ms a page), and still over every match, after a change
+    too."""
+    org = generate_org(seed=11, leads=30)
+
+    def one_time() -> int:
+        return sum(x["value"] for x in org.all(o.OPPORTUNITY) if x["value_period"] == "one_time")
+
+    with FakeClose(org) as fake, _client(fake) as client:
+        pages = [client.get("opportunity/", params={"_limit": 10, "_skip": skip}).json()
+                 for skip in (0, 10)]
+        before = one_time()
+        assert [page["total_value_one_time"] for page in pages] == [before, before]
+        opp = next(x for x in org.all(o.OPPORTUNITY) if x["value_period"] == "one_time")
+        org.put(o.OPPORTUNITY, {**opp, "value": opp["value"] + 1000})
+        later = client.get("opportunity/", params={"_limit": 10, "_skip": 10}).json()
+        assert later["total_value_one_time"] == before + 1000 == one_time()
+
+
 def test_sequence_subscription_requires_a_filter(client: httpx.Client, org: FakeOrg) -> None:
     r = client.get("sequence_subscription/")
     assert r.status_code == 400 and "sequence_id" in r.json()["error"]
