@@ -30,8 +30,15 @@ from close_source.catalog import BY_TABLE, CATALOG, Entry
 from close_source.errors import AccessDenied, ConfigError
 from close_source.progress import Progress
 from close_source.read.change_set import route
-from close_source.read.close_keys import TOTALS, CloseKey, close_keys, close_total
+from close_source.read.close_keys import (
+    TOTALS,
+    CloseKey,
+    close_keys,
+    close_total,
+    definition_key,
+)
 from close_source.read.context import ReadContext
+from close_source.read.custom_fields import OBJECT_TYPES
 from close_source.read.event_log import Event, read_window
 from close_source.read.warehouse import Stored, Warehouse
 from close_source.records import DELETED_AT
@@ -188,7 +195,13 @@ def since_of(state: Mapping[str, Any], table: str) -> datetime | None:
     if mark is not None:
         return mark.newest_event
     last_run = st.run_close_time(state)
-    return datetime.fromisoformat(last_run) if last_run else None
+    if not last_run:
+        return None
+    # Close's time was the later of its `Date` header and its newest event: objects are
+    # dated on the events' clock, which may run behind the header
+    began = datetime.fromisoformat(last_run)
+    applied = [mark.newest_event for mark in st.watermarks(state).values()]
+    return min(began, max(applied)) if applied else began
 
 
 @dataclass
@@ -228,7 +241,7 @@ class EventsSince:
         since = sinces.get(entry.table) if entry is not None else None
         if entry is None or since is None or event.date_updated <= since:
             return
-        self.touched.setdefault(entry.table, set()).update([event.object_id, *gone])
+        self.touched.setdefault(entry.table, set()).update([*_keys(event), *gone])
         self.deleted.setdefault(entry.table, set()).update(gone)
         if event.action == "created":
             self.created.setdefault(entry.table, set()).add(event.object_id)
@@ -242,6 +255,16 @@ class EventsSince:
         """(objects created and still there, objects there before and deleted) since."""
         created, deleted = self.created.get(table, set()), self.deleted.get(table, set())
         return len(created - deleted), len(deleted - created)
+
+
+def _keys(event: Event) -> list[str]:
+    """The keys of the rows an event touches: a custom field's are `object_type:id`, for
+    each object type a shared field may apply to."""
+    if not event.object_type.startswith("custom_fields."):
+        return [event.object_id]
+    kind = event.object_type.partition(".")[2]
+    kinds = OBJECT_TYPES if kind == "shared" else (kind,)
+    return [definition_key(each, event.object_id) for each in kinds]
 
 
 def _by_keys(read: ReadContext, entry: Entry, warehouse: Warehouse, scratch: Scratch,

@@ -31,7 +31,7 @@ import pytest
 from close_fake import FakeClose, FakeOrg, generate_org
 from close_fake.churn import random_changes
 from close_source.api.client import CloseClient
-from close_source.catalog import CATALOG, HISTORY_TABLES, owned_tables
+from close_source.catalog import BY_TABLE, CATALOG, HISTORY_TABLES, owned_tables
 from close_source.run.verify import DIFFERS, verify
 from tests import destinations as dest
 from tests.conftest import WAREHOUSES, warehouse
@@ -108,7 +108,11 @@ def run_rounds(org: FakeOrg, fake: FakeClose, workdir: Path, seed: int, rounds: 
                                                  round_number, run, shapes, caplog)
             kind, tables = "all", None
         if destination is None:  # Close changed since the last run: no drift, verify says
-            assert not _drift(fake, pipeline), (shapes[-1], _drift(fake, pipeline))
+            # (tables read in full every run: only since the last run, which may not have
+            # read them: README "Verifying the warehouse")
+            drift = {table: found for table, found in _drift(fake, pipeline).items()
+                     if BY_TABLE[table].incremental != "every_run"}
+            assert not drift, (shapes[-1], drift)
         exports = _exports(fake)
         run(tables, **({"sync_mode": "full"} if kind == "full subset" else {}))
         if destination == "fresh working directory":  # continued from the destination's state
