@@ -53,7 +53,10 @@ def duckdb_destination(path: str | os.PathLike[str] | None = None) -> Any:
     after the pipeline, not the dataset: a DuckDB file named like its dataset makes
     `close.leads` ambiguous (Binder Error: Ambiguous reference to catalog or schema).
     """
-    credentials: dict[str, Any] = {"global_config": dict(DUCKDB_LOAD_CONFIG)}
+    credentials: dict[str, Any] = {"global_config": dict(DUCKDB_LOAD_CONFIG),
+                                   # past 2 s a query draws a progress bar on stdout (into
+                                   # `close-sync verify --json`'s document)
+                                   "local_config": {"enable_progress_bar_print": False}}
     if path is not None:
         credentials["database"] = str(path)
     return dlt.destinations.duckdb(credentials=credentials)

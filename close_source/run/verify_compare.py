@@ -55,6 +55,8 @@ class Scratch:
         self._db = duckdb.connect(str(self.path), config={
             "memory_limit": SCRATCH_MEMORY, "threads": 1,
             "temp_directory": str(self.path.with_suffix(".tmp"))})
+        # past 2 s a query draws a progress bar on stdout, into `verify --json`'s document
+        self._db.execute("SET enable_progress_bar_print = false")
 
     def close(self) -> None:
         self._db.close()

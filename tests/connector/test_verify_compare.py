@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from close_source.pipeline import duckdb_destination, make_pipeline
 from close_source.read.close_keys import CloseKey
 from close_source.run.verify_compare import EXAMPLES, HEAL_BY_ID_MAX, Scratch
 
@@ -75,3 +77,20 @@ def test_past_the_heal_limit_the_keys_to_heal_stop_one_over(tmp_path: Path) -> N
     assert found.drift["missing"] == missing
     assert found.to_heal == [key(i) for i in range(HEAL_BY_ID_MAX + 1)]
     assert found.examples == {"missing": [key(i) for i in range(EXAMPLES)]}
+
+
+def test_a_long_query_draws_nothing_on_stdout(tmp_path: Path, capfd: Any) -> None:
+    """DuckDB draws a progress bar on stdout once a query runs past `progress_bar_time` (2 s):
+    at 300,000 leads that broke `close-sync verify --json`'s document. Here the bar would be
+    drawn at once, on the scratch file and on the destination verify reads."""
+    close = [(key(i), BEFORE, "lead") for i in range(50_000)]
+    with Scratch(tmp_path) as scratch:
+        scratch._db.execute("SET progress_bar_time = 0")
+        scratch.compare(close_pages(close, 5000), [], LAST_RUN)
+    pipeline = make_pipeline(destination=duckdb_destination(tmp_path / "warehouse.duckdb"),
+                             pipelines_dir=str(tmp_path / "pipelines"), progress=False)
+    with pipeline.sql_client() as client:
+        client.execute_sql("SET progress_bar_time = 0")
+        client.execute_sql("SELECT count(*) FROM (SELECT i % 100003, count(*) FROM "
+                           "range(3000000) t(i) GROUP BY 1)")
+    assert capfd.readouterr().out == ""
