@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -321,9 +321,3 @@ def parse_age(text: str) -> timedelta:
     if seconds <= 0:
         raise ConfigError(f"--max-age {text!r}: give a duration like 90s, 30m, 2h or 1d")
     return timedelta(seconds=seconds)
-
-
-def requested(names: Iterable[str]) -> list[str]:
-    """Catalog tables in catalog order."""
-    wanted = set(names)
-    return [entry.table for entry in CATALOG if entry.table in wanted]
