@@ -123,11 +123,11 @@ class Scratch:
 # Each key once per kind: a key stored twice is a row too many (`extra`); stale compares only
 # where both sides have a `date_updated`. `recent`: changed after the last run (`since`).
 DIFFERENCES = (
-    "CREATE OR REPLACE TABLE c AS SELECT key, max(updated) AS updated, max(created) AS created,"
-    " max(lead_id) AS lead_id FROM close_side GROUP BY key",
-    "CREATE OR REPLACE TABLE s AS SELECT key, max(updated) AS updated, max(lead_id) AS lead_id,"
-    " count(*) AS copies FROM stored GROUP BY key",
-    """CREATE OR REPLACE TABLE differences AS
+    "CREATE OR REPLACE TEMP TABLE c AS SELECT key, max(updated) AS updated,"
+    " max(created) AS created, max(lead_id) AS lead_id FROM close_side GROUP BY key",
+    "CREATE OR REPLACE TEMP TABLE s AS SELECT key, max(updated) AS updated,"
+    " max(lead_id) AS lead_id, count(*) AS copies FROM stored GROUP BY key",
+    """CREATE OR REPLACE TEMP TABLE differences AS
 SELECT 'missing' AS kind, c.key, coalesce(c.updated > ?::TIMESTAMPTZ
        OR c.created > ?::TIMESTAMPTZ OR c.key IN (SELECT key FROM touched), false) AS recent
 FROM c ANTI JOIN s ON c.key = s.key
