@@ -8,9 +8,12 @@ materialization (a missing result does not fail a Dagster run, so it is counted 
 from __future__ import annotations
 
 import random
+import runpy
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 
 from close_fake import FakeClose, generate_org, random_changes
 from close_source.catalog import BY_TABLE, CATALOG
@@ -22,6 +25,7 @@ from tests.oracle import expected_objects
 dg = pytest.importorskip("dagster", reason="the `dagster` extra (dev.py installs it)")
 close_dagster = pytest.importorskip("close_source.dagster")
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dagster"
 ALL = {close_dagster.asset_key(entry.table) for entry in CATALOG}
 SUBSET = ["leads", "tasks"]
 
@@ -118,3 +122,16 @@ def test_a_user_error_fails_the_run_with_its_one_line(tmp_path):
     message = failure.step_failure_data.error.message
     assert "SOURCES__CLOSE__API_KEY" in message and "401" in message
     assert "not-the-key" not in message
+
+
+def test_the_example_project_loads_with_its_hourly_schedule(monkeypatch, tmp_path):
+    monkeypatch.setenv("CLOSE_PIPELINES_DIR", str(tmp_path / "pipelines"))
+    defs = runpy.run_path(str(EXAMPLE / "definitions.py"))["defs"]
+    dg.Definitions.validate_loadable(defs)
+    schedule = defs.resolve_schedule_def("close_hourly")
+    assert schedule.cron_schedule == "7 * * * *"
+    assert defs.resolve_job_def(schedule.job_name).asset_layer.selected_asset_keys == ALL
+    assets = defs.resolve_assets_def(close_dagster.asset_key("leads"))
+    assert assets.op.pool == "close_sync"
+    instance = yaml.safe_load((EXAMPLE / "dagster.yaml").read_text())
+    assert instance["python_logs"]["managed_python_loggers"] == ["close_source"]
