@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-EXTRAS = "test,postgres,bigquery"
+EXTRAS = "test,postgres,bigquery,dagster,airflow"
 
 
 def ensure_venv() -> None:

@@ -124,6 +124,9 @@ class Entry:
     name_fields: tuple[str, ...] = ()
     # tables written whenever this one is (lead merges from its events; custom field changes)
     written_with: tuple[str, ...] = ()
+    # the table of the object its rows belong to: a lead's contacts, opportunities, tasks and
+    # activities carry its `lead_id` (Dagster's asset graph shows it upstream)
+    belongs_to: str | None = None
     # where a full export carries it: "" = the exported lead itself, else the lead's list key
     # (activities further by `_type`); None = not trusted from exports, read from the list
     export_path: str | None = None
@@ -144,6 +147,7 @@ def _activity(table: str, path: str, type_name: str, event: str, doc: str, *,
               in_export: bool = True, **kw: object) -> Entry:
     """Activities share one shape of entry: windows over date_created with `__gt`/`__lt`."""
     kw.setdefault("copies", USER_COPIES)
+    kw.setdefault("belongs_to", "leads")
     return Entry(
         table=table, path=path, doc=doc, read="windows", page_size=200,
         date_ops=("gt", "lt"), event_object_types=(event,) if event else (),
@@ -182,13 +186,13 @@ CATALOG: tuple[Entry, ...] = (
         child_lists=("emails", "phones", "urls"), child_key="contact_id",
         custom_field_type="contact",
         event_object_types=("contact",), export_path="contacts", incremental="events",
-        name_fields=("name",), copies=AUDIT_COPIES,
+        name_fields=("name",), copies=AUDIT_COPIES, belongs_to="leads",
     ),
     Entry(
         "opportunities", "opportunity/", "Opportunities; aggregate keys beside `data` are ignored.",
         read="windows", page_size=200, date_ops=("gte", "lt"), dates=("date_won", "date_lost"),
         custom_field_type="opportunity", event_object_types=("opportunity",),
-        export_path="opportunities", incremental="events",
+        export_path="opportunities", incremental="events", belongs_to="leads",
         copies=(*LEAD_AND_CONTACT,
                 Copy("status_label", "status_id", "opportunity_statuses", "label"),
                 Copy("pipeline_id", "status_id", "opportunity_statuses", "pipeline_id"),
@@ -198,6 +202,7 @@ CATALOG: tuple[Entry, ...] = (
         "tasks", "task/", "Every task type: the endpoint defaults to `_type=lead` [003:3236].",
         read="windows", page_size=200, params={"_type": "all"}, date_ops=("gte", "lt"),
         timestamps=("date", "due_date"), event_object_types=("task.*",), incremental="events",
+        belongs_to="leads",
         copies=(*LEAD_AND_CONTACT, Copy("assigned_to_name", "assigned_to", "users"),
                 *AUDIT_COPIES),
     ),

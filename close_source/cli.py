@@ -27,7 +27,6 @@ from close_source.pipeline import (
     SOURCE_NAME,
     duckdb_destination,
     make_pipeline,
-    run_sync,
     table_counts,
 )
 from close_source.read.backup import backup_summary
@@ -39,7 +38,7 @@ from close_source.run.environment import keep_pandas_out
 from close_source.run.lock import describe, holder_of, run_lock
 from close_source.run.verify import LEVELS, Report, close_client, parse_age, tables_to_heal, verify
 from close_source.run.verify_report import as_json, as_text, record
-from close_source.source import close_source
+from close_source.sync import sync
 from close_source.user_errors import user_error_message
 
 USER_ERROR = 2
@@ -71,10 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
     pipeline = _pipeline(args)
     started = time.monotonic()
-    with run_lock(pipeline):  # before the source reads state and the warehouse
-        source = close_source(**_source_args(tables, args.full_load),
-                              **({"sync_mode": "refresh"} if args.full_refresh else {}))
-        run_sync(pipeline, source, full_refresh=args.full_refresh)
+    sync(pipeline, tables, args.full_refresh, **_source_args(args.full_load))
     _print_summary(pipeline, time.monotonic() - started)
     return 0
 
@@ -84,10 +80,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     output = Path(args.output).resolve()
     started = time.monotonic()
-    with run_lock(pipeline):
-        source = close_source(backup_dir=str(output), sync_mode="full",
-                              **_source_args(tables, "export"))
-        run_sync(pipeline, source)
+    sync(pipeline, tables, backup_dir=str(output), sync_mode="full", full_load="export")
     _print_summary(pipeline, time.monotonic() - started)
     print(f"\n{backup_summary(output)}: restore it with `close-sync restore {output}`")
     return 0
@@ -98,20 +91,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
     directory = Path(args.directory).resolve()
     pipeline = _pipeline(args)
     started = time.monotonic()
-    with run_lock(pipeline):
-        source = close_source(restore_from=str(directory), sync_mode="full")
-        run_sync(pipeline, source)
+    sync(pipeline, restore_from=str(directory), sync_mode="full")
     _print_summary(pipeline, time.monotonic() - started)
     print(f"\nRestored from {backup_summary(directory)}. The next `close-sync run` continues "
           "from the backup's time through the Event Log (if it is less than 29 days old).")
     return 0
 
 
-def _source_args(tables: list[str], full_load: str | None) -> dict[str, object]:
+def _source_args(full_load: str | None) -> dict[str, object]:
     """Only what the user said: dlt config fills in the rest (and would lose to explicit args)."""
     args: dict[str, object] = {}
-    if tables:
-        args["tables"] = tables
     if full_load:
         args["full_load"] = full_load
     return args
@@ -180,8 +169,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 found = {result.table: result for result in by_ids.differing}
                 report.tables = [found.get(result.table, result) for result in report.tables]
             healing = tables_to_heal(report)
-            pipeline.activate()  # recording the report activated its own pipeline
-            run_sync(pipeline, close_source(tables=list(healing), heal=healing))
+            sync(pipeline, list(healing), heal=healing)  # recording activated another pipeline
             report = verify(pipeline, client, args.level, tables, max_age, where)
             report.healed = {table: "read in full" if ids is None else
                              f"{len(ids)} object(s) read again by id"
@@ -224,19 +212,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # its own file, wherever DESTINATION__DUCKDB__CREDENTIALS points the real syncs
         destination = duckdb_destination(Path.cwd() / f"{DEMO_PIPELINE}.duckdb")
         pipeline = make_pipeline(destination, DATASET_NAME, DEMO_PIPELINE, progress=False)
-        source = close_source(api_key=fake.api_key, base_url=fake.base_url,
-                              export_poll_interval=0.2, sync_mode="refresh")
         started = time.monotonic()
-        run_sync(pipeline, source, full_refresh=True)
+        sync(pipeline, full_refresh=True, api_key=fake.api_key, base_url=fake.base_url,
+             export_poll_interval=0.2)
         _print_summary(pipeline, time.monotonic() - started)
         # then what a scheduled run does: apply what changed since, from the Event Log
         org.advance(timedelta(minutes=15))
         done = random_changes(org, random.Random(args.seed), 50, step=timedelta(seconds=5))
         org.advance(timedelta(seconds=30))
         first_request = len(fake.requests)
-        source = close_source(api_key=fake.api_key, base_url=fake.base_url)
         started = time.monotonic()
-        run_sync(pipeline, source)
+        sync(pipeline, api_key=fake.api_key, base_url=fake.base_url)
         print(f"\n{len(done)} changes made in the fake Close (creates, updates, deletes, "
               f"merges, custom fields); the next run applied them from the Event Log in "
               f"{time.monotonic() - started:.1f}s with {len(fake.requests) - first_request} "

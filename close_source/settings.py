@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
 import dlt
+import orjson
 from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 from dlt.common.configuration.resolve import resolve_configuration
+from dlt.common.schema.typing import TSchemaContractEntities, TSchemaEvolutionMode
 from dlt.extract.pipe_iterator import PipeIterator
 
 from close_source.catalog import BY_TABLE, CATALOG, HISTORY_TABLES, unknown_tables
@@ -115,6 +118,8 @@ class Settings:
     # `close-sync verify --heal`: tables whose rows differ from Close -> the ids to read again
     # by id, or None: the table is read in full (`run/plan.py`)
     heal: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
+    # dlt's schema contract for every table: one mode, or a mode per entity; None: dlt's default
+    schema_contract: str | Mapping[str, str] | None = None
 
     @classmethod
     def checked(cls, tables: Sequence[str] | None, **values: object) -> Settings:
@@ -133,6 +138,7 @@ class Settings:
         check_written_booleans()
         values["history"] = _history_tables(values.get("history"))
         values["heal"] = _healed_tables(values.get("heal"), selected)
+        values["schema_contract"] = _schema_contract(values.get("schema_contract"))
         settings = cls(tables=selected, **values)  # type: ignore[arg-type]
         if settings.backup_dir and settings.full_load != "export":
             raise ConfigError("a backup needs the export: full_load must be 'export'")
@@ -192,6 +198,22 @@ def _healed_tables(value: object, selected: Sequence[str]
                           f"the tables this run syncs ({', '.join(selected)})")
     return {name: None if ids is None else tuple(dict.fromkeys(ids))
             for name, ids in value.items() if ids is None or ids}
+
+
+def _schema_contract(value: object) -> str | dict[str, str] | None:
+    """`schema_contract = "freeze"` or `{columns = "freeze"}`: dlt's modes and entities (config
+    hands a mapping over as JSON text)."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        with suppress(orjson.JSONDecodeError):  # else refused below, as written
+            value = orjson.loads(value)
+    modes, entities = get_args(TSchemaEvolutionMode), get_args(TSchemaContractEntities)
+    if value is None or (isinstance(value, str) and value in modes):
+        return value
+    if isinstance(value, Mapping) and value and all(
+            entity in entities and mode in modes for entity, mode in value.items()):
+        return dict(value)
+    raise ConfigError(refused("schema_contract", value, f"one of {', '.join(modes)}, or a "
+                              f"mapping of {', '.join(entities)} to one"))
 
 
 def _names(value: object) -> bool:

@@ -58,6 +58,7 @@ def close_source(
     field_changes: bool = True,
     history: Sequence[str] | None = None,
     heal: Mapping[str, Sequence[str] | None] | None = None,
+    schema_contract: str | dict[str, str] | None = None,
 ) -> list[DltResource]:
     """Every Close object type (or the `tables` named), each a resource named after its table.
 
@@ -71,6 +72,7 @@ def close_source(
     `heal` (`close-sync verify --heal`): per table among those synced, the ids whose rows
     differ from Close, read again by id after the table's Event Log window (a 404 deletes the
     row), or None: the table is read in full (as is a table read in full anyway).
+    `schema_contract`: dlt's, for every table ("freeze", or {"columns": "freeze"}, ...).
     Resources are parallelized: Close rate-limits per endpoint group, so independent endpoints
     are read at the same time (`[extract] workers`); `rate_limit_share` below 1 leaves the rest
     of each group's limit to the organisation's other integrations.
@@ -82,7 +84,8 @@ def close_source(
         max_attempts=max_attempts, rate_limit_share=rate_limit_share,
         custom_field_columns=custom_field_columns,
         sync_mode=sync_mode, deletes=deletes, window_memory_rows=window_memory_rows,
-        restore_from=restore_from, field_changes=field_changes, history=history, heal=heal)
+        restore_from=restore_from, field_changes=field_changes, history=history, heal=heal,
+        schema_contract=schema_contract)
     if settings.restore_from:
         origin = from_backup(settings, tables)
     else:
@@ -129,6 +132,9 @@ def close_source(
     elif settings.field_changes:
         resources.append(field_changes_table(ctx))
     resources += [list_resource(ctx, BY_TABLE[table]) for table in plan.reading("lists")]
+    if settings.schema_contract is not None:  # each table's, its child tables inherit it
+        for resource in resources:
+            resource.apply_hints(schema_contract=settings.schema_contract)  # type: ignore[arg-type]
     return resources
 
 

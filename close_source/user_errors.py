@@ -25,6 +25,7 @@ from dlt.common.configuration.exceptions import (
 from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.common.exceptions import MissingDependencyException
+from dlt.common.schema.exceptions import DataValidationError
 from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -73,6 +74,8 @@ def user_error_message(exc: BaseException, pipeline: Any = None) -> str | None:
             return _unreadable_toml(cause)
         if isinstance(cause, MissingDependencyException):
             return _missing_driver(cause, causes)
+        if isinstance(cause, DataValidationError):
+            return _contract_refused(cause)
         if isinstance(cause, ValueNotSecretException):
             return (f"`{cause.key}` is a secret and {cause.provider_name} may not hold it: "
                     "move it to .dlt/secrets.toml or an environment variable")
@@ -105,6 +108,14 @@ def _missing_config(cause: ConfigFieldMissingException) -> str:
                 f"[destination.{destination}.credentials] in .dlt/secrets.toml "
                 "(see README, Destinations)")
     return f"missing configuration: {', '.join(cause.fields)} (see README, Configuration)"
+
+
+def _contract_refused(cause: DataValidationError) -> str:
+    """The user's schema contract stopped the run, before anything of it was loaded. Not the
+    offending row: it holds Close's data."""
+    column = f" column {cause.column_name}" if cause.column_name else ""
+    return (f"{setting_name('schema_contract')} refused{column} in table {cause.table_name} "
+            f"({cause.schema_entity}: {cause.contract_mode}); nothing of this run was loaded")
 
 
 def _uncoercible(cause: ConfigValueCannotBeCoercedException, step: str | None) -> str:

@@ -5,11 +5,11 @@ installed package carries it). For use from your own code, with what `close-sync
 to a plain dlt pipeline (one run at a time, an interrupted load finished first, the loader
 file format and replace strategy per destination):
 
-    from close_source import close_source
-    from close_source.pipeline import make_pipeline, run_sync
+    from close_source.pipeline import make_pipeline
+    from close_source.sync import sync
 
     pipeline = make_pipeline("duckdb", dataset_name="close", pipeline_name="close_crm")
-    run_sync(pipeline, close_source(tables=["leads", "calls"]))
+    sync(pipeline, tables=["leads", "calls"])
 """
 
 import sys

@@ -11,6 +11,12 @@ from close_fake import FakeClose, generate_org
 from tests.helpers import Warehouse
 from tests.pg_server import PostgresServer, find_bindir
 
+# With Airflow installed (the `airflow` extra, for examples/airflow's test) dlt imports it in every
+# process that reads its config, to offer Airflow Variables as secrets: ~3 s per `close-sync`
+# process, a root log handler on stdout and a ~/airflow/airflow.db. The tests use none; subprocesses
+# inherit this. (Set before any config is read: dlt reads its providers once per process.)
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+
 # Sync tests run on each; `.ci/run` sets CLOSE_DLT_REQUIRE_POSTGRES so CI cannot skip Postgres.
 WAREHOUSES = ("duckdb", "postgres")
 

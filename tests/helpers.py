@@ -12,8 +12,8 @@ from typing import Any
 import dlt
 
 from close_fake import FakeClose
-from close_source.pipeline import duckdb_destination, make_pipeline, run_sync
-from close_source.source import close_source
+from close_source import sync as run_path
+from close_source.pipeline import duckdb_destination, make_pipeline
 from tests.pg_server import PostgresServer
 
 
@@ -40,15 +40,11 @@ def new_pipeline(workdir: Path, name: str = "test_close",
 def sync(fake: FakeClose, workdir: Path, *, resources: list[str] | None = None,
          full_refresh: bool = False, pipeline: dlt.Pipeline | None = None,
          warehouse: Warehouse | None = None, **source_args: Any) -> dlt.Pipeline:
-    """One `close-sync run` against the fake, as the CLI does it."""
+    """One `close-sync run` against the fake, through the CLI's own run path."""
     pipeline = pipeline or new_pipeline(workdir, warehouse=warehouse)
-    pipeline.activate()  # the source plans with the active pipeline's state and dataset
     source_args.setdefault("export_poll_interval", 0.01)
-    if full_refresh:
-        source_args.setdefault("sync_mode", "refresh")
-    source = close_source(api_key=fake.api_key, base_url=fake.base_url, tables=resources,
-                          **source_args)
-    run_sync(pipeline, source, full_refresh=full_refresh)
+    run_path.sync(pipeline, resources, full_refresh, api_key=fake.api_key,
+                  base_url=fake.base_url, **source_args)
     return pipeline
 
 

@@ -127,3 +127,23 @@ def test_verify_configures_its_client_as_the_source_is_configured(monkeypatch):
     monkeypatch.delenv("SOURCES__CLOSE__RATE_LIMIT_SHARE")
     with close_client() as client:
         assert client.rate_limit_share == 1.0
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    (None, None), ("freeze", "freeze"), ({"columns": "freeze"}, {"columns": "freeze"}),
+    ('{"columns": "discard_value", "tables": "evolve"}',  # as config hands a mapping over
+     {"columns": "discard_value", "tables": "evolve"}),
+])
+def test_schema_contract_takes_dlts_modes(given, kept):
+    assert Settings.checked(None, **{**DEFAULTS, "schema_contract": given}).schema_contract == kept
+
+
+@pytest.mark.parametrize("given", ["frozen", {"column": "freeze"}, {"columns": "strict"}, {},
+                                   '{"columns": ', 3])
+def test_schema_contract_refuses_what_dlt_would_not_know(given):
+    with pytest.raises(ConfigError) as refused:
+        Settings.checked(None, **{**DEFAULTS, "schema_contract": given})
+    assert str(refused.value).startswith(
+        "[sources.close] schema_contract (SOURCES__CLOSE__SCHEMA_CONTRACT) must be one of "
+        "evolve, discard_value, freeze, discard_row, or a mapping of tables, columns, "
+        "data_type to one, not ")
