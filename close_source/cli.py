@@ -309,12 +309,12 @@ def _print_counts(counts: dict[str, int], dataset: str) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="close-sync", description="Copy a Close CRM organisation into a SQL warehouse.")
-    _log_options(parser, argparse.SUPPRESS)  # so `close-sync run -q` works as `-q run`
+    _log_options(parser)  # before the command or after it: `close-sync -q run`, `run -q`
     parser.set_defaults(verbose=False, quiet=False, log_format=logs.TEXT)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def common(sub: argparse.ArgumentParser) -> None:
-        _log_options(sub, argparse.SUPPRESS)
+        _log_options(sub)
         sub.add_argument("--destination", default=None,
                          help="duckdb (default), postgres, bigquery or any dlt destination")
         sub.add_argument("--dataset", default=DATASET_NAME, help="dataset/schema name")
@@ -369,18 +369,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--leads", type=int, default=200, help="size of the fake organisation")
     demo.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
     demo.set_defaults(command=cmd_demo)
-    _log_options(demo, argparse.SUPPRESS)
+    _log_options(demo)
     return parser
 
 
-def _log_options(parser: argparse.ArgumentParser, default: object) -> None:
-    """`logs.py`: what a terminal, a scheduler's log file and a log shipper get."""
+def _log_options(parser: argparse.ArgumentParser) -> None:
+    """`logs.py`: what a terminal, a scheduler's log file and a log shipper get. Unset unless
+    given (the top parser's defaults stand), so a command's parser keeps the top's values."""
     loud = parser.add_mutually_exclusive_group()
-    loud.add_argument("-v", "--verbose", action="store_true", default=default,
+    loud.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                       help="every detail: our INFO and DEBUG lines, dlt's failed load attempts")
-    loud.add_argument("-q", "--quiet", action="store_true", default=default,
+    loud.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                       help="only warnings, errors and the summary line")
-    parser.add_argument("--log-format", choices=logs.FORMATS, default=default,
+    parser.add_argument("--log-format", choices=logs.FORMATS, default=argparse.SUPPRESS,
                         help="text (default) or json: one JSON object per line on stderr, "
                              "the summary last, nothing on stdout")
 
