@@ -72,3 +72,17 @@ def rss_mb(field: str = "VmRSS") -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+SUMMARY = re.compile(r"summary: \w+ ok in ([0-9.]+)s: \d+ tables loaded, ([\d,]+) rows written")
+SYNCED = re.compile(r"Synced (\d+) rows in ([0-9.]+)s")  # stdout, before the summary line
+
+
+def reported(output: str) -> tuple[float, int] | None:
+    """(seconds, rows written) from a run's output (stderr and stdout: a `--base` checkout
+    may be older than the summary line), None without either line."""
+    if found := SUMMARY.search(output):
+        return float(found.group(1)), int(found.group(2).replace(",", ""))
+    if found := SYNCED.search(output):
+        return float(found.group(2)), int(found.group(1))
+    return None

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from common import OUT, ROOT, machine_facts, mismatches, sync_env
+from common import OUT, ROOT, machine_facts, mismatches, reported, sync_env
 
 from close_fake import EventSettings, FakeClose, FakeOrg, RequestRecord, generate_org
 from close_fake.churn import DEFAULT_WEIGHTS, random_changes
@@ -106,13 +106,13 @@ def sync(fake: FakeClose, workdir: Path, reading: str, changes: int,
     if done.returncode != 0:
         raise SystemExit(f"close-sync run failed ({reading}, K={changes}):\n"
                          f"{done.stderr[-4000:]}")
-    wall = re.search(r"Synced (\d+) rows in ([0-9.]+)s", done.stdout)
+    seconds, rows = reported(done.stderr + done.stdout) or (process_s, 0)
     hwm = re.search(r"VmHWM (\d+)", done.stdout)
     events = sum(int(n) for n in re.findall(r"Event Log: (\d+) events since", done.stderr))
     requests = Counter(kind_of(record) for record in fake.requests[first:])
-    return Run(reading, changes, float(wall.group(2)) if wall else process_s, process_s,
+    return Run(reading, changes, seconds, process_s,
                int(hwm.group(1)) / 1024 if hwm else 0.0, events, dict(requests),
-               int(wall.group(1)) if wall else 0)
+               rows)
 
 
 NEW_FIELDS = 20  # custom fields created in one round of changes, at most

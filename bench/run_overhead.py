@@ -4,7 +4,7 @@ earlier commit) in the same run, alternating, so the machine's noise hits both a
 
     python bench/run_overhead.py --leads 200 --runs 5 --destination duckdb --base /tmp/base
 
-Prints the run's own reported seconds ("Synced ... in X s", without interpreter start-up)
+Prints the run's own reported seconds (its summary line's "ok in X s", without interpreter start-up)
 per checkout: the full load and the median of the no-change runs.
 """
 
@@ -18,14 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, machine_facts, sync_env
+from common import ROOT, machine_facts, reported, sync_env
 
 from close_fake import FakeClose, generate_org
-
-
-def reported_seconds(stdout: str) -> float:
-    line = next(line for line in stdout.splitlines() if line.startswith("Synced "))
-    return float(line.split(" in ")[1].split("s ")[0])
 
 
 def main() -> None:
@@ -60,7 +55,7 @@ def main() -> None:
                                       text=True, check=False)
                 if done.returncode != 0:
                     sys.exit(done.stderr[-3000:])
-                results[root].append(reported_seconds(done.stdout))
+                results[root].append((reported(done.stderr + done.stdout) or (0.0, 0))[0])
     if server is not None:
         server.stop()
     print(machine_facts())

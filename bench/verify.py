@@ -10,7 +10,7 @@ pipeline and with nothing changed in Close, `close-sync verify --level <level> -
 each level. Every command is a subprocess of its own (its own interpreter, so the fake's
 threads do not compete with it for the GIL). Per command: its exit code, the requests it sent
 (verify's JSON `requests`; the fake's own count beside it), its own wall time (verify's JSON
-`seconds`, the sync's "Synced ... in X s") and the process's (interpreter start, imports and,
+`seconds`, the sync's summary line, "ok in X s") and the process's (interpreter start, imports and,
 for verify, recording `_verify_runs` included), and its peak RSS (its `VmHWM`, read by the
 child itself just before it exits).
 
@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import OUT, ROOT, machine_facts, sync_env
+from common import OUT, ROOT, machine_facts, reported, sync_env
 
 from close_fake import FakeClose, generate_org
 
@@ -92,12 +92,10 @@ def sync(fake: FakeClose, workdir: Path, env: dict[str, str], leads: int, destin
     done, process_s, peak, cpu, endpoints = run_child(fake, workdir, env, ["run", *extra])
     if done.returncode != 0:
         raise SystemExit(f"close-sync run failed ({leads} leads):\n{done.stderr[-4000:]}")
-    wall = re.search(r"Synced (\d+) rows in ([0-9.]+)s", done.stdout)
+    seconds, rows = reported(done.stderr + done.stdout) or (process_s, 0)
     total = sum(endpoints.values())
-    return Measured(leads, destination, "sync", done.returncode,
-                    float(wall.group(2)) if wall else process_s, process_s, cpu, peak, total,
-                    total,
-                    dict(endpoints.most_common()), rows=int(wall.group(1)) if wall else 0)
+    return Measured(leads, destination, "sync", done.returncode, seconds, process_s, cpu, peak,
+                    total, total, dict(endpoints.most_common()), rows=rows)
 
 
 def verify(fake: FakeClose, workdir: Path, env: dict[str, str], leads: int, destination: str,

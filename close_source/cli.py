@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import dlt
 
+from close_source import logs
 from close_source.api.client import CloseClient
 from close_source.catalog import BY_TABLE, CATALOG, unknown_tables
 from close_source.errors import ConfigError
@@ -38,6 +37,7 @@ from close_source.run.environment import keep_pandas_out
 from close_source.run.lock import describe, holder_of, run_lock
 from close_source.run.verify import LEVELS, Report, close_client, parse_age, tables_to_heal, verify
 from close_source.run.verify_report import as_json, as_text, record
+from close_source.summary import summarised
 from close_source.sync import sync
 from close_source.user_errors import user_error_message
 
@@ -51,16 +51,19 @@ GROUP BY 1 ORDER BY calls DESC, lead LIMIT 5"""
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging(args.verbose)
     keep_pandas_out()
-    try:
-        return int(args.command(args) or 0)
-    except Exception as exc:  # noqa: BLE001 - mapped to one line when it is the user's to fix
-        message = user_error_message(exc, getattr(args, "pipeline", None))
-        if message is None:
-            raise
-        print(f"close-sync: {message}", file=sys.stderr)
-        return USER_ERROR
+    with logs.session(args.log_format, args.quiet, args.verbose) as args.log:
+        try:
+            return int(args.command(args) or 0)
+        except Exception as exc:  # noqa: BLE001 - mapped to one line when it is the user's to fix
+            message = user_error_message(exc, getattr(args, "pipeline", None))
+            if message is None and not args.log.json:
+                raise
+            if message is None:
+                args.log.bug(exc)
+                return 1
+            args.log.user_error(message, USER_ERROR)
+            return USER_ERROR
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -69,9 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
     pipeline = _pipeline(args)
-    started = time.monotonic()
-    sync(pipeline, tables, args.full_refresh, **_source_args(args.full_load))
-    _print_summary(pipeline, time.monotonic() - started)
+    with summarised(pipeline):  # the source's preflight and plan are the run's requests too
+        sync(pipeline, tables, args.full_refresh, **_source_args(args.full_load))
+    _print_tables(args, pipeline)
     return 0
 
 
@@ -79,10 +82,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
     pipeline = _pipeline(args)
     output = Path(args.output).resolve()
-    started = time.monotonic()
-    sync(pipeline, tables, backup_dir=str(output), sync_mode="full", full_load="export")
-    _print_summary(pipeline, time.monotonic() - started)
-    print(f"\n{backup_summary(output)}: restore it with `close-sync restore {output}`")
+    with summarised(pipeline, "backup"):
+        sync(pipeline, tables, backup_dir=str(output), sync_mode="full", full_load="export")
+    _print_tables(args, pipeline, f"{backup_summary(output)}: restore it with "
+                                  f"`close-sync restore {output}`")
     return 0
 
 
@@ -90,11 +93,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """Every table from a backup, offline: no key, no request to Close."""
     directory = Path(args.directory).resolve()
     pipeline = _pipeline(args)
-    started = time.monotonic()
-    sync(pipeline, restore_from=str(directory), sync_mode="full")
-    _print_summary(pipeline, time.monotonic() - started)
-    print(f"\nRestored from {backup_summary(directory)}. The next `close-sync run` continues "
-          "from the backup's time through the Event Log (if it is less than 29 days old).")
+    with summarised(pipeline, "restore"):
+        sync(pipeline, restore_from=str(directory), sync_mode="full")
+    _print_tables(args, pipeline, f"Restored from {backup_summary(directory)}. The next "
+                                  "`close-sync run` continues from the backup's time through "
+                                  "the Event Log (if it is less than 29 days old).")
     return 0
 
 
@@ -155,7 +158,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown table(s): {', '.join(unknown)}; known: "
                           f"{', '.join(entry.table for entry in CATALOG)}")
     max_age = parse_age(args.max_age) if args.max_age else None
-    pipeline = _pipeline(args, progress=False)
+    pipeline = _pipeline(args)  # --heal syncs: its stage lines and display
     where = describe_destination(pipeline)
     with close_client() as client, run_lock(pipeline):
         report = verify(pipeline, client, args.level, tables, max_age, where)
@@ -211,11 +214,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with FakeClose(org) as fake:
         # its own file, wherever DESTINATION__DUCKDB__CREDENTIALS points the real syncs
         destination = duckdb_destination(Path.cwd() / f"{DEMO_PIPELINE}.duckdb")
-        pipeline = make_pipeline(destination, DATASET_NAME, DEMO_PIPELINE, progress=False)
-        started = time.monotonic()
-        sync(pipeline, full_refresh=True, api_key=fake.api_key, base_url=fake.base_url,
-             export_poll_interval=0.2)
-        _print_summary(pipeline, time.monotonic() - started)
+        pipeline = make_pipeline(destination, DATASET_NAME, DEMO_PIPELINE)
+        with summarised(pipeline, "demo"):
+            sync(pipeline, full_refresh=True, api_key=fake.api_key, base_url=fake.base_url,
+                 export_poll_interval=0.2)
+        _print_counts(table_counts(pipeline), pipeline.dataset_name)
         # then what a scheduled run does: apply what changed since, from the Event Log
         org.advance(timedelta(minutes=15))
         done = random_changes(org, random.Random(args.seed), 50, step=timedelta(seconds=5))
@@ -260,13 +263,13 @@ def _resource_list(raw: str | None) -> list[str]:
     return names
 
 
-def _print_summary(pipeline: dlt.Pipeline, seconds: float) -> None:
-    trace = pipeline.last_trace
-    loaded = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
-    rows = sum(count for table, count in loaded.items() if not table.startswith("_dlt"))
-    print(f"Synced {rows} rows in {seconds:.1f}s into dataset {pipeline.dataset_name!r} "
-          f"({pipeline.destination.destination_name}).")
-    _print_counts(table_counts(pipeline), pipeline.dataset_name)
+def _print_tables(args: argparse.Namespace, pipeline: dlt.Pipeline, then: str = "") -> None:
+    """After the summary line: each table's rows for a person at a terminal, and what to do
+    next (the log of a scheduler or shipper has the summary; JSON keeps stdout empty)."""
+    if args.log.for_people:
+        _print_counts(table_counts(pipeline), pipeline.dataset_name)
+    if then and not args.log.json and not args.log.quiet:
+        print(f"\n{then}" if args.log.for_people else then)
 
 
 def _print_watermarks(source_state: dict[str, object], pipeline: dlt.Pipeline) -> None:
@@ -292,33 +295,15 @@ def _print_counts(counts: dict[str, int], dataset: str) -> None:
         print(f"{name:<{width}}  {count}")
 
 
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-    )
-    level = logging.DEBUG if verbose else logging.INFO
-    logging.getLogger("close_source").setLevel(level)
-    if not verbose:
-        logging.getLogger("dlt").addFilter(_LoaderRetries())
-
-
-class _LoaderRetries(logging.Filter):
-    """dlt logs every failed attempt of a load job with its traceback (a full disk: 55 of
-    them); the run's outcome is our one line, so without `-v` these stay out of stderr."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from_loader = f"{os.sep}dlt{os.sep}load{os.sep}" in record.pathname
-        return not record.exc_info and not (from_loader and record.levelno >= logging.WARNING)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="close-sync", description="Copy a Close CRM organisation into a SQL warehouse.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _log_options(parser)  # before the command or after it: `close-sync -q run`, `run -q`
+    parser.set_defaults(verbose=False, quiet=False, log_format=logs.TEXT)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def common(sub: argparse.ArgumentParser) -> None:
+        _log_options(sub)
         sub.add_argument("--destination", default=None,
                          help="duckdb (default), postgres, bigquery or any dlt destination")
         sub.add_argument("--dataset", default=DATASET_NAME, help="dataset/schema name")
@@ -373,7 +358,21 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--leads", type=int, default=200, help="size of the fake organisation")
     demo.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
     demo.set_defaults(command=cmd_demo)
+    _log_options(demo)
     return parser
+
+
+def _log_options(parser: argparse.ArgumentParser) -> None:
+    """`logs.py`: what a terminal, a scheduler's log file and a log shipper get. Unset unless
+    given (the top parser's defaults stand), so a command's parser keeps the top's values."""
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                      help="every detail: our INFO and DEBUG lines, dlt's failed load attempts")
+    loud.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                      help="only warnings, errors and the summary line")
+    parser.add_argument("--log-format", choices=logs.FORMATS, default=argparse.SUPPRESS,
+                        help="text (default) or json: one JSON object per line on stderr, "
+                             "the summary last, nothing on stdout")
 
 
 if __name__ == "__main__":  # pragma: no cover

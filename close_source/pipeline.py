@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
 
+from close_source.collector import RunCollector
 from close_source.run import (
     history_kept,
     history_settle,
@@ -27,6 +29,7 @@ from close_source.run import (
 from close_source.run import state as st
 from close_source.run.environment import run_environment
 from close_source.run.lock import run_lock
+from close_source.stages import stage
 
 PIPELINE_NAME = "close_crm"
 DATASET_NAME = "close"
@@ -106,11 +109,8 @@ def make_pipeline(
     pipelines_dir: str | None = None,
     progress: bool = True,
 ) -> dlt.Pipeline:
-    collector: Any = (
-        dlt.progress.log(log_period=5.0, logger=progress_log, dump_system_stats=False)
-        if progress else None
-    )
-    kwargs: dict[str, Any] = {"progress": collector} if collector else {}
+    """`progress`: a stage line per step (`collector.py`), dlt's counters on a live display."""
+    kwargs: dict[str, Any] = {"progress": RunCollector()} if progress else {}
     return dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=destination_for(destination),
@@ -163,6 +163,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
                 loader_file_format=loader_file_format(pipeline),  # type: ignore[arg-type]
                 refresh="drop_resources" if full_refresh else None,
             ), first_load)
+        settle_started = time.monotonic()
         settling.loaded(info)
         marker.unlink(missing_ok=True)
         _discard_loaded_export(pipeline)
@@ -170,6 +171,8 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
         postgres_keys.ensure(pipeline)
         settling.settle(SOURCE_NAME)
         stage_history.ensure(pipeline)
+        seconds = time.monotonic() - settle_started
+        stage("settle", f"done in {seconds:.1f}s", seconds=round(seconds, 3))
         return info
 
 

@@ -25,9 +25,10 @@ from close_source.run.full_load import ExportOptions, export_resources, list_res
 from close_source.run.history import field_changes_table
 from close_source.run.incremental import event_log_resources
 from close_source.run.origin import from_backup, from_close
-from close_source.run.plan import follow_renames, make_plan
+from close_source.run.plan import describe, follow_renames, make_plan
 from close_source.settings import Settings
 from close_source.shape.custom_columns import CustomColumns
+from close_source.stages import planned
 
 ADMIN_ROLE = "admin"  # the predefined role's id [003:3657]; its name is "Admin" [003:4189]
 
@@ -114,6 +115,7 @@ def close_source(
     references = read_references(read, list(settings.tables), also=("roles",))
     follow_renames(plan, references, warehouse, source_state)
     _say_if_not_admin(read, references)
+    planned(plan.tables, describe(plan))
     ctx = RunContext(read=read, warehouse=warehouse, custom=custom, references=references,
                      started_at=started_at, settings=settings, backup=origin.backup,
                      planned_for=str(pipeline_directory() or "") or None,

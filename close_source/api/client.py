@@ -45,6 +45,7 @@ from close_source.api.connection import (
 from close_source.api.rate_limits import RateGate, rate_limit_wait
 from close_source.errors import AccessDenied, ApiError, AuthError, ConfigError, UnreachableError
 from close_source.progress import Progress, megabytes
+from close_source.stages import TALLY
 
 DEFAULT_BASE_URL = "https://api.close.com/api/v1/"
 KEY_HINT = "set SOURCES__CLOSE__API_KEY or `api_key` under [sources.close] in .dlt/secrets.toml"
@@ -195,6 +196,7 @@ class CloseClient:
         with self._stats_lock:
             self.requests_sent += 1
         response: httpx.Response | None = None
+        TALLY.request()
         try:
             response = self._http.request(method, path, params=params, json=json,
                                           headers=headers)
@@ -275,6 +277,7 @@ class CloseClient:
     def _download_once(self, http: httpx.Client, url: str, sink: Any) -> int:
         """One attempt, resuming at the sink's position; returns the file's size."""
         offset = sink.tell()
+        TALLY.request()
         headers = {"range": f"bytes={offset}-"} if offset else {}
         with http.stream("GET", url, headers=headers) as response:
             if response.status_code >= 500 or response.status_code == 429:
@@ -298,6 +301,7 @@ class CloseClient:
             for chunk in response.iter_raw():  # as received: a broken transfer keeps its bytes
                 sink.write(chunk)
                 progress.at(sink.tell())
+            progress.finish()
             if expected is not None and sink.tell() - offset < int(expected):
                 raise _Retryable("connection closed before the end of the file")
             return sink.tell()

@@ -148,15 +148,20 @@ def read_window(client: CloseClient, since: datetime, object_types: Iterable[str
         log.info("the Event Log takes no date-only window here; reading it per object type "
                  "and action")
         log.debug("Close said: %s", exc.api_message)
+    finally:
+        progress.finish()
     pairs = [{"object_type": object_type, "action": action}
              for object_type in expand_object_types(object_types)
              for action in actions_of(object_type)]
+    progress = Progress("Event Log window", unit="events")
     # ~90 small queries, most of them one empty page: a few at a time (the client keeps to
     # the endpoint group's rate limit)
     with ThreadPoolExecutor(max_workers=PAIR_WORKERS) as pool:
-        return sum(pool.map(lambda pair: _read_filtered(
+        read = sum(pool.map(lambda pair: _read_filtered(
             client, since, pair[1], sink, (pair[0] + 1) << PAIR_SHIFT, progress),
             enumerate(pairs)))
+    progress.finish()
+    return read
 
 
 # Where Close refuses a query without filters, the newest event is looked for among these

@@ -18,6 +18,7 @@ from typing import Any
 
 from close_source.api.client import CloseClient
 from close_source.catalog import CATALOG, Entry
+from close_source.progress import Progress
 from close_source.read.export_file import ExportFailed
 from close_source.timestamps import to_utc
 
@@ -80,7 +81,6 @@ def resume_export_job(client: CloseClient, job: ExportJob, *, timeout: float = 6
                       poll_initial: float = 1.0, poll_max: float = 30.0) -> ExportJob:
     """An export an earlier run created, as Close shows it now, waited for if still building."""
     job.export = client.get(f"export/{job.export_id}/")
-    _log_progress(job.export)
     return _wait(client, job, timeout, poll_initial, poll_max)
 
 
@@ -89,27 +89,31 @@ def _wait(client: CloseClient, job: ExportJob, timeout: float, poll_initial: flo
     export, export_id = job.export, job.export_id
     deadline = time.monotonic() + timeout
     delay = poll_initial
-    while export.get("status") in WAITING or export.get("status") is None:
-        if time.monotonic() > deadline:
-            raise ExportFailed(f"export {export_id} not done after {timeout:.0f}s "
-                               f"(status {export.get('status')!r})")
-        time.sleep(delay)
-        delay = min(poll_max, delay * 1.5)
-        export = client.get(f"export/{export_id}/")
-        _log_progress(export)
+    progress = Progress("export built by Close", unit="leads")
+    try:
+        _built(progress, export)
+        while export.get("status") in WAITING or export.get("status") is None:
+            if time.monotonic() > deadline:
+                raise ExportFailed(f"export {export_id} not done after {timeout:.0f}s "
+                                   f"(status {export.get('status')!r})")
+            time.sleep(delay)
+            delay = min(poll_max, delay * 1.5)
+            export = client.get(f"export/{export_id}/")
+            _built(progress, export)
+    finally:
+        progress.finish()
     if export.get("status") != DONE or not export.get("download_url"):
         raise ExportFailed(f"export {export_id} ended with status {export.get('status')!r}")
     job.export = export
     return job
 
 
-def _log_progress(export: Mapping[str, Any]) -> None:
-    done, total = export.get("n_docs_processed"), export.get("n_docs")
-    if total:
-        log.info("export %s: %s, %s of %s leads (%.0f%%)", export["id"], export.get("status"),
-                 done or 0, total, 100.0 * (done or 0) / total)
-    else:
-        log.info("export %s: %s", export["id"], export.get("status"))
+def _built(progress: Progress, export: Mapping[str, Any]) -> None:
+    """Close's own progress: leads processed (`n_docs_processed`) of `n_docs`."""
+    if export.get("n_docs"):
+        progress.total = float(export["n_docs"])
+    progress.at(float(export.get("n_docs_processed") or 0),
+                lambda: f"status {export.get('status')}")
 
 
 # ---- routing --------------------------------------------------------------------------------

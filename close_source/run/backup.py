@@ -25,6 +25,7 @@ from close_source.errors import AccessDenied, ConfigError
 from close_source.read import backup as files
 from close_source.read.custom_fields import RawDefinitions
 from close_source.records import Page
+from close_source.stages import note
 
 log = logging.getLogger(__name__)
 
@@ -123,5 +124,5 @@ class BackupRecorder:
             (self.directory / name).unlink(missing_ok=True)
         shutil.rmtree(self.staging, ignore_errors=True)
         kept = len(self._files) + (1 if self._export else 0)
-        log.info("backup written to %s: %d files, %s", self.directory, kept,
-                 "every table" if complete else f"only {', '.join(sorted(self.tables))}")
+        note(log, "backup written to %s: %d files, %s", self.directory, kept,
+             "every table" if complete else f"only {', '.join(sorted(self.tables))}")

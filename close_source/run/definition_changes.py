@@ -36,6 +36,7 @@ from close_source.shape.definition_changes import (
     compared,
     describe,
 )
+from close_source.stages import note
 
 log = logging.getLogger("close_source.progress")
 
@@ -65,7 +66,7 @@ def definition_changes(ctx: RunContext, rows: list[Mapping[str, Any]]) -> Iterat
         if alters_meaning(change):
             log.warning("%s", describe(change))
     counts = Counter(change["change"] for change in changes)
-    log.info("custom fields: %s, recorded in %s", ", ".join(
+    note(log, "custom fields: %s, recorded in %s", ", ".join(
         f"{counts[kind]} {kind}" for kind in CHANGES if counts[kind]), CUSTOM_FIELD_CHANGES_TABLE)
     yield dlt.mark.with_hints(changes, _hints(), create_table_variant=True)
 

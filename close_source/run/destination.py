@@ -46,6 +46,7 @@ from close_source.catalog import (
 from close_source.read.warehouse import Stored, Warehouse, read_stored
 from close_source.run import resume
 from close_source.run import state as st
+from close_source.stages import note
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,8 @@ def _restore_into_new_working_dir(pipeline: dlt.Pipeline) -> None:
         return
     pipeline.sync_destination()
     if _local_source_state(pipeline) is not None:
-        log.info("this working directory had no state: restored it from %s; continuing from "
-                 "its watermarks", describe(pipeline))
+        note(log, "this working directory had no state: restored it from %s; continuing "
+             "from its watermarks", describe(pipeline))
 
 
 def _local_source_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:

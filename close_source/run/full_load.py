@@ -48,6 +48,7 @@ from close_source.run.resources import (
     table_resources,
 )
 from close_source.shape.batcher import ArrowBatcher
+from close_source.stages import note
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ def _download(ctx: RunContext, job: ExportJob, directory: Path, keeps: bool,
     size = ctx.client.download(job.export["download_url"], path, resume=resume)
     if keeps:
         kept_export.keep(path, job.export_id, job.created_at, job.created_on_closes_clock)
-    log.info("export %s downloaded (%.1f MB); loading", job.export_id, size / 1e6)
+    note(log, "export %s downloaded (%.1f MB)", job.export_id, size / 1e6)
     return _Export(path, "export", job.created_at, job.export_id,
                    exact=job.created_on_closes_clock)
 
@@ -272,10 +273,11 @@ def load_export_file(ctx: RunContext, path: Path, entries: list[Entry],
                      batcher: ArrowBatcher) -> Generator[object, None, dict[str, int]]:
     """Every lead of an export file, routed and shaped; returns objects seen per table."""
     router = ExportRouter({entry.table for entry in entries})
-    progress = Progress(f"reading export {path.name}", path.stat().st_size, megabytes)
+    progress = Progress("reading the export file", path.stat().st_size, megabytes)
     for lead in iter_leads(path, lambda done: progress.at(done, lambda: _shaped(router))):
         for entry, obj in router.route(lead):
             yield from batcher.add_object(entry, obj, ctx.custom)
+    progress.finish()
     log.info("export %s read: %s", path.name, _shaped(router))
     return router.counts
 

@@ -48,6 +48,7 @@ from close_source.run.resources import (
     table_resources,
 )
 from close_source.shape.batcher import ArrowBatcher
+from close_source.stages import TALLY, note
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def _apply(ctx: RunContext, plan: Plan, tables: list[str],
     object_types = list(dict.fromkeys(event_types_for(entries)))
     read_window(ctx.client, start, object_types, store.add_events)
     store.events_read()
-    log.info("Event Log: %d events since %s", store.event_count(), start)
+    note(log, "Event Log: %d events since %s", store.event_count(), start)
     newest = store.newest()
     now = max(filter(None, (ctx.started_at, newest)), default=datetime.now(UTC))
     source_state = dlt.current.source_state()
@@ -132,11 +133,14 @@ def _rows(ctx: RunContext, store: WindowStore, batcher: ArrowBatcher) -> Iterato
         yield from batcher.add_object(BY_TABLE[table], obj, ctx.custom)
     for table, object_ids in deleted.items():
         if not ctx.soft_deletes:
+            TALLY.count_deleted(ctx.warehouse.count(table, BY_TABLE[table].primary_key[0],
+                                                    object_ids))
             yield from _hard_deleted(batcher, BY_TABLE[table], object_ids)
             continue
         # the rows stay as they were, with `_deleted_at`; objects never loaded stay absent
         for row in ctx.warehouse.rows_where(table, "id", object_ids):
             if row.get(DELETED_AT) is None:
+                TALLY.count_deleted(1)
                 row[DELETED_AT] = store.deleted_at((table, str(row["id"])))
                 yield from batcher.add(table, row)
 

@@ -117,6 +117,22 @@ def make_plan(selected: Iterable[str], marks: Mapping[str, Watermark], *, now: d
     return plan
 
 
+def describe(plan: Plan) -> str:
+    """The plan in one line: how many tables are read which way, and why."""
+    ways: dict[str, int] = {}
+    for table_plan in plan.tables.values():
+        if table_plan.how == "events":
+            way = f"from the Event Log (window from {plan.window_start:%Y-%m-%d %H:%M:%S})" \
+                if plan.window_start else "from the Event Log"
+        else:
+            reason = table_plan.reason or ("every run" if BY_TABLE.get(table_plan.table) and
+                                           BY_TABLE[table_plan.table].incremental == "every_run"
+                                           else "")
+            way = f"read in full ({reason})" if reason else "read in full"
+        ways[way] = ways.get(way, 0) + 1
+    return f"{len(plan.tables)} tables: " + ", ".join(f"{n} {way}" for way, n in ways.items())
+
+
 def _full(plan: TablePlan, reason: str) -> TablePlan:
     log.info("%s: %s", plan.table, reason if reason.startswith("not in the destination")
              else f"full read ({reason})")

@@ -32,6 +32,7 @@ from dlt.destinations.sql_client import SqlClientBase
 
 from close_source.catalog import CATALOG
 from close_source.shape.arrow_tables import table_specs
+from close_source.stages import note
 
 log = logging.getLogger("close_source.progress")
 
@@ -79,8 +80,8 @@ def ensure(pipeline: dlt.Pipeline) -> None:
             except DatabaseException as error:
                 failed.append(f"{table} ({_first_line(error)})")
     if made:
-        log.info("PostgreSQL: made %d primary keys and indexes (%s) in %.1fs", len(made),
-                 _names(made), time.monotonic() - started)
+        note(log, "PostgreSQL: made %d primary keys and indexes (%s) in %.1fs", len(made),
+             _names(made), time.monotonic() - started)
     if failed:
         log.warning("PostgreSQL: tables left without their primary key or indexes this run, "
                     "the next run tries again: %s", "; ".join(failed))

@@ -36,6 +36,8 @@ from dlt.destinations.exceptions import DatabaseException
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.destinations.sql_client import SqlClientBase
 
+from close_source.stages import note
+
 log = logging.getLogger("close_source.progress")
 
 LOCK_TIMEOUT = "10s"  # PostgreSQL: a reader holding the old table longer leaves it to next run
@@ -210,8 +212,8 @@ def ensure(pipeline: dlt.Pipeline) -> None:
                 log.warning("stage history: %s not rebuilt, the next run tries again: %s",
                             stage.table, str(error).strip().split("\n", 1)[0])
     if built:
-        log.info("stage history: rebuilt %s in %.1fs", ", ".join(built),
-                 time.monotonic() - started)
+        note(log, "stage history: rebuilt %s in %.1fs", ", ".join(built),
+             time.monotonic() - started)
 
 
 def _rebuild(client: SqlClientBase[Any], dialect: Dialect, stage: Stage, newest: str) -> None:

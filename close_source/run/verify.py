@@ -282,6 +282,7 @@ def _by_keys(read: ReadContext, entry: Entry, warehouse: Warehouse, scratch: Scr
     found: Comparison = scratch.compare(counted(close_keys(read, entry)), stored, since,
                                         events.touched.get(entry.table, set()),
                                         events.leads_gone_after(since))
+    progress.finish()
     whole = (warehouse.columns(entry.table) is None or entry.incremental == "every_run"
              or len(found.to_heal) > HEAL_BY_ID_MAX)
     return TableResult(entry.table, "ids", found.warehouse_rows, found.close_objects,

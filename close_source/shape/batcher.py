@@ -28,6 +28,7 @@ from close_source.shape.custom_columns import CustomColumns
 from close_source.shape.key_set import KeySet
 from close_source.shape.rows import shape
 from close_source.shape.versions import first_seen, history_spec, version_of
+from close_source.stages import TALLY
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ class ArrowBatcher:
         if (spec is None or spec.hard_deletes) and self.mode == "replace" and \
                 row.get(TOMBSTONE):
             return  # a replaced table holds only what this load brings
+        if spec is not None and spec.hard_deletes and row.get(TOMBSTONE):
+            TALLY.tombstone(table)
         columns = self._pending.get(table)
         if columns is None:
             columns = self._pending[table] = Columns()

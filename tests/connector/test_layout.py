@@ -18,7 +18,7 @@ PACKAGES = ("close_source", "close_fake")
 LAYERS = {"base": 0, "api": 1, "read": 2, "shape": 3, "run": 4, "top": 5}
 TOP_MODULES = {"close_source", "close_source.source", "close_source.pipeline",
                "close_source.cli", "close_source.user_errors", "close_source.docs",
-               "close_source.sync", "close_source.dagster"}
+               "close_source.sync", "close_source.dagster", "close_source.summary"}
 MAX_LINES = 400
 
 

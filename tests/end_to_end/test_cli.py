@@ -186,7 +186,7 @@ def test_postgres_by_configuration_alone(fake, tmp_path, postgres_server):
     result = close_sync(["run", "--destination", "postgres"], tmp_path, **_env(fake),
                         DESTINATION__POSTGRES__CREDENTIALS=dsn)
     assert result.returncode == 0, result.stderr
-    assert "(postgres)" in result.stdout
+    assert "(postgres dataset close)" in result.stderr.splitlines()[-1]  # the summary line
     connection = psycopg2.connect(dsn)
     try:
         with connection.cursor() as cursor:
