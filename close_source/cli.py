@@ -37,7 +37,6 @@ from close_source.run.environment import keep_pandas_out
 from close_source.run.lock import describe, holder_of, run_lock
 from close_source.run.verify import LEVELS, Report, close_client, parse_age, tables_to_heal, verify
 from close_source.run.verify_report import as_json, as_text, record
-from close_source.summary import summarised
 from close_source.sync import sync
 from close_source.user_errors import user_error_message
 
@@ -72,8 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
     pipeline = _pipeline(args)
-    with summarised(pipeline):  # the source's preflight and plan are the run's requests too
-        sync(pipeline, tables, args.full_refresh, **_source_args(args.full_load))
+    sync(pipeline, tables, args.full_refresh, **_source_args(args.full_load))
     _print_tables(args, pipeline)
     return 0
 
@@ -82,8 +80,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     tables = _resource_list(args.resources)
     pipeline = _pipeline(args)
     output = Path(args.output).resolve()
-    with summarised(pipeline, "backup"):
-        sync(pipeline, tables, backup_dir=str(output), sync_mode="full", full_load="export")
+    sync(pipeline, tables, command="backup", backup_dir=str(output), sync_mode="full",
+         full_load="export")
     _print_tables(args, pipeline, f"{backup_summary(output)}: restore it with "
                                   f"`close-sync restore {output}`")
     return 0
@@ -93,8 +91,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """Every table from a backup, offline: no key, no request to Close."""
     directory = Path(args.directory).resolve()
     pipeline = _pipeline(args)
-    with summarised(pipeline, "restore"):
-        sync(pipeline, restore_from=str(directory), sync_mode="full")
+    sync(pipeline, command="restore", restore_from=str(directory), sync_mode="full")
     _print_tables(args, pipeline, f"Restored from {backup_summary(directory)}. The next "
                                   "`close-sync run` continues from the backup's time through "
                                   "the Event Log (if it is less than 29 days old).")
@@ -172,7 +169,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 found = {result.table: result for result in by_ids.differing}
                 report.tables = [found.get(result.table, result) for result in report.tables]
             healing = tables_to_heal(report)
-            sync(pipeline, list(healing), heal=healing)  # recording activated another pipeline
+            # sync() activates the pipeline again (recording the report activated another)
+            sync(pipeline, list(healing), command="heal", heal=healing)
             report = verify(pipeline, client, args.level, tables, max_age, where)
             report.healed = {table: "read in full" if ids is None else
                              f"{len(ids)} object(s) read again by id"
@@ -215,9 +213,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # its own file, wherever DESTINATION__DUCKDB__CREDENTIALS points the real syncs
         destination = duckdb_destination(Path.cwd() / f"{DEMO_PIPELINE}.duckdb")
         pipeline = make_pipeline(destination, DATASET_NAME, DEMO_PIPELINE)
-        with summarised(pipeline, "demo"):
-            sync(pipeline, full_refresh=True, api_key=fake.api_key, base_url=fake.base_url,
-                 export_poll_interval=0.2)
+        sync(pipeline, full_refresh=True, command="demo", api_key=fake.api_key,
+             base_url=fake.base_url, export_poll_interval=0.2)
         _print_counts(table_counts(pipeline), pipeline.dataset_name)
         # then what a scheduled run does: apply what changed since, from the Event Log
         org.advance(timedelta(minutes=15))
@@ -225,7 +222,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         org.advance(timedelta(seconds=30))
         first_request = len(fake.requests)
         started = time.monotonic()
-        sync(pipeline, api_key=fake.api_key, base_url=fake.base_url)
+        sync(pipeline, command="demo", api_key=fake.api_key, base_url=fake.base_url)
         print(f"\n{len(done)} changes made in the fake Close (creates, updates, deletes, "
               f"merges, custom fields); the next run applied them from the Event Log in "
               f"{time.monotonic() - started:.1f}s with {len(fake.requests) - first_request} "

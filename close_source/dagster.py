@@ -27,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - the message is the point
 import dlt
 
 from close_source.catalog import BY_TABLE, CATALOG, Entry, history_table, owned_tables
+from close_source.logs import run_lines
 from close_source.pipeline import DATASET_NAME, PIPELINE_NAME, make_pipeline, table_counts
 from close_source.sync import rows_loaded, sync
 from close_source.user_errors import user_error_message
@@ -64,14 +65,13 @@ def close_assets(
         pipeline = None
         try:
             pipeline = make_pipeline(destination, dataset_name, pipeline_name, pipelines_dir)
-            sync(pipeline, tables, **source_args)
+            with run_lines(context.log):
+                sync(pipeline, tables, **source_args)
         except Exception as exc:
             if (message := user_error_message(exc, pipeline)) is None:
                 raise
             raise dg.Failure(description=message) from None  # one line, as `close-sync` says it
         loaded = rows_loaded(pipeline)
-        context.log.info(f"synced {sum(loaded.values())} rows of {len(tables)} tables into "
-                         f"dataset {pipeline.dataset_name!r}")
         yield from _results(pipeline, tables, loaded, tuple(key_prefix))
 
     return close_sync

@@ -178,6 +178,47 @@ def session(log_format: str = TEXT, quiet: bool = False, verbose: bool = False,
             undo()
 
 
+@contextmanager
+def run_lines(to: logging.Logger) -> Iterator[None]:
+    """The block's stage lines, warnings and summary to `to` (an orchestrator's own log:
+    Dagster's `context.log`), whatever levels `close_source` has, and put back after: the log
+    reads as a cron log does, without configuring the orchestrator's logging."""
+    def write(record: logging.LogRecord) -> None:
+        ours = record.name in (STAGE_LOGGER, SUMMARY_LOGGER)
+        message = " ".join(part.strip() for part in record.getMessage().splitlines())
+        to.log(record.levelno, message if ours else f"{record.name}: {message}")
+
+    handler = _Forward(write)
+    lines = [logging.getLogger(STAGE_LOGGER), logging.getLogger(SUMMARY_LOGGER)]
+    warnings = logging.getLogger(OURS)
+    kept = [(logger, logger.level, logger.propagate) for logger in (*lines, warnings)]
+    for logger in lines:
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # not twice, through the handler on `close_source`
+        logger.addHandler(handler)
+    warnings.setLevel(logging.WARNING)
+    warnings.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger, level, propagate in kept:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+class _Forward(logging.Handler):
+    def __init__(self, write: Callable[[logging.LogRecord], None]) -> None:
+        super().__init__()
+        self._write = write
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._write(record)
+        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
+            self.handleError(record)
+
+
 def _set(now: Session, logger: logging.Logger, *, handlers: list[logging.Handler] | None = None,
          level: int | None = None) -> None:
     kept_handlers, kept_level = list(logger.handlers), logger.level

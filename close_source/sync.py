@@ -23,19 +23,22 @@ from dlt.common.pipeline import LoadInfo
 from close_source.pipeline import run_sync
 from close_source.run.lock import run_lock
 from close_source.source import close_source
+from close_source.summary import summarised
 
 
 def sync(pipeline: dlt.Pipeline, tables: Sequence[str] | None = None, full_refresh: bool = False,
-         **source_args: Any) -> LoadInfo:
+         command: str = "run", **source_args: Any) -> LoadInfo:
     """Sync `tables` (every table when None) into `pipeline`; `full_refresh` drops them and loads
     them again. `source_args` are `close_source`'s (`api_key`, `full_load`, ...); what is left
-    out comes from dlt's config (`[sources.close]`, `SOURCES__CLOSE__*`), as for `close-sync`."""
+    out comes from dlt's config (`[sources.close]`, `SOURCES__CLOSE__*`), as for `close-sync`.
+    The run's summary line (logger `close_source.summary`) names it `command`."""
     pipeline.activate()  # the source plans with the active pipeline's state and dataset
     if tables:
         source_args["tables"] = list(tables)
     if full_refresh:
         source_args.setdefault("sync_mode", "refresh")
-    with run_lock(pipeline):
+    # the source's creation inside: its preflight and plan are the run's requests too
+    with summarised(pipeline, command), run_lock(pipeline):
         return run_sync(pipeline, close_source(**source_args), full_refresh=full_refresh)
 
 

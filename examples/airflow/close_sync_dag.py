@@ -13,6 +13,7 @@ dlt's own Airflow helper (`PipelineTasksGroup`) is not used: it runs each task i
 temporary directory and a bare `pipeline.run`, so no run lock and no resumed load.
 """
 
+import logging
 import os
 from datetime import timedelta
 
@@ -28,12 +29,15 @@ def close_sync():
     def sync_close() -> dict[str, int]:
         """Every table, each from its own Event Log watermark; rows written per table to XCom."""
         # imported here: the scheduler parses this file often, only the task needs them
+        from close_source.logs import run_lines
         from close_source.pipeline import make_pipeline
         from close_source.sync import rows_loaded, sync
 
         pipeline = make_pipeline(os.environ.get("CLOSE_DESTINATION"),
                                  pipelines_dir=os.environ.get("CLOSE_PIPELINES_DIR"))
-        sync(pipeline)
+        # the task's log as a cron log: a line per stage, the warnings, the summary line
+        with run_lines(logging.getLogger("close_sync")):
+            sync(pipeline)
         return rows_loaded(pipeline)
 
     sync_close()

@@ -12,7 +12,7 @@ import pty
 import pytest
 from dlt.common import logger as dlt_logger
 
-from close_source.logs import session, wants_live
+from close_source.logs import run_lines, session, wants_live
 from close_source.stages import stage
 
 DETAIL = logging.getLogger("close_source.read.export")
@@ -43,6 +43,41 @@ def test_without_a_terminal_a_line_per_stage_warning_and_summary(options, kept):
     assert warning.endswith("the export failed (status 'error'); loading leads from list "
                             "endpoints instead")  # one line
     assert lines[-1].endswith(" summary: run ok")
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("ours", [logging.NOTSET, logging.INFO, logging.DEBUG])
+def test_an_orchestrators_log_gets_the_stages_warnings_and_summary_once(ours):
+    """Dagster's `context.log`: the cron log's lines, whatever level `close_source` was given
+    (Dagster's `python_log_level` sets it on the loggers it manages), each once."""
+    orchestrator, kept = logging.getLogger("tests.orchestrator"), _Kept()
+    orchestrator.addHandler(kept)
+    orchestrator.setLevel(logging.DEBUG)
+    managed = _Kept()  # as Dagster's handler on a `close_source` it manages
+    logging.getLogger("close_source").addHandler(managed)
+    logging.getLogger("close_source").setLevel(ours)
+    try:
+        with run_lines(orchestrator):
+            _log_a_run()
+    finally:
+        orchestrator.removeHandler(kept)
+        logging.getLogger("close_source").removeHandler(managed)
+        logging.getLogger("close_source").setLevel(logging.NOTSET)
+    assert [(r.levelno, r.getMessage()) for r in kept.records] == [
+        (logging.INFO, "extract: 12 rows of 2 tables in 0.1s"),
+        (logging.WARNING, "close_source.read.export: the export failed (status 'error'); "
+                          "loading leads from list endpoints instead"),
+        (logging.INFO, "summary: run ok")]
+    assert "summary: run ok" not in [r.getMessage() for r in managed.records]  # not twice
+    assert logging.getLogger("close_source.stage").handlers == []  # put back
 
 
 def test_json_is_one_object_per_record_with_the_numbers_dlt_included(monkeypatch):

@@ -66,6 +66,11 @@ def test_airflow_parses_the_dag_and_its_task_syncs_every_table(tmp_path):
     assert found["tasks"] == ["sync"] and found["max_active_runs"] == 1
     assert found["catchup"] is False and found["retries"] == 2
     assert found["schedule"] == "7 * * * *"
+    # the task's log (Airflow's handler on stdout here): the stages and the summary, no details
+    logged = [line for line in done.stdout.splitlines() if "[close_sync]" in line]
+    assert [line.split("] ", 1)[1].split(":")[0] for line in logged] == [
+        "plan", "extract", "normalize", "load", "settle", "summary"], done.stdout[-3000:]
+    assert "full read (first load of this table)" not in done.stdout.replace(logged[0], "")
     pipeline = pipeline_of(tmp_path, None)  # the task's: close_crm.duckdb in its directory
     assert every_table_mismatches(org, pipeline) == {}
     [(leads,)] = rows(pipeline, "SELECT count(*) FROM close.leads")

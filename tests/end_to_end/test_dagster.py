@@ -7,6 +7,7 @@ materialization (a missing result does not fail a Dagster run, so it is counted 
 
 from __future__ import annotations
 
+import logging
 import random
 import runpy
 from datetime import timedelta
@@ -18,6 +19,7 @@ import yaml
 from close_fake import FakeClose, generate_org, random_changes
 from close_source.catalog import BY_TABLE, CATALOG
 from close_source.run import state as st
+from close_source.stages import SUMMARY_LOGGER
 from tests.helpers import new_pipeline, rows
 from tests.invariant import every_table_mismatches
 from tests.oracle import expected_objects
@@ -36,11 +38,32 @@ def synced(tmp_path_factory):
     when they were defined, after every asset was materialized once."""
     workdir = tmp_path_factory.mktemp("dagster")
     org = generate_org(seed=57, leads=14)
-    with FakeClose(org) as fake:
-        assets = assets_into(workdir, fake)
-        defined = len(fake.requests)
-        result = dg.materialize([assets])
-        yield org, fake, assets, workdir, result, defined
+    summaries = Summaries()
+    summary_log = logging.getLogger(SUMMARY_LOGGER)
+    summary_log.addHandler(summaries)
+    try:
+        with FakeClose(org) as fake:
+            assets = assets_into(workdir, fake)
+            defined = len(fake.requests)
+            instance = dg.DagsterInstance.ephemeral()
+            result = dg.materialize([assets], instance=instance)
+            summary_log.removeHandler(summaries)
+            lines = [entry.user_message for entry in instance.all_logs(result.run_id)
+                     if entry.step_key == "close_sync" and not entry.is_dagster_event]
+            yield org, fake, assets, workdir, result, defined, (summaries.numbers, lines)
+    finally:
+        summary_log.removeHandler(summaries)
+
+
+class Summaries(logging.Handler):
+    """The summary lines' numbers, as a scheduler's log handler receives them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.numbers: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.numbers.append(record.close)
 
 
 def assets_into(workdir, fake, **source_args):
@@ -57,7 +80,7 @@ def materialized(result) -> list:
 
 
 def test_defining_the_assets_reads_nothing_and_follows_the_catalog(synced):
-    _, _, assets, _, _, requests_when_defined = synced
+    _, _, assets, _, _, requests_when_defined, _ = synced
     assert requests_when_defined == 0  # no /me/, no reference table: nothing before a run
     assert set(assets.keys) == ALL
     for entry in CATALOG:
@@ -68,7 +91,7 @@ def test_defining_the_assets_reads_nothing_and_follows_the_catalog(synced):
 
 
 def test_every_asset_materializes_and_the_tables_are_exact(synced):
-    org, _, _, workdir, result, _ = synced
+    org, fake, _, workdir, result, defined, (summaries, lines) = synced
     pipeline = new_pipeline(workdir)
     assert result.success
     assert sorted(materialized(result), key=str) == sorted(ALL, key=str)
@@ -86,10 +109,17 @@ def test_every_asset_materializes_and_the_tables_are_exact(synced):
     assert leads["rows_loaded"].value >= count  # with the addresses and merges written with it
     assert "display_name" in {column.name for column in leads["dagster/column_schema"].schema
                               .columns}
+    # the run's summary line, as `close-sync run` logs it, reached the run's loggers
+    [summary] = summaries
+    assert summary["command"] == "run" and summary["ok"] and summary["tables"]["leads"] == count
+    assert summary["requests"] == len(fake.requests) - defined > 0
+    # the run's own log in Dagster's event log: one line per stage and the summary, as cron's
+    assert [line.split(":")[0] for line in lines] == [
+        "plan", "extract", "normalize", "load", "settle", "summary"], lines
 
 
 def test_a_subset_syncs_only_its_tables_from_the_event_log(synced):
-    org, fake, assets, workdir, _, _ = synced
+    org, fake, assets, workdir, _, _, _ = synced
     marks_before = st.watermarks(new_pipeline(workdir).state["sources"]["close"])
     org.advance(timedelta(minutes=10))
     random_changes(org, random.Random(5), 25, step=timedelta(seconds=5))
@@ -134,4 +164,5 @@ def test_the_example_project_loads_with_its_hourly_schedule(monkeypatch, tmp_pat
     assets = defs.resolve_assets_def(close_dagster.asset_key("leads"))
     assert assets.op.pool == "close_sync"
     instance = yaml.safe_load((EXAMPLE / "dagster.yaml").read_text())
-    assert instance["python_logs"]["managed_python_loggers"] == ["close_source"]
+    assert instance["concurrency"]["pools"]["default_limit"] == 1  # one run of the pipeline
+    assert "python_logs" not in instance  # the assets log their lines themselves
