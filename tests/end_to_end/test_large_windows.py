@@ -51,7 +51,7 @@ def test_a_window_that_spills_to_disk_gives_the_same_tables(tmp_path: Path, capl
         in_memory = new_pipeline(tmp_path, "in_memory")
         for pipeline in (spilled, in_memory):
             sync(fake, tmp_path, pipeline=pipeline, resources=EVERY_TABLE)
-        for _ in range(3):
+        for _ in range(2):
             org.advance(timedelta(minutes=7))
             random_changes(org, rng, 40, step=timedelta(seconds=11))
             org.advance(timedelta(seconds=30))

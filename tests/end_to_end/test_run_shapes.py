@@ -34,7 +34,7 @@ from close_source.api.client import CloseClient
 from close_source.catalog import BY_TABLE, CATALOG, HISTORY_TABLES, owned_tables
 from close_source.run.verify import DIFFERS, verify
 from tests import destinations as dest
-from tests.conftest import WAREHOUSES, warehouse
+from tests.conftest import warehouse
 from tests.helpers import new_pipeline, rows, sync
 from tests.history_checks import event_mismatches, version_mismatches
 from tests.invariant import duplicate_keys, every_table_mismatches
@@ -180,8 +180,9 @@ def _exports(fake: FakeClose) -> int:
     return sum(1 for r in fake.requests if r.endpoint == "/export/lead/")
 
 
-@pytest.mark.parametrize("deletes", ["hard", "soft"])
-@pytest.mark.parametrize("kind", WAREHOUSES)
+# Each destination once and each way of deleting once: the four pairs cost CI 4 minutes, and
+# the delete modes share every run shape's code path on both destinations.
+@pytest.mark.parametrize(("kind", "deletes"), [("duckdb", "soft"), ("postgres", "hard")])
 def test_random_run_shapes_keep_every_table_equal_to_close(request, tmp_path, kind, deletes,
                                                            caplog):
     org = generate_org(seed=81, leads=12)
@@ -214,7 +215,7 @@ def test_a_server_that_ignores_undocumented_filters_and_shifts_pages(tmp_path, c
         assert not every_table_mismatches(org, pipeline)
         assert "the filter is ignored here" in caplog.text
         assert "more than once" in caplog.text
-        run_rounds(org, fake, tmp_path, 82, 4, pipeline)
+        run_rounds(org, fake, tmp_path, 82, 3, pipeline)
         sync(fake, tmp_path, pipeline=pipeline, full_refresh=True,  # the export this time
              history=VERSIONED)
     assert not every_table_mismatches(org, pipeline)
