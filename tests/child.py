@@ -5,6 +5,9 @@ close_source, so the code under test runs as it does for a user:
 
 - `kill-in-replace`: SIGKILL the process right after the first statement that writes rows into
   a data table of the dataset itself (not staging) ran, before anything commits it.
+- `kill-between-statements`: SIGKILL the process between two statements of one SQL job: right
+  after the `DELETE FROM` (PostgreSQL: `TRUNCATE TABLE`) of table `CLOSE_TEST_TABLE` in the
+  dataset ran, before the job's next statement (as a kill from another thread may land).
 - `kill-after-commit`: SIGKILL the process when the destination has committed the first load
   job of table `CLOSE_TEST_TABLE`, before dlt records that the job completed.
 - `kill-mid-extract`: SIGKILL the process when dlt's extract writes the `CLOSE_TEST_NTH` (default
@@ -52,6 +55,30 @@ def kill_in_replace() -> None:
         return result
 
     DuckDbSqlClient.execute_sql = execute_sql  # type: ignore[method-assign]
+
+
+def kill_between_statements() -> None:
+    from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+    from dlt.destinations.impl.postgres.sql_client import Psycopg2SqlClient
+
+    table = os.environ["CLOSE_TEST_TABLE"]
+    delete = re.compile(rf'^(?:DELETE FROM|TRUNCATE TABLE) (?:"[^"]+"\.)?"close"\."{table}"',
+                        re.IGNORECASE)
+    for client in (DuckDbSqlClient, Psycopg2SqlClient):
+        original = client.execute_sql
+
+        def execute_sql(self: Any, sql: Any, *args: Any, _original: Any = original,
+                        **kwargs: Any) -> Any:
+            statements = sql.split("\n") if isinstance(sql, str) and not args else [sql]
+            if len(statements) < 2 or not any(delete.search(s) for s in statements):
+                return _original(self, sql, *args, **kwargs)
+            for statement in statements:  # dlt joined the job's statements with newlines
+                _original(self, statement)
+                if delete.search(statement):
+                    _kill()
+            return None
+
+        client.execute_sql = execute_sql  # type: ignore[method-assign]
 
 
 def kill_after_commit() -> None:
@@ -160,6 +187,7 @@ def offline() -> None:
 
 
 HOOKS = {"kill-in-replace": kill_in_replace, "kill-after-commit": kill_after_commit,
+         "kill-between-statements": kill_between_statements,
          "kill-mid-extract": kill_mid_extract, "import-spy": import_spy, "offline": offline,
          "kill-in-keys": kill_in_keys, "no-psycopg2": no_psycopg2}
 

@@ -106,6 +106,26 @@ def test_duckdb_killed_while_swapping_in_a_table_keeps_every_table(tmp_path):
     assert not every_table_mismatches(org, pipeline_of(tmp_path, None))
 
 
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_killed_between_a_child_tables_delete_and_insert_keeps_every_table(request, tmp_path,
+                                                                           kind):
+    """A child table's replace is a DELETE and an INSERT from staging, with no DDL in it: dlt
+    1.31 ran such a job in autocommit, so a kill between the two left the table empty."""
+    org = generate_org(seed=62, leads=10)
+    dsn = _dsn(request, kind)
+    with FakeClose(org, api_key=KEY) as fake:
+        run_to_the_end(tmp_path, fake, dsn)
+        before = snapshot(tmp_path, dsn)
+        assert before["leads__addresses"][0] > 0
+        killed = start_run(tmp_path, fake, dsn, hook="kill-between-statements",
+                           CLOSE_TEST_TABLE="leads__addresses", **FULL_LOAD)
+        killed.wait(timeout=300)
+        assert killed.returncode == -signal.SIGKILL, output(tmp_path)
+        assert snapshot(tmp_path, dsn) == before
+        run_to_the_end(tmp_path, fake, dsn)
+    assert not every_table_mismatches(org, pipeline_of(tmp_path, dsn))
+
+
 def test_postgres_killed_while_a_replace_waits_keeps_every_table(postgres_server, tmp_path):
     """The reload of `leads` waits for a lock the test holds (other tables of the load may be
     swapped in already); the run is killed there: each table is as before, `leads` too."""
