@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -49,6 +50,10 @@ GROUP BY 1 ORDER BY calls DESC, lead LIMIT 5"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # dlt offers Airflow Variables as secrets when Airflow is installed, and importing Airflow
+    # sets up logging anew: close-sync's lines vanished, and it cost ~3 s a run. close-sync is
+    # not an Airflow task (examples/airflow calls `close_source.sync`); `true` brings it back.
+    os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
     args = _parser().parse_args(argv)
     keep_pandas_out()
     with logs.session(args.log_format, args.quiet, args.verbose) as args.log:

@@ -67,13 +67,15 @@ def pipeline_of(workdir: Path, dsn: str | None) -> dlt.Pipeline:
                          pipelines_dir=str(workdir / "dlt_data" / "pipelines"))
 
 
-def close_sync(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """`close-sync ARGS` run to its end in `cwd`, with only the given Close settings."""
+def close_sync(args: list[str], cwd: Path, **env: str | None) -> subprocess.CompletedProcess[str]:
+    """`close-sync ARGS` run to its end in `cwd`, with only the given Close settings (None:
+    the variable unset)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
     environment.update(DLT_DATA_DIR=str(cwd / "dlt_data"), RUNTIME__DLTHUB_TELEMETRY="false")
     environment.update(env)
     return subprocess.run([sys.executable, "-m", "close_source.cli", *args], cwd=cwd,
-                          env=environment, capture_output=True, text=True, timeout=300)
+                          env={k: v for k, v in environment.items() if v is not None},
+                          capture_output=True, text=True, timeout=300)
 
 
 def assert_one_line_user_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
