@@ -47,13 +47,26 @@ class _Text(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         when = self.formatTime(record, TIME)
-        message = " ".join(part.strip() for part in record.getMessage().splitlines()
-                           if part.strip())
+        message = _one_line(record)
         line = f"{when} {message}" if record.name in (STAGE_LOGGER, SUMMARY_LOGGER) else \
             f"{when} {record.levelname} {record.name}: {message}"
         if self.verbose and record.exc_info:  # the one exception to one line a record
             return f"{line}\n{self.formatException(record.exc_info)}"
         return line
+
+
+def _one_line(record: logging.LogRecord) -> str:
+    return " ".join(part.strip() for part in record.getMessage().splitlines() if part.strip())
+
+
+class _Bare(logging.Formatter):
+    """For a log that adds its own time and level: a stage or the summary as it is, anything
+    else after its logger's name; one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = _one_line(record)
+        return message if record.name in (STAGE_LOGGER, SUMMARY_LOGGER) else \
+            f"{record.name}: {message}"
 
 
 class _Json(logging.Formatter):
@@ -183,12 +196,7 @@ def run_lines(to: logging.Logger) -> Iterator[None]:
     """The block's stage lines, warnings and summary to `to` (an orchestrator's own log:
     Dagster's `context.log`), whatever levels `close_source` has, and put back after: the log
     reads as a cron log does, without configuring the orchestrator's logging."""
-    def write(record: logging.LogRecord) -> None:
-        ours = record.name in (STAGE_LOGGER, SUMMARY_LOGGER)
-        message = " ".join(part.strip() for part in record.getMessage().splitlines())
-        to.log(record.levelno, message if ours else f"{record.name}: {message}")
-
-    handler = _Forward(write)
+    handler = _Lines(_Bare(), lambda text, level: to.log(level, text))
     lines = [logging.getLogger(STAGE_LOGGER), logging.getLogger(SUMMARY_LOGGER)]
     warnings = logging.getLogger(OURS)
     kept = [(logger, logger.level, logger.propagate) for logger in (*lines, warnings)]
@@ -205,18 +213,6 @@ def run_lines(to: logging.Logger) -> Iterator[None]:
             logger.removeHandler(handler)
             logger.setLevel(level)
             logger.propagate = propagate
-
-
-class _Forward(logging.Handler):
-    def __init__(self, write: Callable[[logging.LogRecord], None]) -> None:
-        super().__init__()
-        self._write = write
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self._write(record)
-        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
-            self.handleError(record)
 
 
 def _set(now: Session, logger: logging.Logger, *, handlers: list[logging.Handler] | None = None,
