@@ -38,7 +38,6 @@ from close_source.shape.descriptions import (
     history_base,
     table_description,
 )
-from close_source.stages import note
 
 log = logging.getLogger("close_source.progress")
 
@@ -107,9 +106,9 @@ def ensure(pipeline: dlt.Pipeline) -> int:
                 written += len(changed)
             except DatabaseException as error:
                 failed.append(f"{table} ({str(error).strip().splitlines()[0]})")
-    if written:
-        note(log, "descriptions: %d comments written in %.1fs", written,
-             time.monotonic() - started)
+    if written:  # a detail, not the stage line's: stage tables rebuilt lose theirs every time
+        log.info("descriptions: %d comments written in %.1fs", written,
+                 time.monotonic() - started)
     if failed:
         log.warning("descriptions: tables left without their comments, the next run tries "
                     "again: %s", "; ".join(failed))
