@@ -18,6 +18,7 @@ from dlt.extract.source import DltSource
 
 from close_source.collector import RunCollector
 from close_source.run import (
+    comments,
     history_kept,
     history_settle,
     kept_export,
@@ -184,6 +185,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
         postgres_keys.ensure(pipeline)
         settling.settle(SOURCE_NAME)
         stage_history.ensure(pipeline)
+        comments.ensure(pipeline)  # last: stage tables rebuilt above lose their columns' comments
         seconds = time.monotonic() - settle_started
         stage("settle", f"done in {seconds:.1f}s", seconds=round(seconds, 3))
         return info

@@ -29,6 +29,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from close_source.catalog import CUSTOM_FIELD_CHANGES_TABLE
 from close_source.run import state as st
 from close_source.run.context import RunContext
+from close_source.shape.arrow_tables import on_bigquery
 from close_source.shape.definition_changes import (
     CHANGES,
     TEXT_COLUMNS,
@@ -36,6 +37,7 @@ from close_source.shape.definition_changes import (
     compared,
     describe,
 )
+from close_source.shape.descriptions import described, table_hints
 from close_source.stages import note
 
 log = logging.getLogger("close_source.progress")
@@ -89,8 +91,10 @@ def _hints() -> Any:
         "seen_at": {"name": "seen_at", "data_type": "timestamp", "timezone": True},
         **{name: {"name": name, "data_type": "text"} for name in TEXT_COLUMNS}}
     return dlt.mark.make_hints(
-        table_name=CUSTOM_FIELD_CHANGES_TABLE, primary_key="change_id", columns=columns,
-        write_disposition={"disposition": "merge", "strategy": "delete-insert"})
+        table_name=CUSTOM_FIELD_CHANGES_TABLE, primary_key="change_id",
+        columns=described(CUSTOM_FIELD_CHANGES_TABLE, columns),
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        additional_table_hints=table_hints(CUSTOM_FIELD_CHANGES_TABLE, on_bigquery()))
 
 
 def last_run_lines(pipeline: dlt.Pipeline, tables: Collection[str]) -> list[str]:

@@ -47,7 +47,9 @@ from close_source.run.resources import (
     selected_among,
     table_resources,
 )
+from close_source.shape.arrow_tables import on_bigquery
 from close_source.shape.batcher import ArrowBatcher
+from close_source.shape.descriptions import described, table_hints
 from close_source.stages import TALLY, note
 from close_source.timestamps import to_utc
 
@@ -232,19 +234,25 @@ def _lead_merges(events: Iterable[Event]) -> Iterator[object]:
                 "date_merged": event.date_updated, "event_id": event.id}
     if rows:
         yield dlt.mark.with_hints(list(rows.values()), dlt.mark.make_hints(
-            table_name=LEAD_MERGES_TABLE, primary_key="source_lead_id", write_disposition="merge"),
+            table_name=LEAD_MERGES_TABLE, primary_key="source_lead_id", write_disposition="merge",
+            columns=described(LEAD_MERGES_TABLE, dict.fromkeys(next(iter(rows.values())), {})),
+            additional_table_hints=table_hints(LEAD_MERGES_TABLE, on_bigquery())),
             create_table_variant=True)
 
 
 EVENT_JSON_FIELDS = ("changed_fields", "data", "previous_data", "meta")
+# the columns every event has (others, null in a window, may have no column yet)
+EVENT_COLUMNS = ("id", "object_type", "object_id", "action", "date_created", "date_updated")
 EVENT_ROWS = 1_000  # rows of the `events` table handed to dlt at a time
 
 
 def _events_table(events: Iterable[Event]) -> Iterator[object]:
     """The window's raw events; consolidation rewrites an event, so they are merged on id."""
-    columns = {key: {"name": key, "data_type": "json"} for key in EVENT_JSON_FIELDS}
+    columns = described(EVENTS_TABLE, {**{key: {} for key in EVENT_COLUMNS},
+                                       **{key: {"data_type": "json"} for key in EVENT_JSON_FIELDS}})
     hints = dlt.mark.make_hints(table_name=EVENTS_TABLE, primary_key="id",
-                                write_disposition="merge", columns=columns)  # type: ignore[arg-type]
+                                write_disposition="merge", columns=columns,
+                                additional_table_hints=table_hints(EVENTS_TABLE, on_bigquery()))
     rows = []
     for event in events:
         row = {key: value for key, value in event.raw.items() if key not in EVENT_JSON_FIELDS}

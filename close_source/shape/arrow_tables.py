@@ -35,6 +35,7 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from close_source.catalog import Entry, child_table
 from close_source.records import DELETED_AT, POSITION, TOMBSTONE, Json, Row
 from close_source.shape.custom_columns import CustomColumns
+from close_source.shape.descriptions import column_description, custom_fields_of, table_hints
 from close_source.timestamps import to_date, to_utc
 
 log = logging.getLogger(__name__)
@@ -90,13 +91,16 @@ def json_data_type() -> str:
     JSON travels as text (a JSON string scalar, not the array, would land). So on BigQuery they
     are STRING columns holding JSON text, which BigQuery's JSON functions read directly.
     """
+    return "text" if on_bigquery() else JSON
+
+
+def on_bigquery() -> bool:
+    """Whether the running pipeline loads into BigQuery."""
     try:
         destination = dlt.current.pipeline().destination
     except Exception:  # noqa: BLE001 - no active pipeline (unit tests)
-        return JSON
-    if destination is not None and destination.destination_type.endswith(".bigquery"):
-        return "text"
-    return JSON
+        return False
+    return destination is not None and destination.destination_type.endswith(".bigquery")
 
 
 @dataclass
@@ -114,6 +118,9 @@ class TableSpec:
     # tables); `hard_deletes` false: a `_deleted` column is data, not dlt's delete marker
     mode: WriteMode | None = None
     hard_deletes: bool = True
+    # the run's custom columns: those of the table (or of the table it keeps versions of)
+    # are described by their field
+    custom: CustomColumns | None = None
 
     def declared_types(self) -> dict[str, str]:
         if self.declared is None:
@@ -124,33 +131,39 @@ class TableSpec:
 
     def hints(self, columns: Iterable[str], mode: WriteMode, json_type: str = JSON) -> Any:
         column_hints: TTableSchemaColumns = {}
+        fields = custom_fields_of(self.custom, self.name)
         for column in columns:
             column_type = self.types[column]
             hint: dict[str, Any] = {"name": column,
-                                    "data_type": json_type if column_type == JSON else column_type}
+                                    "data_type": json_type if column_type == JSON else column_type,
+                                    "description": column_description(self.name, column, fields)}
             if column_type == "timestamp":
                 hint["timezone"] = True
             if column in self.primary_key:
                 hint.update(primary_key=True, nullable=False)
             column_hints[column] = hint  # type: ignore[assignment]
         mode = self.mode or mode
+        described = table_hints(self.name, on_bigquery())
+        tombstone: Any = {"name": TOMBSTONE, "data_type": "bool", "hard_delete": True,
+                          "description": column_description(self.name, TOMBSTONE)}
         if mode == "replace":
             return dlt.mark.make_hints(table_name=self.name, columns=column_hints,
-                                       write_disposition="replace")
+                                       write_disposition="replace",
+                                       additional_table_hints=described)
         if self.merge_key:
-            column_hints[TOMBSTONE] = {"name": TOMBSTONE, "data_type": "bool",
-                                       "hard_delete": True}
+            column_hints[TOMBSTONE] = tombstone
             return dlt.mark.make_hints(
                 table_name=self.name, columns=column_hints, merge_key=self.merge_key,
                 write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+                additional_table_hints=described,
             )
         # a root row carrying `_deleted` true is a hard delete of that key
         if self.hard_deletes:
-            column_hints[TOMBSTONE] = {"name": TOMBSTONE, "data_type": "bool",
-                                       "hard_delete": True}
+            column_hints[TOMBSTONE] = tombstone
         return dlt.mark.make_hints(
             table_name=self.name, columns=column_hints, primary_key=list(self.primary_key),
             write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+            additional_table_hints=described,
         )
 
 
@@ -170,7 +183,7 @@ def table_specs(entry: Entry, custom: CustomColumns | None = None,
                 columns.update(custom.column_types(entry.table))
             return columns
     specs = [TableSpec(entry.table, root_types, primary_key=entry.primary_key,
-                       declared=declared)]
+                       declared=declared, custom=custom)]
     for list_name in entry.child_lists:
         key = entry.child_key or "parent_id"
         specs.append(TableSpec(child_table(entry, list_name),

@@ -18,9 +18,12 @@ from typing import Any
 
 import dlt
 import pytest
+from dlt.common.configuration.specs import GcpServiceAccountCredentials
+from dlt.common.schema import Schema
 
 from close_fake import FakeClose, FakeOrg, generate_org
 from close_source.pipeline import loader_file_format, make_pipeline
+from close_source.shape.descriptions import table_description
 from close_source.source import close_source
 from close_source.timestamps import to_utc
 from tests.oracle import custom_definitions, expected_objects, plain_column, typed
@@ -116,3 +119,48 @@ def test_files_hold_close_values_typed_for_bigquery(normalized):
             assert stored == expected, (lead_id, definition["name"])
             checked += 1
     assert checked > 30
+
+
+def test_the_load_package_carries_every_description(normalized):
+    """dlt writes a column's `description` hint and a table's x-bigquery-table-description into
+    BigQuery's DDL: the package's schema holds them for every table and column (dlt's own
+    columns aside), a custom column naming its field."""
+    org, pipeline, _ = normalized
+    (load_id,) = pipeline.list_normalized_load_packages()
+    package = pipeline.get_load_package_info(load_id)
+    schema = Schema.from_dict(json.loads(
+        (Path(package.package_path) / "schema.json").read_text()))
+    tables = schema.data_table_names()
+    assert {"leads", "leads__addresses", "custom_fields", "custom_field_changes",
+            "field_changes"} <= set(tables)
+    for table in tables:
+        hints = schema.get_table(table)
+        assert hints["x-bigquery-table-description"] == hints["description"] == \
+            table_description(table), table
+        undescribed = [name for name, column in hints["columns"].items()
+                       if not name.startswith("_dlt") and not column.get("description")]
+        assert undescribed == [], table
+    leads = schema.get_table_columns("leads")
+    assert leads["date_created"]["description"] == "When the object was created in Close (UTC)."
+    for (kind, field_id), definition in custom_definitions(org).items():
+        if kind == "lead":
+            assert leads[plain_column(definition["name"])]["description"].startswith(
+                f'Close custom field "{definition["name"]}" ({field_id}), type '), definition
+
+
+def test_dlt_writes_the_descriptions_into_bigquerys_create_table(normalized):
+    """The DDL dlt's BigQuery client makes of the package's schema (a client with made-up
+    credentials: nothing is sent): each column's description and the table's, quotes escaped."""
+    _, pipeline, _ = normalized
+    credentials = GcpServiceAccountCredentials()
+    credentials.project_id, credentials.client_email, credentials.private_key = \
+        "project", "offline@example.com", "not a key"
+    factory = dlt.destinations.bigquery(credentials=credentials)
+    config = factory.spec(credentials=credentials)._bind_dataset_name(dataset_name="close")
+    client = factory.client(pipeline.default_schema, config)
+    table = client.prepare_load_table("leads")
+    (create,) = client._get_table_update_sql("leads", list(table["columns"].values()), False)
+    assert "`status_label` STRING   OPTIONS (description='Label of the lead\\'s status" in create
+    assert "`custom_industry` STRING   OPTIONS (description='Close custom field \"Industry\"" \
+        in create
+    assert create.endswith(f"OPTIONS (description='{table_description('leads')}')")

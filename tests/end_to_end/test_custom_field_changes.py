@@ -23,11 +23,13 @@ from close_fake import mutations as m
 from close_source.pipeline import loader_file_format, run_sync
 from close_source.source import close_source
 from tests.cli_runs import close_sync
+from tests.comments import TABLE, comments_of
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import as_json, new_pipeline, rows, sync
 from tests.invariant import every_table_mismatches
 
 SYNCED = ["leads", "contacts", "custom_fields"]
+JOB_ROLE = 'Job Role ("owner\'s")'  # quotes of both kinds: in SQL literals and comments
 COLUMNS = ("change_id", "seen_at", "object_type", "field_id", "change", "old_name", "new_name",
            "old_type", "new_type", "old_choices", "new_choices", "table_name", "column_name",
            "column_effect")
@@ -73,6 +75,7 @@ class Stage:
     clock: datetime  # Close's time when the stage's run began
     status: str = ""
     fields: set[tuple[Any, ...]] = field(default_factory=set)  # custom_fields after it
+    comments: dict[str, dict[str | None, str | None]] = field(default_factory=dict)  # after it
 
     def one(self, change: str, name: str, object_type: str = "lead") -> dict[str, Any]:
         found = [row for row in self.new if row["change"] == change and row["object_type"] ==
@@ -145,7 +148,8 @@ def history(request, tmp_path_factory) -> History:
         found.stages[stage] = Stage(new, warnings, clock,
                                     status_of(workdir) if kind == "duckdb" else "",
                                     set(rows(pipeline, "SELECT object_type, id, name, "
-                                                       "column_name FROM close.custom_fields")))
+                                                       "column_name FROM close.custom_fields")),
+                                    comments_of(pipeline))
         found.problems[stage] = every_table_mismatches(org, pipeline, tables=resources)
 
     run("first")
@@ -158,7 +162,7 @@ def history(request, tmp_path_factory) -> History:
     m.delete_field(org, ids["Lead Source"])
     m.delete_field(org, ids["Region"])
     ids["Tier"] = m.add_field(org, "lead", "Tier", "choices", choices=["Gold", "Silver"])["id"]
-    m.rename_field(org, ids["Role"], "Job Role")
+    m.rename_field(org, ids["Role"], JOB_ROLE)
     run("changes")
     run("quiet")
     m.delete_field(org, ids["Trial Ends"])
@@ -219,7 +223,7 @@ def test_each_kind_of_change_gives_its_row_and_what_the_column_does_now(history)
     tier = changes.one("added", "Tier")
     assert (tier["new_type"], tier["new_choices"], tier["column_effect"]) == (
         "choices", ["Gold", "Silver"], "new column custom_tier")
-    job_role = changes.one("renamed", "Job Role", "contact")
+    job_role = changes.one("renamed", JOB_ROLE, "contact")
     assert (job_role["old_name"], job_role["column_name"]) == ("Role", "custom_role")
     assert {row["seen_at"].astimezone(UTC) for row in changes.new} == {changes.clock}
     assert history.problems["changes"] == {}
@@ -244,6 +248,47 @@ def test_a_change_of_what_a_column_holds_warns_once_and_a_rename_not(history):
         "custom_products kept; its values are read again as Close has them now",
     ])
     assert not [line for line in warnings if "Vertical" in line or "Role" in line]
+
+
+def test_the_columns_comments_follow_the_definitions(history):
+    """The run that sees a definition change rewrites its column's comment: a rename (its
+    quotes in the name kept), new choices, a retype (the old column says where the values
+    went), a deletion, a new field; a column of a table not synced keeps its comment."""
+    ids = history.ids
+    first, changes = history.stages["first"].comments, history.stages["changes"].comments
+    assert first["leads"]["custom_industry"] == (
+        f'Close custom field "Industry" ({ids["Industry"]}), type choices: Apparel, Cars, '
+        'Cosmetics, IT.')
+    leads, contacts = changes["leads"], changes["contacts"]
+    assert leads["custom_industry"] == (
+        f'Close custom field "Vertical" ({ids["Industry"]}), type choices: Apparel, Cars, '
+        'Cosmetics, IT, Biotech.')
+    assert contacts["custom_role"] == (f'Close custom field "{JOB_ROLE}" ({ids["Role"]}), '
+                                       'type choices: Account Executive, CEO, Sales Rep.')
+    assert leads["custom_employees"] == (
+        f'Close custom field "Employees" ({ids["Employees"]}), type text: this column holds '
+        'its values from before its type changed; they continue in custom_employees_text, and '
+        'this one is no longer filled.')
+    assert leads["custom_employees_text"] == \
+        f'Close custom field "Employees" ({ids["Employees"]}), type text.'
+    assert leads["custom_account_owner_list"].endswith(
+        "type user (several values, a JSON array of user ids, users.id).")
+    assert leads["custom_lead_source"] == (
+        f'Close custom field "Lead Source" ({ids["Lead Source"]}), deleted in Close: no longer '
+        'filled. It was type text.')
+    assert contacts["custom_region"].startswith(f'Close custom field "Region" ({ids["Region"]}), '
+                                                "deleted in Close")
+    assert leads["custom_tier"].endswith("type choices: Gold, Silver.")
+    assert leads[TABLE] == first["leads"][TABLE] and leads[TABLE]
+    # Trial Ends deleted, only leads synced: leads' comment follows
+    subset = history.stages["subset"].comments
+    assert "deleted in Close" in subset["leads"]["custom_trial_ends"]
+    assert subset["contacts"] == changes["contacts"]
+    quiet = history.stages["quiet"].comments  # the same (and `_deleted`, now merged into)
+    assert {(table, column): quiet[table][column] for table, held in changes.items()
+            for column in held} == {(table, column): comment for table, held in changes.items()
+                                    for column, comment in held.items()}
+    assert quiet["leads"]["_deleted"].startswith("dlt's delete marker")
 
 
 def test_a_run_without_changes_adds_no_row_and_no_warning(history):
@@ -340,3 +385,6 @@ def test_a_full_refresh_keeps_the_changes_and_records_only_what_changed(tmp_path
     added = [after[key] for key in set(after) - set(before)]
     assert [(row["change"], row["old_name"], row["new_name"]) for row in added] == [
         ("renamed", "Vertical", "Sector")]
+    # the table dropped and made again has its comments again
+    described = comments_of(pipeline)["custom_fields"]
+    assert described[TABLE].startswith("Custom field definitions") and all(described.values())

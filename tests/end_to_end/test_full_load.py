@@ -11,8 +11,11 @@ import pytest
 
 from close_fake import FakeClose, FakeOrg, changes, generate_org
 from close_fake import org as o
-from close_source.catalog import BY_TABLE, CATALOG
+from close_source.catalog import BY_TABLE, CATALOG, owned_tables
+from close_source.run import comments
+from close_source.shape.descriptions import table_description
 from close_source.timestamps import to_date, to_utc
+from tests.comments import TABLE, comments_of
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import rows, sync
 from tests.invariant import db_rows
@@ -173,3 +176,56 @@ def test_an_organisation_without_meetings_loads_an_empty_meetings_table(request,
     assert rows(pipeline, "SELECT count(*) FROM meetings") == [(0,)]
     assert rows(pipeline, "SELECT count(*) FROM meetings_history") == [(0,)]
     assert rows(pipeline, "SELECT count(*) FROM leads") == [(4,)]
+
+
+# ---- descriptions (README "Descriptions") ---------------------------------------------------
+
+CATALOG_TABLES = [table for entry in CATALOG for table in owned_tables(entry)]
+MAIN_TABLES = ("leads", "contacts", "opportunities", "tasks", "users", "calls", "emails",
+               "notes", "meetings", "sms", "lead_status_changes", "opportunity_status_changes")
+
+
+def test_every_table_and_column_reads_back_its_comment(loaded: tuple[FakeOrg, dlt.Pipeline]):
+    """Every table of the dataset and every column has its comment (dlt's tables their dlt
+    description); each table of the catalog and of close-sync its own; no column of the main
+    tables is described only by the shape of its name; a second pass writes nothing."""
+    _, pipeline = loaded
+    found = comments_of(pipeline)
+    assert set(CATALOG_TABLES) <= set(found) and "lead_status_history" in found
+    for table, held in found.items():
+        assert all(comment for comment in held.values()), (table, held)
+        if table in CATALOG_TABLES or table in ("field_changes", "custom_field_changes"):
+            assert held[TABLE] == table_description(table), table
+    assert found["leads"][TABLE].startswith("Close leads: one row per lead")
+    assert found["_dlt_loads"][TABLE] == "Created by DLT. Tracks completed loads"
+    assert found["lead_status_history"][TABLE].startswith("Stage history")  # its build marker
+    assert found["lead_status_history"]["seconds_in_from_status"].startswith("Seconds since")
+    assert found["opportunities"]["value"].startswith("The deal's value in cents")
+    assert found["calls"]["cost"] == "Cost of the call in US cents, a decimal number (as text)."
+    for table in MAIN_TABLES:
+        generic = {column: comment for column, comment in found[table].items()
+                   if comment and "as its API returns it" in comment}
+        assert generic == {}, table
+    assert comments.ensure(pipeline) == 0  # nothing differs: nothing written
+
+
+def test_every_column_of_leads_says_what_it_holds(loaded: tuple[FakeOrg, dlt.Pipeline]):
+    """Standard columns from Close's docs; each custom column names its field: its name, id,
+    type and, for choices, the choices."""
+    org, pipeline = loaded
+    leads = comments_of(pipeline)["leads"]
+    assert set(leads) - {TABLE} == set(pipeline.default_schema.get_table_columns("leads"))
+    assert leads["date_created"] == "When the object was created in Close (UTC)."
+    assert leads["status_label"].startswith("Label of the lead's status")
+    custom = 0
+    for (kind, field_id), definition in custom_definitions(org).items():
+        if kind != "lead":
+            continue
+        comment = leads[plain_column(definition["name"])]
+        assert comment.startswith(f'Close custom field "{definition["name"]}" ({field_id}), '
+                                  f'type {definition["type"]}'), comment
+        if definition["type"] == "choices":
+            assert comment.endswith(": " + ", ".join(definition["choices"]) + "."), comment
+        custom += 1
+    assert custom > 10
+    assert leads["custom_unmapped"].startswith("Custom values that fit no column")

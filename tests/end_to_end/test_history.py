@@ -34,6 +34,7 @@ from close_fake.events.log import events
 from close_source.catalog import HISTORY_TABLES
 from close_source.timestamps import to_utc
 from tests import destinations as dest
+from tests.comments import TABLE, comments_of
 from tests.conftest import WAREHOUSES, warehouse
 from tests.helpers import new_pipeline, rows, sync
 from tests.history_checks import count, event_mismatches, version_mismatches
@@ -54,6 +55,7 @@ class Story:
     consolidated: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, list[int]] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=dict)
+    comments: dict[str, Any] = field(default_factory=dict)  # the dataset's, after each step
 
 
 def changed_at(org: FakeOrg, lead: str) -> datetime:
@@ -69,6 +71,7 @@ def _check(story: Story, step: str, events: bool = True) -> None:
         found += event_mismatches(story.org, story.pipeline, story.since, HISTORY_TABLES,
                                   VERSIONED)
     story.problems[step] = found[:10]
+    story.comments[step] = comments_of(story.pipeline)
     story.counts[step] = [count(story.pipeline, "SELECT count(*) FROM field_changes"),
                           count(story.pipeline, "SELECT count(*) FROM leads_history"),
                           count(story.pipeline, "SELECT count(*) FROM opportunities_history")]
@@ -192,6 +195,27 @@ def test_a_reload_closes_nothing_that_did_not_change(story):
     assert guard[1] == before[1] + 1  # the lead changed in the gap, and only it
     assert guard[2] == before[2]
     assert refresh == guard
+
+
+def test_history_tables_and_field_changes_read_back_their_comments(story):
+    """After the steps (the last a `--full-refresh`, which drops and makes the tables again):
+    every history and change table and each of its columns has its comment; a history table's
+    custom columns name their field, as its table's do."""
+    found = story.comments["full refresh"]
+    for table in ("leads_history", "opportunities_history", "field_changes", "leads"):
+        assert found[table][TABLE] and all(found[table].values()), (table, found[table])
+    history = found["leads_history"]
+    assert history[TABLE].startswith('Versions of leads (history = ["leads"])')
+    assert history["_valid_to"].startswith("When this version ended")
+    assert history["_deleted"].startswith("True on the version a delete or a merge ended")
+    custom = [column for column in history if column and column.startswith("custom_")
+              and column != "custom_unmapped"]
+    assert custom and all(history[column] == found["leads"][column] for column in custom)
+    assert all(history[column].startswith("Close custom field") for column in custom)
+    assert found["field_changes"]["values_known"].startswith("False when Close listed")
+    merges = story.comments["changes"]["lead_merges"]  # (a full refresh drops the table)
+    assert merges[TABLE].startswith("Lead merges from the Event Log") and all(merges.values())
+    assert merges["source_lead_id"].startswith("The lead merged away")
 
 
 def test_field_changes_can_be_turned_off(tmp_path, small_fake):
