@@ -84,8 +84,8 @@ class Hasher:
             return [self.walk(item, key) for item in value]
         return value
 
-    def walk_object(self, obj: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
-        """In place; `skip`: keys shaping drops (a lead's nested contacts, hashed as theirs)."""
+    def walk_object(self, obj: dict[str, Any]) -> None:
+        """In place."""
         for key, value in obj.items():
-            if type(value) in (str, dict, list) and key not in skip:
+            if type(value) in (str, dict, list):
                 obj[key] = self.walk(value, key)

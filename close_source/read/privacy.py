@@ -97,19 +97,24 @@ class Privacy:
 
     def object(self, table: str, obj: dict[str, Any]) -> dict[str, Any]:
         """The object without its excluded fields and with its addresses and numbers hashed,
-        changed in place."""
+        changed in place. Objects of other tables nested in it (a lead's contacts, the
+        organisation's memberships), which shaping drops, go now: they are kept, and kept
+        out, as their own table's."""
+        if not self.active:
+            return obj
+        entry = BY_TABLE.get(table)
+        for key in entry.drop if entry is not None else ():
+            obj.pop(key, None)
         rule = self._rules.get(table)
         if rule is not None:
             self._exclude(table, rule, obj)
         if self.hasher is not None:
-            entry = BY_TABLE.get(table)
-            self.hasher.walk_object(obj, entry.drop if entry else ())
+            self.hasher.walk_object(obj)
         return obj
 
     def page(self, table: str, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if self.active:
-            for obj in page:
-                self.object(table, obj)
+        for obj in page:
+            self.object(table, obj)
         return page
 
     def pages(self, table: str, pages: Iterator[list[dict[str, Any]]]
@@ -119,11 +124,15 @@ class Privacy:
     def event(self, object_type: str, raw: dict[str, Any]) -> dict[str, Any]:
         """An Event Log entry: the object's `data` and `previous_data` as its table's objects,
         and every address and number of the entry hashed, in place."""
+        if not self.active:
+            return raw
         entry = route(object_type)
         rule = self._rules.get(entry.table) if entry is not None else None
-        if rule is not None and entry is not None:
-            for part in ("data", "previous_data"):
-                if isinstance(raw.get(part), dict):
+        for part in ("data", "previous_data"):
+            if entry is not None and isinstance(raw.get(part), dict):
+                for key in entry.drop:  # a lead's contacts ...: see `object`
+                    raw[part].pop(key, None)
+                if rule is not None:
                     self._exclude(entry.table, rule, raw[part])
         if self.hasher is not None:
             self.hasher.walk_object(raw)

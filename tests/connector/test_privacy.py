@@ -205,6 +205,19 @@ def test_events_keep_no_excluded_value_nor_change_of_it():
     kept = Event.parse(raw)
     rows = list(field_change_rows(BY_TABLE["contacts"], kept, None, privacy.keeps_change))
     assert [row["field"] for row in rows] == ["name"]
+    # a lead's event shows its contacts too: they go, whatever contacts keep out
+    lead = privacy.event("lead", {"data": {"id": "lead_1", "contacts": [contact()]}})
+    assert lead["data"] == {"id": "lead_1"}
+
+
+def test_objects_of_other_tables_nested_in_one_go_with_it():
+    """The organisation shows its memberships, a lead its contacts: a backup's file of the
+    organisation would keep them (shaping drops them later), hashed or not as another table's
+    settings say; they are kept as their own tables' objects instead."""
+    org = {"id": "orga_1", "name": "Acme", "memberships": [{"user_email": "a@x.example"}]}
+    assert Privacy({}, Hasher(KEY)).object("organization", org) == {"id": "orga_1",
+                                                                    "name": "Acme"}
+    assert "memberships" in NO_PRIVACY.object("organization", {"id": "o", "memberships": []})
 
 
 def test_the_window_stores_scratch_file_never_holds_an_excluded_or_raw_value(tmp_path: Path):

@@ -2,11 +2,11 @@
 and `pii = "hash"` leaves no raw address or number in any table while joins still count the
 same.
 
-One small organisation, two runs (module-scoped): a full load through the export, then changes
-in Close (an excluded custom value, a contact's URLs, emails and phones, a new email activity)
-and an incremental run whose Event Log window spills to disk (`window_memory_rows = 1`), with
-versions of contacts and leads and `field_changes`: every read path and every place a value
-could be kept."""
+One small organisation, two runs (module-scoped): a full load through the export that also
+writes a backup, then changes in Close (an excluded custom value, a contact's URLs, emails and
+phones, a new email activity) and an incremental run whose Event Log window spills to disk
+(`window_memory_rows = 1`), with versions of contacts and leads and `field_changes`: every read
+path and every place a value could be kept."""
 
 from __future__ import annotations
 
@@ -69,7 +69,8 @@ def synced(tmp_path_factory) -> Synced:
     try:
         with FakeClose(org) as fake:
             pipeline = new_pipeline(workdir)
-            sync(fake, workdir, pipeline=pipeline, **settings(org))
+            sync(fake, workdir, pipeline=pipeline, backup_dir=str(workdir / "backup"),
+                 sync_mode="full", **settings(org))  # as `close-sync backup` runs
             _change(org)
             sync(fake, workdir, pipeline=pipeline, **settings(org))
             yield Synced(org, fake, pipeline, workdir, capture.getvalue())
@@ -174,10 +175,20 @@ def raw_numbers(org: FakeOrg) -> set[str]:
 # ---- exclude_columns ----------------------------------------------------------------------
 
 
+def backup_export(synced: Synced) -> Path:
+    manifest = json.loads((synced.workdir / "backup" / "manifest.json").read_text())
+    return synced.workdir / "backup" / manifest["export"]["file"]
+
+
 def test_no_file_the_runs_left_holds_an_excluded_value(synced):
     sample = excluded_values(synced.org)
     assert len(sample) >= 15 and NEW_URL in sample and NEW_NOTE in sample
     files = file_texts(synced.workdir)
+    # the backup keeps Close's export file as Close made it, and says so; only that file
+    export = files.pop(backup_export(synced))
+    assert "the backup keeps Close's export file as Close made it" in synced.log
+    assert any(value in export for value in sample)
+    assert len([path for path in files if "/backup/" in str(path)]) > 10
     tables = table_texts(synced.pipeline)
     packages = {path: text for path, text in files.items() if "/load/" in str(path)}
     assert packages, "the load packages are kept: the test reads them"
@@ -233,6 +244,16 @@ def test_a_dataset_refuses_other_settings_before_reading(synced):
         assert KEY not in line
 
 
+def test_a_hashed_backup_is_restored_only_with_its_key(synced, tmp_path):
+    other = {**settings(synced.org), "pii_key": KEY + "-rotated"}
+    del other["window_memory_rows"]
+    with pytest.raises(Exception) as refused:
+        sync(synced.fake, tmp_path, restore_from=str(synced.workdir / "backup"),
+             sync_mode="full", **other)
+    line = user_error_message(refused.value)
+    assert line is not None and "this backup's files were hashed with another pii_key" in line
+
+
 # ---- pii = "hash" ---------------------------------------------------------------------------
 
 
@@ -245,6 +266,10 @@ def test_no_table_holds_a_raw_address_or_number(synced):
     assert len(numbers) > 50 and NEW_PHONE in numbers
     assert not {table: [n for n in numbers if n in text][:3] for table, text in tables.items()
                 if not table.startswith("_dlt") and any(n in text for n in numbers)}
+    backup = file_texts(synced.workdir / "backup")
+    del backup[backup_export(synced)]  # Close's own bytes
+    assert not {path.name: EMAIL.findall(text)[:3] for path, text in backup.items()
+                if EMAIL.search(text)}
     # HMAC-SHA256 with the key, of the address trimmed and lower-cased, of the number's digits
     assert digest("new.person@hashed.example") in tables["contacts__emails"]
     assert digest("14155550123") in tables["contacts__phones"]
