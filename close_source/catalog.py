@@ -32,7 +32,7 @@ Read strategies (`Entry.read`):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -343,9 +343,21 @@ def child_table(entry: Entry, list_name: str) -> str:
     return f"{entry.table}__{list_name}"
 
 
-def owned_tables(entry: Entry) -> tuple[str, ...]:
-    """The entry's root table and its child tables: what selecting the entry loads."""
-    return (entry.table, *(child_table(entry, name) for name in entry.child_lists))
+def owned_tables(entry: Entry, without: Collection[str] = ()) -> tuple[str, ...]:
+    """The entry's root table and its child tables: what selecting the entry loads (`without`:
+    child tables a run does not write, their lists excluded)."""
+    return (entry.table, *(table for name in entry.child_lists
+                           if (table := child_table(entry, name)) not in without))
+
+
+def route(object_type: str) -> Entry | None:
+    """The catalog entry an event's `object_type` belongs to (`task.lead` -> tasks)."""
+    for entry in CATALOG:
+        for pattern in entry.event_object_types:
+            if pattern == object_type or (pattern.endswith(".*") and
+                                          object_type.startswith(pattern[:-1])):
+                return entry
+    return None
 
 
 def copies_of(source: str) -> list[tuple[Entry, Copy]]:

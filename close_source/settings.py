@@ -24,6 +24,7 @@ FullLoad = Literal["export", "lists"]
 SyncMode = Literal["auto", "full", "refresh"]
 Deletes = Literal["hard", "soft"]
 ColumnNaming = Literal["name", "id"]  # custom field columns named after the field's name or id
+Pii = Literal["none", "hash"]  # hash: email addresses and phone numbers keyed-hashed (pii_key)
 
 SECTION = ("sources", "close")  # the source's config section: `[sources.close]`, SOURCES__CLOSE__
 MAX_SECONDS = 365 * 86400.0  # Python's timers overflow past ~9.2e9 s; a year is past any use
@@ -120,6 +121,10 @@ class Settings:
     heal: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
     # dlt's schema contract for every table: one mode, or a mode per entity; None: dlt's default
     schema_contract: str | Mapping[str, str] | None = None
+    # fields kept out of everything a run writes, per table (`read/privacy.py` applies them);
+    # `pii = "hash"` hashes addresses and numbers with `pii_key`, which is not here either
+    exclude_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    pii: Pii = "none"
 
     @classmethod
     def checked(cls, tables: Sequence[str] | None, **values: object) -> Settings:
@@ -129,7 +134,8 @@ class Settings:
             known = ", ".join(entry.table for entry in CATALOG)
             raise ConfigError(f"unknown resource(s): {', '.join(unknown)}; known: {known}")
         for name, kind in (("full_load", FullLoad), ("sync_mode", SyncMode),
-                           ("deletes", Deletes), ("custom_field_columns", ColumnNaming)):
+                           ("deletes", Deletes), ("custom_field_columns", ColumnNaming),
+                           ("pii", Pii)):
             if values[name] not in get_args(kind):
                 raise ConfigError(refused(name, values[name], accepted(kind)))
         for name in ACCEPTS:
@@ -139,6 +145,7 @@ class Settings:
         values["history"] = _history_tables(values.get("history"))
         values["heal"] = _healed_tables(values.get("heal"), selected)
         values["schema_contract"] = _schema_contract(values.get("schema_contract"))
+        values["exclude_columns"] = _excluded_columns(values.get("exclude_columns"))
         settings = cls(tables=selected, **values)  # type: ignore[arg-type]
         if settings.backup_dir and settings.full_load != "export":
             raise ConfigError("a backup needs the export: full_load must be 'export'")
@@ -214,6 +221,52 @@ def _schema_contract(value: object) -> str | dict[str, str] | None:
         return dict(value)
     raise ConfigError(refused("schema_contract", value, f"one of {', '.join(modes)}, or a "
                               f"mapping of {', '.join(entities)} to one"))
+
+
+# What a run needs of every object it keeps: its key, the lead it belongs to, the times its
+# watermark and versions come from, the type a custom activity's fields belong to.
+NEEDED_FIELDS = ("id", "lead_id", "date_created", "date_updated", "custom_activity_type_id")
+CUSTOM = "custom"  # every custom field of a table; `custom.<name or id>`: one of them
+
+
+def _excluded_columns(value: object) -> dict[str, tuple[str, ...]]:
+    """`exclude_columns = {contacts = ["emails"], leads = ["custom.Personal notes"]}`: standard
+    fields by name (`envelope.cc`: nested), custom fields by Close name or id (config hands a
+    mapping over as JSON text). Whether a custom name exists is not known here: a field may be
+    created later (`read/privacy.py` warns)."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        with suppress(orjson.JSONDecodeError):  # else refused below, as written
+            value = orjson.loads(value)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+            isinstance(table, str) and _names(fields) for table, fields in value.items()):
+        raise ConfigError(refused("exclude_columns", value,
+                                  "a mapping of table names to lists of fields"))
+    if unknown := [table for table in value if table not in BY_TABLE]:
+        known = ", ".join(entry.table for entry in CATALOG)
+        raise ConfigError(f"{setting_name('exclude_columns')} names {', '.join(unknown)}: not a "
+                          f"table of Close objects; known: {known}")
+    for table, fields in value.items():
+        for name in fields:
+            if problem := _not_excludable(table, name):
+                raise ConfigError(f"{setting_name('exclude_columns')}: {table} {name!r} {problem}")
+    return {table: tuple(dict.fromkeys(fields)) for table, fields in value.items() if fields}
+
+
+def _not_excludable(table: str, name: str) -> str | None:
+    entry = BY_TABLE[table]
+    if name == CUSTOM or name.startswith(f"{CUSTOM}."):
+        if not entry.custom_field_type:
+            return f"is a custom field: {table} has none"
+        if name != CUSTOM and not name[len(CUSTOM) + 1:].strip():
+            return "names no custom field"
+        return None
+    if not all(part.strip() for part in name.split(".")):
+        return "is not a field name (`emails`, `envelope.cc`, `custom.<name or id>`)"
+    if name.split(".")[0] in (*entry.primary_key, *NEEDED_FIELDS):
+        return "is needed to sync the table: it cannot be excluded"
+    return None
 
 
 def _names(value: object) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import dlt
 from dlt.extract.resource import DltResource
@@ -16,6 +17,7 @@ from close_source.catalog import BY_TABLE, history_table
 from close_source.pipeline import SOURCE_NAME
 from close_source.read.context import ReadContext
 from close_source.read.export import exported_tables
+from close_source.read.privacy import Privacy, pii_hasher
 from close_source.read.references import References, read_references
 from close_source.read.window_store import MEMORY_ROWS
 from close_source.run import state as st
@@ -26,6 +28,7 @@ from close_source.run.history import field_changes_table
 from close_source.run.incremental import event_log_resources
 from close_source.run.origin import from_backup, from_close
 from close_source.run.plan import describe, follow_renames, make_plan
+from close_source.run.privacy_changes import check_privacy
 from close_source.settings import Settings
 from close_source.shape.custom_columns import CustomColumns
 from close_source.stages import planned
@@ -60,6 +63,9 @@ def close_source(
     history: Sequence[str] | None = None,
     heal: Mapping[str, Sequence[str] | None] | None = None,
     schema_contract: str | dict[str, str] | None = None,
+    exclude_columns: Mapping[str, Sequence[str]] | str | None = None,
+    pii: str = "none",
+    pii_key: str | None = dlt.secrets.value,
 ) -> list[DltResource]:
     """Every Close object type (or the `tables` named), each a resource named after its table.
 
@@ -74,6 +80,9 @@ def close_source(
     differ from Close, read again by id after the table's Event Log window (a 404 deletes the
     row), or None: the table is read in full (as is a table read in full anyway).
     `schema_contract`: dlt's, for every table ("freeze", or {"columns": "freeze"}, ...).
+    `exclude_columns` ({"contacts": ["emails"]}) keeps fields out of everything the run writes;
+    `pii="hash"` replaces email addresses and phone numbers with HMAC-SHA256 hashes keyed with
+    `pii_key` (README "Personal data").
     Resources are parallelized: Close rate-limits per endpoint group, so independent endpoints
     are read at the same time (`[extract] workers`); `rate_limit_share` below 1 leaves the rest
     of each group's limit to the organisation's other integrations.
@@ -86,7 +95,8 @@ def close_source(
         custom_field_columns=custom_field_columns,
         sync_mode=sync_mode, deletes=deletes, window_memory_rows=window_memory_rows,
         restore_from=restore_from, field_changes=field_changes, history=history, heal=heal,
-        schema_contract=schema_contract)
+        schema_contract=schema_contract, exclude_columns=exclude_columns, pii=pii)
+    hasher = pii_hasher(settings.pii, pii_key)
     if settings.restore_from:
         origin = from_backup(settings, tables)
     else:
@@ -94,12 +104,17 @@ def close_source(
                              max_attempts=settings.max_attempts,
                              rate_limit_share=settings.rate_limit_share)
         origin = from_close(client, settings)
-    settings, read, started_at = origin.settings, origin.read, origin.started_at
+    settings, started_at = origin.settings, origin.started_at
+    privacy = Privacy(settings.exclude_columns, hasher, origin.definitions)
+    read = replace(origin.read, privacy=privacy)
+    if origin.backup is not None:
+        origin.backup.privacy = privacy
     # the state continued from is the destination's own
-    destination = check_destination(settings.tables, settings.history)
+    destination = check_destination(settings.tables, settings.history, privacy.dropped_tables)
     warehouse = destination.warehouse
     source_state = dlt.current.source_state()
     st.migrate(source_state, warehouse.tables())
+    check_privacy(source_state, warehouse, privacy, origin.made_with)
     missing = dict(destination.missing)
     for table in settings.history:  # versions begin with a full read of their table
         if history_table(table) not in warehouse.tables():
@@ -107,7 +122,7 @@ def close_source(
                                       f"versions begin with a full read")
     custom = CustomColumns(settings.custom_field_columns,
                            st.custom_columns(source_state, settings.custom_field_columns),
-                           origin.definitions)
+                           origin.definitions, privacy.keeps)
     plan = make_plan(settings.tables, st.watermarks(source_state),
                      now=started_at, full_read=settings.full_read,
                      full_load=settings.full_load, exported=exported_tables(),

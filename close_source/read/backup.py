@@ -86,9 +86,11 @@ def write_manifest(directory: Path, *, tables: Sequence[str], complete: bool,
                    t0: datetime | None, events_from: datetime | None,
                    export: Mapping[str, Any] | None,
                    files: Mapping[str, Mapping[str, Any]], denied: Mapping[str, AccessDenied],
-                   definitions: Sequence[RawDefinitions], me: Mapping[str, Any]) -> None:
+                   definitions: Sequence[RawDefinitions], me: Mapping[str, Any],
+                   privacy: Mapping[str, Any] | None = None) -> None:
     """The manifest, under a temporary name first: the directory is a finished backup from
-    the moment it has one."""
+    the moment it has one. `privacy`: the exclusions and hashing its table files were
+    written with (`Privacy.marker`)."""
     body = {
         "format": FORMAT, "version": VERSION,
         "tables": sorted(tables), "complete": complete,
@@ -101,6 +103,7 @@ def write_manifest(directory: Path, *, tables: Sequence[str], complete: bool,
         "custom_field_definitions": [{"by_object_type": dict(raw.by_object_type),
                                       "schemas": dict(raw.schemas)} for raw in definitions],
         "me": dict(me),
+        "privacy": dict(privacy) if privacy else None,
     }
     body["checksum"] = _checksum(body)
     partial = directory / f".{MANIFEST}.partial"

@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import Any
 
 from close_source.api.search import search_walk
-from close_source.catalog import BY_TABLE, CATALOG, Entry, copies_of
+from close_source.catalog import BY_TABLE, CATALOG, Entry, copies_of, route
 from close_source.errors import ApiError
 from close_source.read.by_id import fetch_by_ids
 from close_source.read.context import ReadContext
@@ -62,16 +62,6 @@ EVENT_SOURCES = tuple(e.table for e in CATALOG if e.name_fields and e.incrementa
 # `renamed_at` key: when the table was last read in full (the copies of every name as of then)
 FULL_READ = "*"
 READ_AGAIN_CHUNK = 1_000  # objects read by id held at a time before they go to the store
-
-
-def route(object_type: str) -> Entry | None:
-    """The catalog entry an event's `object_type` belongs to (`task.lead` -> tasks)."""
-    for entry in CATALOG:
-        for pattern in entry.event_object_types:
-            if pattern == object_type or (pattern.endswith(".*") and
-                                          object_type.startswith(pattern[:-1])):
-                return entry
-    return None
 
 
 class ChangeSet:

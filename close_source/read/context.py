@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from close_source.api.client import CloseClient
 from close_source.errors import CloseSyncError
+from close_source.read.privacy import NO_PRIVACY, Privacy
 from close_source.records import Page
 
 
@@ -36,6 +37,8 @@ class ReadContext:
     backup: TableSource | None = None
     # a backup: every whole table read from Close is also kept, as Close returned it
     recorder: TableRecorder | None = None
+    # fields kept out and values hashed, by every read path as objects come in
+    privacy: Privacy = NO_PRIVACY
 
     @property
     def organization_id(self) -> str:

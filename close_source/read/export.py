@@ -20,6 +20,7 @@ from close_source.api.client import CloseClient
 from close_source.catalog import CATALOG, Entry
 from close_source.progress import Progress
 from close_source.read.export_file import ExportFailed
+from close_source.read.privacy import NO_PRIVACY, Privacy
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class ExportRouter:
     """Splits exported leads into (entry, object) pairs, one per destination table."""
 
     tables: set[str]
+    privacy: Privacy = NO_PRIVACY  # applied to each object as it is routed
     counts: dict[str, int] = field(default_factory=dict)
     _unknown_types: set[str] = field(default_factory=set)
 
@@ -145,7 +147,7 @@ class ExportRouter:
     def _emit(self, entry: Entry, obj: dict[str, Any]) -> Iterator[tuple[Entry, dict[str, Any]]]:
         self.counts[entry.table] = self.counts.get(entry.table, 0) + 1
         if entry.table in self.tables:
-            yield entry, obj
+            yield entry, self.privacy.object(entry.table, obj)
 
     def _unknown(self, type_name: str) -> None:
         if type_name not in self._unknown_types:

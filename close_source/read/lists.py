@@ -21,12 +21,12 @@ log = logging.getLogger(__name__)
 
 
 def read_entry(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
-    """Every object of one catalog entry, as pages: from Close (kept as read when a backup is
-    being written), or, in a restore, from the backup."""
+    """Every object of one catalog entry, as pages: from Close (kept as read, its excluded
+    fields left out, when a backup is being written), or, in a restore, from the backup."""
     if ctx.backup is not None:
-        yield from ctx.backup.pages(entry.table)
+        yield from ctx.privacy.pages(entry.table, ctx.backup.pages(entry.table))
         return
-    pages = _READERS[entry.read](ctx, entry)
+    pages = ctx.privacy.pages(entry.table, _READERS[entry.read](ctx, entry))
     yield from pages if ctx.recorder is None else ctx.recorder.record(entry.table, pages)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from close_source.read.event_log import Event, ObjectChange
+from close_source.read.privacy import NO_PRIVACY, Privacy
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,14 @@ def moment_of(value: int | None) -> datetime | None:
 class WindowStore:
     """Events (deduplicated by id, the latest copy kept) and per-object final states of one
     window; thread-safe (the Event Log may be read by several threads). `close` deletes the
-    scratch file."""
+    scratch file. What it is given it keeps as `privacy` leaves it: nothing excluded is ever
+    written to the scratch file."""
 
     def __init__(self, directory: str | os.PathLike[str] | None = None,
-                 memory_rows: int = MEMORY_ROWS) -> None:
+                 memory_rows: int = MEMORY_ROWS, privacy: Privacy = NO_PRIVACY) -> None:
         self.directory = Path(directory) if directory is not None else None
         self.memory_rows = memory_rows
+        self.privacy = privacy
         self.path: Path | None = None
         self._rows = 0
         self._lock = threading.RLock()
@@ -136,7 +139,8 @@ class WindowStore:
         """(order in the API's answer, event); of two copies of one event the one updated
         last is kept, with the order of the copy seen last."""
         rows = [(event.id, order, event.object_type, event.object_id, event.action,
-                 micros(event.date_updated), orjson.dumps(event.raw, default=str))
+                 micros(event.date_updated),
+                 orjson.dumps(self.privacy.event(event.object_type, dict(event.raw)), default=str))
                 for order, event in events]
         with self._lock:
             self._db.execute("BEGIN")
@@ -187,16 +191,17 @@ class WindowStore:
 
     def put_many(self, states: Iterable[tuple[Key, dict[str, Any]]],
                  read_again: bool = False) -> None:
-        rows = [(table, object_id, orjson.dumps(state, default=str), int(read_again),
-                 _text(state.get("lead_id"))) for (table, object_id), state in states]
+        rows = [(table, object_id, orjson.dumps(self.privacy.object(table, state), default=str),
+                 int(read_again), _text(state.get("lead_id")))
+                for (table, object_id), state in states]
         self._write("INSERT INTO states (tbl, id, state, read_again, lead_id) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tbl, id) DO UPDATE SET "
                     "state = excluded.state, lead_id = excluded.lead_id, "
                     "read_again = max(read_again, excluded.read_again)", rows)
 
     def put_if_absent(self, states: Iterable[tuple[Key, dict[str, Any]]]) -> None:
-        rows = [(table, object_id, orjson.dumps(state, default=str), _text(state.get("lead_id")))
-                for (table, object_id), state in states]
+        rows = [(table, object_id, orjson.dumps(self.privacy.object(table, state), default=str),
+                 _text(state.get("lead_id"))) for (table, object_id), state in states]
         self._write("INSERT OR IGNORE INTO states (tbl, id, state, lead_id) VALUES (?, ?, ?, ?)",
                     rows)
 

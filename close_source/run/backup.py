@@ -11,6 +11,7 @@ Close returned is complete when the reads are.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -24,6 +25,7 @@ from close_source.catalog import BY_TABLE, CATALOG
 from close_source.errors import AccessDenied, ConfigError
 from close_source.read import backup as files
 from close_source.read.custom_fields import RawDefinitions
+from close_source.read.privacy import NO_PRIVACY, Privacy
 from close_source.records import Page
 from close_source.stages import note
 
@@ -54,6 +56,9 @@ class BackupRecorder:
         self._me: Mapping[str, Any] = {}
         self._t0: datetime | None = None
         self._events_from: datetime | None = None
+        # the run's exclusions and hashing: its table files hold objects as they left them,
+        # and so does the manifest's `GET /me/` (a user); the source sets it once it is known
+        self.privacy: Privacy = NO_PRIVACY
 
     def began(self, me: Mapping[str, Any], t0: datetime | None,
               events_from: datetime | None = None) -> None:
@@ -119,7 +124,9 @@ class BackupRecorder:
         files.write_manifest(self.directory, tables=self.tables, complete=complete,
                              t0=self._t0, events_from=self._events_from,
                              export=self._export, files=self._files,
-                             denied=self._denied, definitions=self._definitions, me=self._me)
+                             denied=self._denied, definitions=self._definitions,
+                             me=self.privacy.object("users", copy.deepcopy(dict(self._me))),
+                             privacy=self.privacy.marker())
         for name in replaced - set(written):
             (self.directory / name).unlink(missing_ok=True)
         shutil.rmtree(self.staging, ignore_errors=True)

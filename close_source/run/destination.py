@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,9 +69,11 @@ class Checked:
     run: RunIds = field(default_factory=RunIds)
 
 
-def check_destination(selected: Iterable[str], history: Iterable[str] = ()) -> Checked:
+def check_destination(selected: Iterable[str], history: Iterable[str] = (),
+                      dropped: Collection[str] = ()) -> Checked:
     """Make the active pipeline's source state the one its destination holds; nothing to do
-    outside a pipeline (unit tests) or without a destination."""
+    outside a pipeline (unit tests) or without a destination. `dropped`: child tables no run
+    writes (their lists are excluded)."""
     try:
         pipeline = dlt.current.pipeline()
     except Exception:  # noqa: BLE001 - no active pipeline: nothing was loaded
@@ -88,7 +90,7 @@ def check_destination(selected: Iterable[str], history: Iterable[str] = ()) -> C
     destination = describe(pipeline)
     claimed = stored.source_state(st.SOURCE)
     local = _local_source_state(pipeline)
-    gone = _gone_tables(claimed, stored, selected)
+    gone = _gone_tables(claimed, stored, selected, dropped)
     if pipeline.has_pending_data:
         if st.parent_run(local) == st.run_id(claimed) and not gone:
             claimed = local  # the package is loaded first: its state is the destination's next
@@ -143,14 +145,15 @@ def _candidate_tables() -> list[str]:
 
 
 def _gone_tables(claimed: Mapping[str, Any] | None, stored: Stored,
-                 selected: list[str]) -> list[str]:
+                 selected: list[str], dropped: Collection[str]) -> list[str]:
     """Selected tables the destination's state says were loaded, whose tables it lacks. A
     full read creates every table of its entry (empty ones too), so none may be missing."""
     if claimed is None or not stored.knows_tables:
         return []
     loaded = st.watermarks(claimed)
     return [table for table in selected if table in loaded and table in BY_TABLE
-            and any(name not in stored.tables for name in owned_tables(BY_TABLE[table]))]
+            and any(name not in stored.tables
+                    for name in owned_tables(BY_TABLE[table], without=dropped))]
 
 
 def difference(destination: str, local: Mapping[str, Any] | None,

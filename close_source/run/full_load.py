@@ -101,7 +101,8 @@ def export_resources(ctx: RunContext, tables: Iterable[str],
 def _batcher(ctx: RunContext, entries: list[Entry]) -> ArrowBatcher:
     return ArrowBatcher.for_entries(entries, custom=ctx.custom, soft_deletes=ctx.soft_deletes,
                                     scratch=pipeline_directory(),
-                                    history=ctx.settings.history)
+                                    history=ctx.settings.history,
+                                    dropped=ctx.read.privacy.dropped_tables)
 
 
 def _read_export(ctx: RunContext, entries: list[Entry],
@@ -265,14 +266,14 @@ def _pages_of(ctx: RunContext, entry: Entry) -> Iterable[Page]:
     """The table's objects: read when the run began, or now from its endpoint. Custom field
     definitions were read when the run began; their rows name their columns."""
     if entry.read == "definitions":
-        return [list(ctx.custom.definition_rows())]
+        return [ctx.read.privacy.page(entry.table, list(ctx.custom.definition_rows()))]
     return ctx.prefetched(entry) or read_entry(ctx.read, entry)
 
 
 def load_export_file(ctx: RunContext, path: Path, entries: list[Entry],
                      batcher: ArrowBatcher) -> Generator[object, None, dict[str, int]]:
     """Every lead of an export file, routed and shaped; returns objects seen per table."""
-    router = ExportRouter({entry.table for entry in entries})
+    router = ExportRouter({entry.table for entry in entries}, ctx.read.privacy)
     progress = Progress("reading the export file", path.stat().st_size, megabytes)
     for lead in iter_leads(path, lambda done: progress.at(done, lambda: _shaped(router))):
         for entry, obj in router.route(lead):

@@ -78,7 +78,8 @@ def _applying(store: WindowStore, changes: ChangeSet, tables: set[str] | list[st
 def _field_changes(ctx: RunContext, store: WindowStore, changes: ChangeSet,
                    batcher: ArrowBatcher, tables: list[str]) -> Iterator[object]:
     for table, event in _applying(store, changes, tables):
-        for row in field_change_rows(BY_TABLE[table], event, ctx.custom):
+        for row in field_change_rows(BY_TABLE[table], event, ctx.custom,
+                                     ctx.read.privacy.keeps_change):
             yield from batcher.add(FIELD_CHANGES_TABLE, row)
 
 

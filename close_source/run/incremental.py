@@ -75,7 +75,8 @@ def event_log_resources(ctx: RunContext, plan: Plan) -> list[DltResource]:
 
 
 def _apply_window(ctx: RunContext, plan: Plan, tables: list[str]) -> Iterator[object]:
-    with WindowStore(pipeline_directory(), ctx.settings.window_memory_rows) as store:
+    with WindowStore(pipeline_directory(), ctx.settings.window_memory_rows,
+                     ctx.read.privacy) as store:
         yield from _apply(ctx, plan, tables, store)
 
 
@@ -97,7 +98,8 @@ def _apply(ctx: RunContext, plan: Plan, tables: list[str],
                                           soft_deletes=ctx.soft_deletes,
                                           scratch=pipeline_directory(),
                                           stored_columns=ctx.warehouse.columns,
-                                          history=ctx.settings.history)) as batcher:
+                                          history=ctx.settings.history,
+                                          dropped=ctx.read.privacy.dropped_tables)) as batcher:
         changes = ChangeSet(ctx.read, ctx.warehouse, store,
                             {t: windows[t] for t in synced if windows[t] is not None},
                             ctx.started_at, ctx.custom.changed_after, plan.renames, renamed_at,

@@ -10,11 +10,12 @@ T0, the custom field definitions) and, through the read context, every whole tab
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from close_source.api.client import CloseClient
 from close_source.errors import ConfigError
@@ -39,6 +40,8 @@ class Origin:
     backup: BackupRecorder | None = None  # a backup being written
     # where a full read's re-scan may start (`CloseTime.events_from`)
     events_from: datetime | None = None
+    # a restore: the exclusions and hashing its backup's files were written with
+    made_with: Mapping[str, Any] | None = None
 
 
 def from_close(client: CloseClient, settings: Settings) -> Origin:
@@ -52,6 +55,10 @@ def from_close(client: CloseClient, settings: Settings) -> Origin:
     if recorder is None:
         return Origin(settings, read, clock.now, definitions, events_from=clock.events_from)
     recorder.began(me, clock.now, clock.events_from)
+    if settings.exclude_columns or settings.pii != "none":
+        log.warning("the backup keeps Close's export file as Close made it: exclude_columns and "
+                    "pii apply to the backup's other files and to the tables, not to it (it "
+                    "holds every field, in clear)")
     return Origin(settings, read, clock.now, recorder.definitions(definitions), recorder,
                   clock.events_from)
 
@@ -74,4 +81,4 @@ def from_backup(settings: Settings, named: Sequence[str] | None) -> Origin:
                        export_file=str(export.path) if export else None)
     return Origin(settings, backup.read_context(settings.max_skip),
                   backup.t0 or datetime.now(UTC), backup.definitions(),
-                  events_from=backup.events_from)
+                  events_from=backup.events_from, made_with=backup.manifest.get("privacy"))

@@ -34,6 +34,7 @@ def check_pipeline(ctx: RunContext) -> None:
     if ctx.run_id:
         st.save_run(dlt.current.source_state(), ctx.run_id, ctx.parent_run_id, ctx.started_at,
                     ctx.settings.history)
+        st.save_privacy(dlt.current.source_state(), ctx.read.privacy.marker())
     if running.working_dir != ctx.planned_for:
         planned = Path(ctx.planned_for).name if ctx.planned_for else "none"
         raise ConfigError(

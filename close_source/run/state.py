@@ -13,6 +13,8 @@ idempotent). Layout (`sources.close` in the pipeline state):
 - ``run``: the id of the run that wrote the state and of the run whose state it continued
   from, so a load package an earlier run left is loaded only into the destination state it
   was made for (`run/destination.py`);
+- ``privacy``: the exclusions and hashing the tables were written with (`Privacy.marker`: the
+  key's fingerprint, never the key), so a run with others is stopped (`run/privacy_changes.py`);
 - ``version``: `VERSION`; `migrate` brings older states to it.
 
 Each table keeps its own watermark, so runs of different table subsets can interleave in any
@@ -33,6 +35,7 @@ TABLES = "tables"
 FULL_LOAD = "full_load"
 CUSTOM_COLUMNS = "custom_columns"  # {naming mode: {table: {field id: its columns}}}
 RUN = "run"  # {"id": the run that wrote the state, "parent": the run it continued from}
+PRIVACY = "privacy"
 LEGACY_EVENTS = "events"  # version 1: one watermark shared by every table
 RESCAN = timedelta(minutes=5)  # events become visible late and consolidation moves them
 HORIZON = timedelta(days=29)  # the Event Log keeps 30 days [003:8105]
@@ -162,6 +165,15 @@ def run_history(state: Mapping[str, Any] | None) -> list[str]:
 def run_close_time(state: Mapping[str, Any] | None) -> str | None:
     """Close's time as the run that wrote the state began."""
     return ((state or {}).get(RUN) or {}).get("close_time")
+
+
+def privacy(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    kept = state.get(PRIVACY)
+    return dict(kept) if isinstance(kept, Mapping) else None
+
+
+def save_privacy(state: State, marker: Mapping[str, Any]) -> None:
+    state[PRIVACY] = dict(marker)
 
 
 def record_full_load(state: State, method: str, t0: datetime | None, **extra: Any) -> None:

@@ -63,19 +63,23 @@ class ArrowBatcher:
     stored_columns: Callable[[str], Collection[str] | None] | None = None
     # tables read in full whose rows are also versions in `<table>_history`
     versioned: frozenset[str] = frozenset()
+    # child tables never written: their lists are excluded (`exclude_columns`)
+    dropped: frozenset[str] = frozenset()
 
     @classmethod
     def for_entries(cls, entries: Iterable[Entry], mode: WriteMode = "replace",
                     batch_rows: int = 1_000, custom: CustomColumns | None = None,
                     soft_deletes: bool = False, scratch: Path | None = None,
                     stored_columns: Callable[[str], Collection[str] | None] | None = None,
-                    history: Collection[str] = ()) -> ArrowBatcher:
+                    history: Collection[str] = (),
+                    dropped: frozenset[str] = frozenset()) -> ArrowBatcher:
         """`history`: tables that keep versions (their `<table>_history` tables get specs;
         in a replacing batcher, every row read is also a version)."""
         specs: dict[str, TableSpec] = {}
         children: dict[str, list[str]] = {}
         for entry in entries:
-            entry_specs = table_specs(entry, custom, soft_deletes)
+            entry_specs = [spec for spec in table_specs(entry, custom, soft_deletes)
+                           if spec.name not in dropped]
             specs.update({spec.name: spec for spec in entry_specs})
             children[entry.table] = [spec.name for spec in entry_specs]
             if entry.table in history:
@@ -85,7 +89,7 @@ class ArrowBatcher:
                     children[entry.table].append(versions.name)
         versioned = frozenset(history) & set(children) if mode == "replace" else frozenset()
         return cls(specs, mode, batch_rows, _children=children, scratch=scratch,
-                   stored_columns=stored_columns, versioned=versioned)
+                   stored_columns=stored_columns, versioned=versioned, dropped=dropped)
 
     def add_object(self, entry: Entry, obj: dict[str, Any],
                    custom: CustomColumns | None) -> Iterator[Any]:
@@ -140,6 +144,8 @@ class ArrowBatcher:
 
     def add(self, table: str, row: Row) -> Iterator[Any]:
         """Queue a row; yields a table's Arrow batch when it is full."""
+        if table in self.dropped:
+            return
         spec = self.specs.get(table)
         if (spec is None or spec.hard_deletes) and self.mode == "replace" and \
                 row.get(TOMBSTONE):

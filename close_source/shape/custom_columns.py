@@ -260,11 +260,11 @@ class CustomColumns:
     """
 
     def __init__(self, mode: ColumnNaming, kept: Mapping[str, Any] | None,
-                 load_definitions: Callable[[], RawDefinitions]) -> None:
-        self.mode = mode
-        self._load = load_definitions
-        self._lock = threading.Lock()
-        self._reloaded = False
+                 load_definitions: Callable[[], RawDefinitions],
+                 keeps: Callable[[FieldDefinition], bool] = lambda _: True) -> None:
+        """`keeps`: whether a field gets a column (an excluded one gets none)."""
+        self.mode, self._load, self._keeps = mode, load_definitions, keeps
+        self._lock, self._reloaded = threading.Lock(), False
         self._warned: set[tuple[str, str]] = set()
         self.tables = {table: TableColumns(table) for table in OBJECT_TYPE_OF_TABLE}
         # tables whose stored custom values went stale since the last run (see apply)
@@ -286,7 +286,7 @@ class CustomColumns:
                     kept.active = bool(kept.was_active)
                 continue
             self.unread.discard(OBJECT_TYPE_OF_TABLE[table])
-            if self.tables[table].apply(definitions, self.mode):
+            if self.tables[table].apply([d for d in definitions if self._keeps(d)], self.mode):
                 self.stale_tables.add(table)
 
     def changed_after(self, table: str, moment: datetime) -> bool:

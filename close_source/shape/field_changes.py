@@ -19,7 +19,7 @@ Bookkeeping fields (`date_updated`, `updated_by`, `updated_by_name`) are never r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -46,8 +46,10 @@ def field_changes_spec() -> TableSpec:
         primary_key=("event_id", "field"), mode="merge", hard_deletes=False)
 
 
-def field_change_rows(entry: Entry, event: Event, custom: CustomColumns | None) -> Iterator[Row]:
-    """The rows of one event of the entry's objects."""
+def field_change_rows(entry: Entry, event: Event, custom: CustomColumns | None,
+                      keeps: Callable[[str, str], bool] | None = None) -> Iterator[Row]:
+    """The rows of one event of the entry's objects; `keeps(table, field)`: whether a field's
+    changes are recorded (an excluded field's are not: `read/privacy.py`)."""
     data, previous = event.data, event.previous_data
     changed = event.raw.get("changed_fields")
     if isinstance(changed, list) and changed:
@@ -62,7 +64,7 @@ def field_change_rows(entry: Entry, event: Event, custom: CustomColumns | None) 
         yield _row(event, WHOLE_OBJECT, None, data, data is not None)
         return
     for field in fields:
-        if field in NOISE or field in entry.drop:
+        if field in NOISE or field in entry.drop or (keeps and not keeps(entry.table, field)):
             continue
         if event.action == "created":
             known = data is not None

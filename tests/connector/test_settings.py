@@ -20,7 +20,7 @@ from close_source.user_errors import user_error_message
 
 DEFAULTS = {name: parameter.default for name, parameter in
             inspect.signature(close_source).parameters.items()
-            if name not in ("api_key", "tables")}
+            if name not in ("api_key", "tables", "pii_key")}
 
 
 def test_history_names_tables_once():
