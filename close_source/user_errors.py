@@ -26,7 +26,7 @@ from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.common.exceptions import MissingDependencyException
 from dlt.common.schema.exceptions import DataValidationError
-from dlt.destinations.exceptions import DestinationConnectionError
+from dlt.destinations.exceptions import DatabaseException, DestinationConnectionError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from close_source.errors import CloseSyncError, exception_chain
@@ -47,6 +47,7 @@ _TEXT_ERRNO = {"no space left on device": errno.ENOSPC, "disk quota exceeded": e
 # a quoted absolute path, not a traceback's `File "/x.py", line 3` (dlt's job messages hold one)
 _QUOTED_PATH = re.compile(r"[\"'](/[^\"']+)[\"'](?!, line \d)")
 # DuckDB: Could not set lock on file "/x.duckdb": Conflicting lock is held in /bin/python (PID 7)
+_AMBIGUOUS = "Ambiguous reference to catalog or schema"
 _DUCKDB_LOCK = re.compile(r'Could not set lock on file "(?P<path>[^"]+)": Conflicting lock is '
                           r"held in (?P<program>\S+)(?: \(PID (?P<pid>\d+)\))?")
 
@@ -81,11 +82,24 @@ def user_error_message(exc: BaseException, pipeline: Any = None) -> str | None:
                     "move it to .dlt/secrets.toml or an environment variable")
     if message := _file_system_problem(causes, pipeline):
         return message
+    if message := _file_named_like_dataset(causes, pipeline):
+        return message
     for cause in causes:
         if isinstance(cause, PipelineStepFailed) and cause.step == "sync" or \
                 isinstance(cause, DestinationConnectionError):
             return _unreachable_destination(exc, pipeline)
     return None
+
+
+def _file_named_like_dataset(causes: list[BaseException], pipeline: Any) -> str | None:
+    """DuckDB names a database after its file: `close.duckdb` holding dataset `close` makes
+    every `close.<table>` ambiguous, and the first query fails."""
+    if not any(isinstance(c, DatabaseException) and _AMBIGUOUS in str(c) for c in causes):
+        return None
+    dataset = getattr(pipeline, "dataset_name", None) or "the dataset"
+    return (f"the DuckDB file is named like its dataset ({dataset}.duckdb holding dataset "
+            f"{dataset}), and DuckDB cannot tell the two apart: name the file differently "
+            "(DESTINATION__DUCKDB__CREDENTIALS) or the dataset (--dataset)")
 
 
 def _missing_config(cause: ConfigFieldMissingException) -> str:

@@ -267,3 +267,13 @@ def _run_in(workdir: Path, fake: FakeClose,
     return subprocess.run([sys.executable, "-m", "close_source.cli", "run"], cwd=workdir,
                           env=run_env(workdir, fake, None), capture_output=True, text=True,
                           timeout=300, preexec_fn=file_size_limit if limit else None)
+
+
+def test_a_duckdb_file_named_like_its_dataset_is_one_line(fake, tmp_path):
+    """`close.duckdb` holding dataset `close`: DuckDB's catalog and the schema share a name and
+    every query is ambiguous. Said in one line, before anything is loaded."""
+    result = run(tmp_path, fake, DESTINATION__DUCKDB__CREDENTIALS=str(tmp_path / "close.duckdb"))
+    assert_one_line_user_error(result, "the DuckDB file is named like its dataset (close.duckdb "
+                                       "holding dataset close)", "--dataset")
+    assert run(tmp_path, fake, "run", "--dataset", "crm",
+               DESTINATION__DUCKDB__CREDENTIALS=str(tmp_path / "close.duckdb")).returncode == 0
