@@ -1,7 +1,7 @@
 """`POST /data/search/` (Advanced Filtering) for the fake Close API.
 
-Not in the scraped docs; shaped after the export's `s_query`/`sort` structures [000:120-157]
-and what is known about the endpoint (see `peers.md`):
+Close's docs only name it (Close API: Advanced Filtering); shaped after the export's
+`s_query`/`sort` structures (Close API: Exports) and what other Close connectors found:
 
 - body `{"query": {...}, "sort": [...], "_limit": N, "cursor": str|null,
   "_fields": {"lead": [...]}, "results_limit": N|null}`;
