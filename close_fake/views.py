@@ -18,7 +18,7 @@ Fields = frozenset[str] | None
 # Fields on a stored user that only `/me/` shows (Close API: Users).
 _ME_ONLY = ("last_used_timezone",)
 # Keys dropped from emails nested in a thread ("stripped-down" Email objects; Close API:
-# Activities).
+# Activities, Email Threads).
 _EMAIL_HEAVY = ("body_text", "body_html", "body_text_quoted")
 
 

@@ -37,7 +37,7 @@ What each change emits (our reading of the List of events there, README "Changes
   deletes the thread.
 - merge_leads: children moved (`updated`, new `lead_id`), destination `updated`, source
   `deleted`, then `lead.merged` (data: the destination); all carry
-  `meta.merge_source_lead_id` / `merge_destination_lead_id` (Close API: Event Log, Event format).
+  `meta.merge_source_lead_id` / `merge_destination_lead_id` (Close API: Event Log, List of events).
 - renames (`rename_user`, `rename_lead_status`, `rename_opportunity_status`,
   `rename_pipeline`, `rename_sequence`, `rename_email_template`, `rename_contact`; updates of
   a `name` or `label`): the renamed object's own events only (users and pipelines have none);

@@ -1,7 +1,7 @@
 """`merge_leads`: the source's children move to the destination, the source is deleted.
 
 Every event of a merge carries `meta.merge_source_lead_id` / `merge_destination_lead_id`
-(Close API: Event Log, Event format); the last one is `lead.merged`.
+(Close API: Event Log, List of events); the last one is `lead.merged`.
 """
 
 from __future__ import annotations

@@ -223,7 +223,7 @@ def _renamed_at(source_state: st.State, plan: Plan, table: str,
 
 def _lead_merges(events: Iterable[Event]) -> Iterator[object]:
     """`lead_merges`: one row per merge, from the `merged` events' meta (Close API: Event Log,
-    Event format)."""
+    List of events)."""
     rows: dict[str, dict[str, object]] = {}
     for event in events:
         if event.object_type != "lead" or event.action != "merged":
