@@ -41,6 +41,12 @@ def machine_facts() -> dict[str, str]:
     }
 
 
+def repo_relative(text: str) -> str:
+    """`text` with this checkout's absolute path made relative: a committed report names no
+    machine's directories."""
+    return text.replace(f"{ROOT}/", "").replace(str(ROOT), ".")
+
+
 def sync_env(fake: Any, workdir: Path, poll_interval: float) -> dict[str, str]:
     """A `close-sync` subprocess's environment: the fake's key and URL, dlt's data in
     `workdir`, and none of this shell's own `SOURCES__` settings."""

@@ -2,7 +2,7 @@
 process, for this checkout and for another one (`--base DIR`, e.g. a `git worktree` of an
 earlier commit) in the same run, alternating, so the machine's noise hits both alike.
 
-    python bench/run_overhead.py --leads 200 --runs 5 --destination duckdb --base /tmp/base
+    python bench/run_overhead.py --leads 200 --runs 5 --destination duckdb --base DIR
 
 Prints the run's own reported seconds (its summary line's "ok in X s", without interpreter start-up)
 per checkout: the full load and the median of the no-change runs.

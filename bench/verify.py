@@ -38,14 +38,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import OUT, ROOT, machine_facts, reported, sync_env
+from common import OUT, ROOT, machine_facts, repo_relative, reported, sync_env
 
 from close_fake import FakeClose, generate_org
 
 RESULTS_MD = ROOT / "bench" / "VERIFY.md"
 RESULTS_JSON = OUT / "verify.json"
 SEED = 3  # as bench/incremental.py
-RSS_TARGET_MB = 400.0  # a sync's and a verify's peak, at every size (DESIGN §9, issue 26)
+# a sync's and a verify's peak, at every size (memory bounded by batch size; issue 26)
+RSS_TARGET_MB = 400.0
 # The child: the CLI, then its own peak RSS (VmHWM) and CPU seconds on stderr's last line
 # (stdout: the JSON).
 CHILD = ("import os, re, sys\nfrom close_source.cli import main\nrc = main(sys.argv[1:])\n"
@@ -208,6 +209,19 @@ def render(results: list[Measured], facts: dict[str, str], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _shown(argv: list[str]) -> list[str]:
+    """The arguments as the report records them: `--base` as DIR (a scratch checkout, no
+    machine's path), paths inside this checkout relative to it."""
+    shown: list[str] = []
+    for i, arg in enumerate(argv):
+        if i and argv[i - 1] == "--base":
+            arg = "DIR"
+        elif arg.startswith("--base="):
+            arg = "--base=DIR"
+        shown.append(repo_relative(arg))
+    return shown
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="20000,100000")
@@ -236,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
         results = [m for m in earlier if (m.leads, m.destination, m.command) not in measured] \
             + results
     results.sort(key=lambda m: (m.destination, m.leads, m.command != "sync", m.command))
-    command = "python bench/verify.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    shown = _shown(argv if argv is not None else sys.argv[1:])
+    command = "python bench/verify.py " + " ".join(shown)
     args.report.write_text(render(results, facts, command.strip()), encoding="utf-8")
     RESULTS_JSON.write_text(json.dumps({"facts": facts, "results": [asdict(m) for m in results]},
                                        indent=2), encoding="utf-8")

@@ -17,7 +17,8 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 # Lengths of the random part of ids, as seen in the doc samples: long ids on CRM objects
 # (`lead_IIDHIStmFcFQZZP0BRe99V1MCoXWz2PGCm6EDmR9v2O`), short ones on newer objects
-# (`pipe_6gV01if4wo7r2YTVQDWP2j`, `seq_1BTljGuCooX0nbFoPihl07`) [003:4904,6510].
+# (`pipe_6gV01if4wo7r2YTVQDWP2j`, `seq_1BTljGuCooX0nbFoPihl07`; Close API: Pipelines; Email
+# Sequences).
 LONG_ID = 43
 SHORT_ID = 22
 
@@ -55,8 +56,9 @@ def iso(dt: datetime) -> str:
 
 
 def iso_naive(dt: datetime) -> str:
-    """Naive timestamp as the docs show for pipelines, custom activity types, dialer
-    sessions and webhooks: `2019-11-04T11:04:13.014979` [003:4925,9009,6905,8638]."""
+    """Naive timestamp as the docs show for pipelines, custom activity types, dialer sessions and
+    webhooks: `2019-11-04T11:04:13.014979` (Close API: Pipelines; Custom Activities; Dialer;
+    Webhook Subscriptions)."""
     return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
@@ -88,7 +90,7 @@ def parse_moment(value: str) -> float:
 
 def format_money(cents: int | float, period: str | None = None) -> str:
     """`value_formatted` as in the samples: 50000 -> "$500", 5000 monthly -> "$50 monthly"
-    [003:2999-3048]. Annual values are shown without suffix, as in the list sample."""
+    (Close API: Opportunities). Annual values are shown without suffix, as in the list sample."""
     cents = int(round(cents))
     sign = "-" if cents < 0 else ""
     dollars, rest = divmod(abs(cents), 100)

@@ -81,7 +81,7 @@ ACTIVITY_TYPES: tuple[str, ...] = (
     "OpportunityStatusChange", "TaskCompleted", "CustomActivity",
 )  # fmt: skip
 
-# Task `_type` values [003:3238-3286].
+# Task `_type` values (Close API: Tasks).
 TASK_TYPES: tuple[str, ...] = (
     "lead", "incoming_email", "email_followup", "missed_call", "answered_detached_call",
     "voicemail", "opportunity_due", "incoming_sms",

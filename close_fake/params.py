@@ -116,7 +116,7 @@ def newest_first(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def task_date_key(value: Any) -> tuple[float, int, float]:
     """Order task `date`s: a date-only task sorts before datetime tasks of the same (UTC)
-    day [003:3225-3232]; missing dates first."""
+    day (Close API: Tasks); missing dates first."""
     if not value:
         return (float("-inf"), 0, 0.0)
     exact = parse_moment(value)

@@ -15,9 +15,10 @@ from .org import FakeOrg
 
 Fields = frozenset[str] | None
 
-# Fields on a stored user that only `/me/` shows [003:3725].
+# Fields on a stored user that only `/me/` shows (Close API: Users).
 _ME_ONLY = ("last_used_timezone",)
-# Keys dropped from emails nested in a thread ("stripped-down" Email objects) [003:1270].
+# Keys dropped from emails nested in a thread ("stripped-down" Email objects; Close API:
+# Activities, Email Threads).
 _EMAIL_HEAVY = ("body_text", "body_html", "body_text_quoted")
 
 
@@ -51,8 +52,8 @@ def project(obj: dict[str, Any], fields: Fields) -> dict[str, Any]:
 def render_contact(
     org: FakeOrg, contact: dict[str, Any], fields: Fields = None, *, with_lead_id: bool = True
 ) -> dict[str, Any]:
-    """A contact. The list sample [003:670-686] and the contacts nested in a lead [001:23-48]
-    carry no `lead_id` while the single-contact sample does [003:853]: callers pass
+    """A contact. The list sample (Close API: Contacts) and the contacts nested in a lead
+    (Close API: Leads) carry no `lead_id` while the single-contact sample does: callers pass
     `with_lead_id=False` for lists, and `lead_id` then appears only if `_fields` names it."""
     out = contact
     if not with_lead_id and not (fields and "lead_id" in fields):
@@ -77,7 +78,7 @@ def render_lead(org: FakeOrg, lead: dict[str, Any], fields: Fields = None) -> di
     if wants(fields, "opportunities"):
         out["opportunities"] = list(org.children(o.OPPORTUNITY, "lead_id", lead_id))
     if wants(fields, "tasks"):
-        # The lead's related tasks [003:203]: every task type whose lead_id is this lead.
+        # The lead's related tasks (Close API: Leads): every task type whose lead_id is this lead.
         out["tasks"] = list(org.children(o.TASK, "lead_id", lead_id))
     out.update(custom)
     return project(out, fields)
@@ -88,7 +89,7 @@ def render_user(user: dict[str, Any], fields: Fields = None) -> dict[str, Any]:
 
 
 def render_pipeline(org: FakeOrg, pipe: dict[str, Any], fields: Fields = None) -> dict:
-    """A pipeline with `statuses[]` in status order [003:4904-4926]."""
+    """A pipeline with `statuses[]` in status order (Close API: Pipelines)."""
     out = dict(pipe)
     statuses = org.children(o.OPPORTUNITY_STATUS, "pipeline_id", pipe["id"])
     out["statuses"] = [{"id": s["id"], "label": s["label"], "type": s["type"]} for s in statuses]
@@ -104,7 +105,7 @@ def _lead_statuses(org: FakeOrg) -> list[dict[str, Any]]:
 
 def _membership(org: FakeOrg, member: dict[str, Any], expand: bool) -> dict[str, Any]:
     """A membership as the organisation shows it: user data prefixed with `user_`, or a
-    nested `user` object with `_expand` [003:3980-3985] (user_id is kept either way)."""
+    nested `user` object with `_expand` (Close API: Organizations; user_id is kept either way)."""
     user = org.get(o.USER, member["user_id"]) or {}
     phone = next(
         (
@@ -154,7 +155,7 @@ def render_organization(
 
 def render_me(org: FakeOrg, user_id: str, fields: Fields = None) -> dict[str, Any]:
     """`/me/`: the user plus memberships, organisations, email accounts and phone numbers
-    [003:3719-3815]."""
+    (Close API: Users, Fetch information about yourself)."""
     user = dict(org.get(o.USER, user_id) or {})
     user.pop("organizations", None)
     info = org.info or {}
@@ -184,7 +185,7 @@ def render_me(org: FakeOrg, user_id: str, fields: Fields = None) -> dict[str, An
 
 def render_group(group: dict[str, Any], fields: Fields, *, single: bool) -> dict[str, Any]:
     """Groups return `members` only from the single-group endpoint and only when `_fields`
-    asks for them; the list endpoint never does [003:5015-5022]."""
+    asks for them; the list endpoint never does (Close API: Groups)."""
     out = {"id": group["id"], "name": group["name"], "organization_id": group["organization_id"]}
     if single and fields and "members" in fields:
         out["members"] = [dict(m) for m in group.get("members", [])]
@@ -258,7 +259,7 @@ def render_custom_activity_type(
 def render_email_template(
     org: FakeOrg, tmpl: dict[str, Any], fields: Fields = None, *, single: bool = False
 ) -> dict[str, Any]:
-    """`used_by_sequences` is shown only when fetching one template [003:6203-6217]."""
+    """`used_by_sequences` is shown only when fetching one template (Close API: Email Templates)."""
     out = dict(tmpl)
     if single:
         out["used_by_sequences"] = [

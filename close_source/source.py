@@ -33,7 +33,8 @@ from close_source.settings import Settings
 from close_source.shape.custom_columns import CustomColumns
 from close_source.stages import planned
 
-ADMIN_ROLE = "admin"  # the predefined role's id [003:3657]; its name is "Admin" [003:4189]
+# the predefined role's id (Close API: Memberships); its name is "Admin" (Close API: Roles)
+ADMIN_ROLE = "admin"
 
 
 log = logging.getLogger(__name__)
@@ -156,8 +157,8 @@ def close_source(
 
 
 def _say_if_not_admin(read: ReadContext, references: References) -> None:
-    """Events older than an hour carry no data for non-admin keys [003:8106]: their objects
-    are read by id, which costs requests. Said once, when the key's role is known."""
+    """Events older than an hour carry no data for non-admin keys (Close API: Event Log): their
+    objects are read by id, which costs requests. Said once, when the key's role is known."""
     roles = {str(role.get("id")): role for role in references.objects.get("roles", [])}
     memberships = [m for m in read.me.get("memberships") or [] if isinstance(m, dict)]
     role_ids = {str(m.get("role_id")) for m in memberships if m.get("role_id")}

@@ -1,7 +1,8 @@
 """Close's timestamps -> aware UTC datetimes and dates.
 
-Close mixes `+00:00` timestamps, naive ones (events, pipelines, webhooks: UTC assumed, see the
-reference §8.1), other offsets (custom datetime fields) and date-only values (task `date`).
+Close mixes `+00:00` timestamps, naive ones (events, pipelines, webhooks: their samples in Close's
+docs carry no offset; UTC assumed), other offsets (custom datetime fields) and date-only values
+(task `date`).
 """
 
 from __future__ import annotations

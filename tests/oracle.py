@@ -33,7 +33,8 @@ ACTIVITY_TYPE_OF: dict[str, str] = {
     "created_activities": "Created", "custom_activities": "CustomActivity",
 }
 # Stored fields the list views do not show, by the docs: `last_used_timezone` only on /me/
-# [003:3712-3815]; the organisation's memberships carry no organization_id [003:3990-4060].
+# (Close API: Users); the organisation's memberships carry no organization_id
+# (Close API: Organizations).
 NOT_LISTED: dict[str, set[str]] = {
     "users": {"last_used_timezone"},
     "memberships": {"organization_id"},

@@ -1,4 +1,4 @@
-"""Object changes that emit the Event Log entries Close documents [003:8157-8492].
+"""Object changes that emit the Event Log entries Close documents (Close API: Event Log).
 
 Tests change a running fake organisation between two syncs and expect the events a real
 Close would log:
@@ -19,7 +19,7 @@ and `meta.request_method` / `request_path` (those of the equivalent API call). T
 of the `FakeOrg` contract hold: stored objects are replaced, never edited, under
 `org.lock`. Invalid input raises `ValueError`, unknown ids `KeyError`.
 
-What each change emits (our reading of the list of events, README "Changes"):
+What each change emits (our reading of the List of events there, README "Changes"):
 - create: `<type>.created`; a contact also `lead.updated` (`contact_ids`); a lead with
   nested `contacts` (its data shows them) then `contact.created` for each; a new lead gets a
   `Created` activity, which has no events.
@@ -28,17 +28,16 @@ What each change emits (our reading of the list of events, README "Changes"):
   same user within the consolidation window, updates, or when reverted deletes) a
   LeadStatusChange activity, an opportunity's an OpportunityStatusChange; completing a
   `lead` task adds `task.lead.completed`, a TaskCompleted activity and `lead.updated`
-  (un-completing deletes the activity) [003:8324-8335]; email/SMS `status: sent` adds
-  `sent`, meeting statuses `scheduled`/`started`/`completed`/`canceled`; a contact moved to
-  another lead updates both leads; an email changes its thread (`activity.email_thread
-  .updated`).
+  (un-completing deletes the activity); email/SMS `status: sent` adds `sent`, meeting
+  statuses `scheduled`/`started`/`completed`/`canceled`; a contact moved to another lead
+  updates both leads; an email changes its thread (`activity.email_thread.updated`).
 - delete: `<type>.deleted`; a lead first deletes its activities, tasks, opportunities and
-  contacts (each `deleted`; Created activities silently) [003:8177-8179]; a contact its
-  sequence subscriptions [003:8491] and updates its lead; a thread its emails; the last
-  email of a thread deletes the thread [003:8250-8252].
+  contacts (each `deleted`; Created activities silently); a contact its sequence
+  subscriptions and updates its lead; a thread its emails; the last email of a thread
+  deletes the thread.
 - merge_leads: children moved (`updated`, new `lead_id`), destination `updated`, source
   `deleted`, then `lead.merged` (data: the destination); all carry
-  `meta.merge_source_lead_id` / `merge_destination_lead_id` [003:8180-8187].
+  `meta.merge_source_lead_id` / `merge_destination_lead_id` (Close API: Event Log, List of events).
 - renames (`rename_user`, `rename_lead_status`, `rename_opportunity_status`,
   `rename_pipeline`, `rename_sequence`, `rename_email_template`, `rename_contact`; updates of
   a `name` or `label`): the renamed object's own events only (users and pipelines have none);

@@ -1,7 +1,7 @@
 """`delete`: an object with what depends on it, each with its `deleted` event.
 
 A lead takes its activities, tasks, opportunities and contacts (with their subscriptions)
-along [003:8177-8179]; a contact its subscriptions [003:8491]; a thread its emails.
+along; a contact its subscriptions; a thread its emails (Close API: Event Log, List of events).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def delete(
         thread_before = _data_by_id(org, o.ACTIVITY, thread_id)
         doomed: list[tuple[str, dict[str, Any]]] = []
         if collection == o.ACTIVITY and obj["_type"] == "EmailThread":
-            # Deleting a thread deletes its emails [003:2864-2866].
+            # Deleting a thread deletes its emails (Close API: Activities, Email Threads).
             doomed += [(o.ACTIVITY, e) for e in org.children(o.ACTIVITY, "thread_id", object_id)]
         if collection == o.CONTACT:
             subs = org.children(o.SEQUENCE_SUBSCRIPTION, "contact_id", object_id)

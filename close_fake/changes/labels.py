@@ -13,7 +13,7 @@ from .. import events as ev
 from .. import org as o
 from ..org import FakeOrg
 
-# Copies of a user's name, by the key holding the user's id [003:1209-1224, 3307-3330].
+# Copies of a user's name, by the key holding the user's id (Close API: Activities; Tasks).
 USER_NAME_COPIES: tuple[tuple[str, str], ...] = (
     ("user_id", "user_name"),
     ("created_by", "created_by_name"),

@@ -1,7 +1,7 @@
 """`merge_leads`: the source's children move to the destination, the source is deleted.
 
 Every event of a merge carries `meta.merge_source_lead_id` / `merge_destination_lead_id`
-[003:8180-8187]; the last one is `lead.merged`.
+(Close API: Event Log, List of events); the last one is `lead.merged`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ def merge_leads(
     api_key_id: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """`POST /lead/merge/` [003:643-655]: the source's contacts, opportunities, tasks and
-    activities move to the destination (each `updated`: `lead_id`, `lead_name`), custom
-    values the destination lacks and addresses it does not have are copied from the
-    source, the source is deleted. Returns the destination."""
+    """`POST /lead/merge/` (Close API: Leads, Merge two leads): the source's contacts,
+    opportunities, tasks and activities move to the destination (each `updated`: `lead_id`,
+    `lead_name`), custom values the destination lacks and addresses it does not have are copied
+    from the source, the source is deleted. Returns the destination."""
     if source_id == destination_id:
         raise ValueError("A lead cannot be merged into itself.")
     source, dest = org.get(o.LEAD, source_id), org.get(o.LEAD, destination_id)

@@ -268,8 +268,9 @@ def _derive_opportunity(
         })  # fmt: skip
         was = old.get("status_type") if old else None
         if status["type"] != was:
-            # As in the webhook sample, winning sets confidence 100 [003:63-112]; `date_won`
-            # is set to the day of the change [003:3178] (UTC here); `date_lost` likewise.
+            # As in the webhook sample, winning sets confidence 100 (Close API: Webhooks);
+            # `date_won` is set to the day of the change (Close API: Opportunities, Update an
+            # opportunity; UTC here); `date_lost` likewise.
             if "confidence" not in explicit and status["type"] in ("won", "lost"):
                 new["confidence"] = 100 if status["type"] == "won" else 0
             today = rq.at.astimezone(UTC).date().isoformat()

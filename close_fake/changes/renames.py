@@ -26,11 +26,11 @@ def rename_user(
     api_key_id: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """A user's `first_name` / `last_name` change (None: kept). Users have no Event Log
-    events (only memberships are `activated` / `deactivated` [003:8438-8441]): nothing is
-    logged; the user's `date_updated` moves; with `labels="follow"` every `user_name`,
-    `created_by_name`, `updated_by_name` and `assigned_to_name` naming the user follows,
-    silently. Returns the user."""
+    """A user's `first_name` / `last_name` change (None: kept). Users have no Event Log events
+    (only memberships are `activated` / `deactivated`: Close API: Event Log, List of events):
+    nothing is logged; the user's `date_updated` moves; with `labels="follow"` every `user_name`,
+    `created_by_name`, `updated_by_name` and `assigned_to_name` naming the user follows, silently.
+    Returns the user."""
     changes = {
         k: val for k, val in (("first_name", first_name), ("last_name", last_name))
         if val is not None
@@ -66,8 +66,8 @@ def rename_sequence(
     api_key_id: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """A sequence's new `name`: `sequence.updated` [003:8478-8484]; with `labels="follow"`
-    the emails' `sequence_name` follows, silently. Returns the sequence."""
+    """A sequence's new `name`: `sequence.updated` (Close API: Event Log, List of events); with
+    `labels="follow"` the emails' `sequence_name` follows, silently. Returns the sequence."""
     return _rename(org, o.SEQUENCE, sequence_id, name, user_id, api_key_id, at)
 
 
@@ -80,8 +80,9 @@ def rename_email_template(
     api_key_id: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """An email template's new `name`: `email_template.updated` [003:8467-8477]; with
-    `labels="follow"` the emails' `template_name` follows, silently. Returns the template."""
+    """An email template's new `name`: `email_template.updated` (Close API: Event Log, List of
+    events); with `labels="follow"` the emails' `template_name` follows, silently. Returns the
+    template."""
     return _rename(org, o.EMAIL_TEMPLATE, template_id, name, user_id, api_key_id, at)
 
 

@@ -1,9 +1,9 @@
 """Lead and opportunity statuses renamed, pipelines renamed and their statuses placed: the
 writes `PUT /status/lead/{id}/`, `PUT /status/opportunity/{id}/` and `PUT /pipeline/{id}/`
-[003:4779-4797, 4871-4891, 4952-5004].
+(Close API: Lead Statuses; Opportunity Statuses; Pipelines).
 
-A status rename logs the status's own `updated` (`status.lead` / `status.opportunity`
-[003:8430-8433]); pipelines have no events, and a status logs nothing but a change of its
+A status rename logs the status's own `updated` (`status.lead` / `status.opportunity`; Close API:
+Event Log, List of events); pipelines have no events, and a status logs nothing but a change of its
 `label`. The leads and opportunities naming a status or pipeline change silently: their
 `status_label` / `pipeline_name` follow (`labels.py`), and opportunities in a status moved to
 another pipeline are in that pipeline now; none of them gets an event or a new `date_updated`.
@@ -39,7 +39,7 @@ def rename_lead_status(
     api_key_id: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """`PUT /status/lead/{id}/` with a new `label` [003:4779-4797]: `status.lead`
+    """`PUT /status/lead/{id}/` with a new `label` (Close API: Lead Statuses): `status.lead`
     `updated`; with `labels="follow"` the leads' `status_label` follows, silently. Returns
     the status."""
     return _relabel(org, o.LEAD_STATUS, status_id, label, user_id, api_key_id, at)
@@ -54,10 +54,9 @@ def rename_opportunity_status(
     api_key_id: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """`PUT /status/opportunity/{id}/` with a new `label` [003:4871-4891]:
-    `status.opportunity` `updated`; with `labels="follow"` the opportunities'
-    `status_label` and the pipeline's nested `statuses[].label` follow, silently. Returns the
-    status."""
+    """`PUT /status/opportunity/{id}/` with a new `label` (Close API: Opportunity Statuses):
+    `status.opportunity` `updated`; with `labels="follow"` the opportunities' `status_label` and
+    the pipeline's nested `statuses[].label` follow, silently. Returns the status."""
     return _relabel(org, o.OPPORTUNITY_STATUS, status_id, label, user_id, api_key_id, at)
 
 
@@ -86,15 +85,14 @@ def update_pipeline(
     api_key_id: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """`PUT /pipeline/{id}/` [003:4952-5004]: a new `name`, and/or `statuses` (status ids in
-    their new order): the pipeline's own statuses reordered, a status of another pipeline
-    moved into this one. Statuses of the pipeline left out keep their order after the listed
-    ones (our reading; the docs do not say). Nothing is logged (pipelines have no events; a
-    status's `updated` is its label's [003:8430-8433]); the pipeline's `date_updated` and
-    `updated_by` move. The opportunities in a moved status get this pipeline's
-    `pipeline_id`, and with `labels="follow"` its `pipeline_name`, silently; with
-    `labels="follow"` a new name reaches every opportunity's `pipeline_name` (`labels.py`).
-    Returns the pipeline."""
+    """`PUT /pipeline/{id}/` (Close API: Pipelines): a new `name`, and/or `statuses` (status ids in
+    their new order): the pipeline's own statuses reordered, a status of another pipeline moved
+    into this one. Statuses of the pipeline left out keep their order after the listed ones (our
+    reading; the docs do not say). Nothing is logged (pipelines have no events; a status's
+    `updated` is its label's: Close API: Event Log, List of events); the pipeline's `date_updated`
+    and `updated_by` move. The opportunities in a moved status get this pipeline's `pipeline_id`,
+    and with `labels="follow"` its `pipeline_name`, silently; with `labels="follow"` a new name
+    reaches every opportunity's `pipeline_name` (`labels.py`). Returns the pipeline."""
     if name is None and statuses is None:
         raise ValueError("Give a name and/or statuses.")
     if name is not None and (not isinstance(name, str) or not name.strip()):

@@ -1,8 +1,8 @@
 """What a change of one object does to related ones: its lead touched, its email thread updated.
 
 A lead changes through its children (`contact_ids`, a completed task: `lead.updated`; with
-`touch_lead`, any child moves its `date_updated` silently); an email's change updates its
-thread, or deletes it with its last email [003:8242-8252].
+`touch_lead`, any child moves its `date_updated` silently); an email's change updates its thread,
+or deletes it with its last email (Close API: Event Log, List of events).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _touch_lead(
 
 def _child_touched(org: FakeOrg, lead_id: str | None, rq: ev.ChangeRequest) -> None:
     """With `touch_lead`, a change of an opportunity, task or activity moves the lead's
-    `date_updated`, silently [003:8174-8175]."""
+    `date_updated`, silently (Close API: Event Log, List of events)."""
     if not lead_id or not ev.log_of(org).touch_lead:
         return
     lead = org.get(o.LEAD, lead_id)
@@ -52,7 +52,7 @@ def _data_by_id(org: FakeOrg, collection: str, object_id: str | None) -> dict[st
 def _thread_changed(org: FakeOrg, thread_id: str, before: dict[str, Any]) -> None:
     """An email of the thread changed: `activity.email_thread.updated` ("emails,
     n_emails, latest_normalized_subject, participants"), or `deleted` when it lost its last
-    email [003:8242-8252]."""
+    email (Close API: Event Log, List of events)."""
     thread = org.get(o.ACTIVITY, thread_id)
     if thread is None:
         return

@@ -29,7 +29,7 @@ from .objects import (
 )
 from .touches import _child_touched, _data_by_id, _lead_data, _thread_changed, _touch_lead
 
-# Meeting statuses with their own action [003:8296-8305].
+# Meeting statuses with their own action (Close API: Event Log, List of events).
 _MEETING_ACTIONS = {
     "upcoming": "scheduled",
     "in-progress": "started",
@@ -138,7 +138,7 @@ def _status_change(
     """The status-change activity of a lead/opportunity status change. A change by the
     same user within the consolidation window rewrites the latest one's `new_status_*`
     (`updated`), or deletes it when it goes back to its `old_status_id` (`deleted`)
-    [003:8306-8323]."""
+    (Close API: Event Log, List of events)."""
     lead_id = obj["id"] if type_ == "LeadStatusChange" else obj["lead_id"]
     window = ev.log_of(org).consolidation_window
     recent = None
@@ -194,7 +194,7 @@ def _status_change(
 def _task_completion(org: FakeOrg, task: dict[str, Any], rq: ev.ChangeRequest) -> None:
     """Completing: `completed` on the task; for `lead` tasks a TaskCompleted activity and
     `lead.updated`. Un-completing a `lead` task deletes its TaskCompleted activity and
-    updates the lead [003:8324-8335]."""
+    updates the lead (Close API: Event Log, List of events)."""
     done = bool(task.get("is_complete"))
     if done:
         ev.action(org, o.TASK, task, "completed")

@@ -41,7 +41,7 @@ def _move_status(org: FakeOrg, rng: random.Random) -> str | None:
 
 def _rename_user(org: FakeOrg, rng: random.Random) -> str | None:
     """A user (active or former member) gets a new full name, unique in the organisation
-    (user custom fields map exact names to users [003:4283-4285])."""
+    (user custom fields map exact names to users: Close API: Custom Fields)."""
     user = _pick(rng, org.all(o.USER))
     if user is None:
         return None

@@ -1,10 +1,10 @@
-"""The Event Log of the fake Close API [003:8104-8622].
+"""The Event Log of the fake Close API (Close API: Event Log).
 
-Writing: every change of the organisation runs inside a *request* (`request(...)`: one
-request id, one acting user, one instant) and records what it did with `created`,
-`updated`, `deleted`, `action` and `merged`; these append `Event`s to the organisation's
-`EventLog` (`org.events`), or, for repeated updates of one object, rewrite the latest one
-(consolidation [003:8149-8156]). The `changes` and `mutations` packages are the callers.
+Writing: every change of the organisation runs inside a *request* (`request(...)`: one request id,
+one acting user, one instant) and records what it did with `created`, `updated`, `deleted`,
+`action` and `merged`; these append `Event`s to the organisation's `EventLog` (`org.events`), or,
+for repeated updates of one object, rewrite the latest one (Close API: Event Log, Event
+consolidation). The `changes` and `mutations` packages are the callers.
 
 Reading: `EventReader` serves `GET /event/` (cursor paging newest first, the documented
 filters and filter combinations, `_limit` up to 50, 30-day retention, `data` and

@@ -15,8 +15,8 @@ from .. import org as o
 from .. import views as v
 from ..org import FakeOrg
 
-# `object_type` per activity `_type`, as the list of events spells them [003:8225-8328,
-# 8422-8428]. Created activities have no documented events.
+# `object_type` per activity `_type`, as the list of events spells them (Close API: Event
+# Log, List of events). Created activities have no documented events.
 ACTIVITY_OBJECT_TYPES: dict[str, str] = {
     "Note": "activity.note",
     "Email": "activity.email",
@@ -31,7 +31,7 @@ ACTIVITY_OBJECT_TYPES: dict[str, str] = {
 }
 # `object_type` per collection (tasks: `task.<_type>`, activities: above). Collections not
 # listed (users, roles, pipelines, templates for SMS, connected accounts, ...) have no
-# documented events [003:8157-8492].
+# documented events (Close API: Event Log, List of events).
 COLLECTION_OBJECT_TYPES: dict[str, str] = {
     o.LEAD: "lead",
     o.CONTACT: "contact",
@@ -53,12 +53,13 @@ COLLECTION_OBJECT_TYPES: dict[str, str] = {
 }
 # Not in the documented list: served only with `EventSettings(undocumented=True)`.
 UNDOCUMENTED_OBJECT_TYPES = frozenset({"custom_fields.opportunity", "custom_fields.shared"})
-# Object types whose deletion the docs list no event for [003:8448-8456].
+# Object types whose deletion the docs list no event for (Close API: Event Log, List of events).
 NO_DELETE_EVENT = frozenset({"saved_search"})
 
-# Other spellings the docs use: the single-event sample's `"object_type": "note"`
-# [003:8529], the intro's `status_change.opportunity` [003:8122], and `lead.task` in the
-# task-completed text [003:8329]. `EventSettings(object_types=SAMPLE_SPELLINGS)` serves them.
+# Other spellings the docs use: the single-event sample's `"object_type": "note"` (Retrieve a
+# single event by ID), Event format's `status_change.opportunity`, and `lead.task` in the
+# task-completed text of the List of events (Close API: Event Log).
+# `EventSettings(object_types=SAMPLE_SPELLINGS)` serves them.
 SAMPLE_SPELLINGS: dict[str, str] = {
     **{t: t.removeprefix("activity.") for t in ACTIVITY_OBJECT_TYPES.values()},
     "activity.lead_status_change": "status_change.lead",
@@ -67,7 +68,8 @@ SAMPLE_SPELLINGS: dict[str, str] = {
 }
 
 # Keys of a lead's data that do not make a `lead.updated` (changes of existing contacts,
-# opportunities and tasks do not trigger it [003:8174-8175]); `contact_ids` does.
+# opportunities and tasks do not trigger it: Close API: Event Log, List of events); `contact_ids`
+# does.
 _LEAD_NESTED = frozenset({"contacts", "opportunities", "tasks"})
 # Bookkeeping keys: a change of these alone is no event (unless forced).
 AUDIT_KEYS = frozenset({"date_updated", "updated_by", "updated_by_name", "updated_by_id"})
@@ -110,9 +112,9 @@ def object_type(collection: str, obj: Mapping[str, Any]) -> str | None:
 
 
 def data_of(org: FakeOrg, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
-    """The object "as if you fetched it via API" [003:8137]: the single-object endpoint's
-    shape (a lead with nested contacts/opportunities/tasks, a contact with `lead_id`, a
-    thread with its emails, a custom activity type with `fields`...)."""
+    """The object "as if you fetched it via API" (Close API: Event Log, Event format): the
+    single-object endpoint's shape (a lead with nested contacts/opportunities/tasks, a contact with
+    `lead_id`, a thread with its emails, a custom activity type with `fields`...)."""
     if collection == o.LEAD:
         return v.render_lead(org, obj)
     if collection == o.CONTACT:

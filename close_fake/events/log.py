@@ -57,22 +57,22 @@ class ChangeRequest:
 class EventLog:
     """The organisation's events (id -> Event), in write order by `seq`.
 
-    `consolidation_window`: an `updated` event of an object is folded into the object's
-    latest event when that one is an `updated` of the same user and API key created at most
-    this long before (None: never). The docs only say "a short time frame" [003:8110].
-    `labels`: "follow" (renaming a lead, contact, status, pipeline, sequence, email template
-    or user changes every copy of its name on other objects: `lead_name`, `contact_name`,
+    `consolidation_window`: an `updated` event of an object is folded into the object's latest
+    event when that one is an `updated` of the same user and API key created at most this long
+    before (None: never). The docs only say "a short time frame" (Close API: Event Log, Event
+    format). `labels`: "follow" (renaming a lead, contact, status, pipeline, sequence, email
+    template or user changes every copy of its name on other objects: `lead_name`, `contact_name`,
     `status_label`, `pipeline_name`, `sequence_name`, `template_name`, `user_name`,
     `created_by_name`, `updated_by_name`, `assigned_to_name`; silently: no events, no
     `date_updated`; status-change activities' old/new labels are history and stay; see
     `changes.labels._follow_labels`) or "frozen" (they keep the old text). `touch_lead`: changes to
-    a lead's contacts, opportunities, tasks and activities move the lead's `date_updated`
-    without an event ("even though they may affect the lead's date_updated"
-    [003:8174-8175]). `created_activity`: a new lead gets a `Created` activity (which has no
-    events). `opportunity_contact_name`: opportunities carry `contact_name` next to
-    `contact_id`, as the webhook sample's opportunity does [003:84] while the list sample
-    has none [003:3013-3040]; switching it with `configure` adds or strips it on every
-    stored opportunity.
+    a lead's contacts, opportunities, tasks and activities move the lead's `date_updated` without
+    an event ("even though they may affect the lead's date_updated"; Close API: Event Log, List of
+    events). `created_activity`: a new lead gets a `Created` activity (which has no events).
+    `opportunity_contact_name`: opportunities carry `contact_name` next to `contact_id`, as the
+    webhook sample's opportunity does (Close API: Webhooks) while the list sample has none (Close
+    API: Opportunities); switching it with `configure` adds or strips it on every stored
+    opportunity.
     """
 
     consolidation_window: timedelta | None = timedelta(minutes=5)

@@ -27,7 +27,8 @@ from .settings import EventSettings
 
 FILTERS = ("object_type", "object_id", "action", "lead_id", "user_id", "request_id")
 DATE_FILTERS = ("date_updated__gte", "date_updated__gt", "date_updated__lte", "date_updated__lt")
-# The supported combinations [003:8567-8587]; `date_updated` may join any of them.
+# The supported combinations (Close API: Event Log, Retrieve a list of events); `date_updated` may
+# join any of them.
 DOCUMENTED_COMBINATIONS: frozenset[frozenset[str]] = frozenset(
     frozenset(c)
     for c in (

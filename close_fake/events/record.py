@@ -1,7 +1,8 @@
 """Writing the Event Log: a change runs in one `request(...)` and records what it did.
 
-`created`, `updated` (with consolidation of repeated updates [003:8149-8156]), `deleted`
-and `action` append `Event`s through `emit`; `changes` and `mutations` are the callers.
+`created`, `updated` (with consolidation of repeated updates: Close API: Event Log, Event
+consolidation), `deleted` and `action` append `Event`s through `emit`; `changes` and `mutations`
+are the callers.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def request(
     """Run a change as one request: holds `org.lock`; every event inside shares the request
     id, user (`ADMIN`: the organisation's admin; None: a change no user made directly),
     API key id, time (`at`, else the clock) and `meta` (plus `request_method` /
-    `request_path` [003:8145-8148]). Nested requests join the outer one."""
+    `request_path`: Close API: Event Log, Event format). Nested requests join the outer one."""
     with org.lock:
         log = log_of(org)
         if log.active is not None:
@@ -199,8 +200,8 @@ def updated(
 
 
 def deleted(org: FakeOrg, collection: str, before: dict[str, Any]) -> Event | None:
-    """A `deleted` event: `data` null, `previous_data` every attribute [003:8138-8140];
-    `before` is the object's data taken before it was removed."""
+    """A `deleted` event: `data` null, `previous_data` every attribute (Close API: Event Log, Event
+    format); `before` is the object's data taken before it was removed."""
     type_ = object_type(collection, before)
     if type_ is None or type_ in NO_DELETE_EVENT:
         return None

@@ -20,22 +20,21 @@ class EventSettings:
     """How `GET /event/` answers (defaults: the docs' plain reading).
 
     `filters`: "documented" (only the listed combinations; no filter at all, or only
-    `date_updated`, is a 400), "unfiltered" (the listed ones plus no filter) or "any".
-    `max_limit` [50] and `over_limit`: "cap" (a larger `_limit` is capped) or "error" (400).
-    `skip`: "ignore" or "error" for `_skip` ("does not support _limit and _skip").
-    `dates`: "naive" (`2016-10-19T12:22:10.434000`, as the samples) or "utc" (`+00:00`).
-    `object_types`: served spelling per canonical one (e.g. `SAMPLE_SPELLINGS`); filters
-    match the served spelling. `retention` [30 days] by `date_created`.
-    `private_after` [1 h] / `private_age` ("date_created" or "date_updated"): how old an
-    event may be for a non-admin key to get `data` and `previous_data`; `hidden`: "omit"
-    the two keys or "null" them. `lead_data`: "full" (as `GET /lead/{id}/`, with
-    contacts, opportunities, tasks) or "flat" (without those three lists).
-    `undocumented`: also serve `custom_fields.opportunity` / `custom_fields.shared`.
-    `late_every` / `late_by`: every Nth event (by creation) is invisible until `late_by`
-    after its `date_updated` ("events may be visible ... in a different order than they
-    were triggered" [003:8608]); 0 disables. `cursor_filters`: "strict" (a cursor used with
-    other filters than the query that made it is a 400) or "request" (the request's
-    filters apply, silently).
+    `date_updated`, is a 400), "unfiltered" (the listed ones plus no filter) or "any". `max_limit`
+    [50] and `over_limit`: "cap" (a larger `_limit` is capped) or "error" (400). `skip`: "ignore"
+    or "error" for `_skip` ("does not support _limit and _skip"). `dates`: "naive"
+    (`2016-10-19T12:22:10.434000`, as the samples) or "utc" (`+00:00`). `object_types`: served
+    spelling per canonical one (e.g. `SAMPLE_SPELLINGS`); filters match the served spelling.
+    `retention` [30 days] by `date_created`. `private_after` [1 h] / `private_age` ("date_created"
+    or "date_updated"): how old an event may be for a non-admin key to get `data` and
+    `previous_data`; `hidden`: "omit" the two keys or "null" them. `lead_data`: "full" (as
+    `GET /lead/{id}/`, with contacts, opportunities, tasks) or "flat" (without those three lists).
+    `undocumented`: also serve `custom_fields.opportunity` / `custom_fields.shared`. `late_every` /
+    `late_by`: every Nth event (by creation) is invisible until `late_by` after its `date_updated`
+    ("events may be visible ... in a different order than they were triggered"; Close API: Event
+    Log, Retrieve a list of events); 0 disables. `cursor_filters`: "strict" (a cursor used with
+    other filters than the query that made it is a 400) or "request" (the request's filters apply,
+    silently).
     """
 
     filters: str = "documented"

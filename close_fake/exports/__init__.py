@@ -1,5 +1,5 @@
 """The Export API of the fake: `POST /export/lead/`, `GET /export/{id}/`, `GET /export/`, and
-the pre-signed file download [000:113-263; 003:7630-7890].
+the pre-signed file download (Close API: Exports).
 
 Creating an export freezes the organisation (`FakeOrg.snapshot()`, O(objects), no deep copy)
 and selects the leads (`s_query`/`sort`/`results_limit`, evaluated like `/data/search/`); a

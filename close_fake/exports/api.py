@@ -30,7 +30,7 @@ from .settings import ExportSettings
 _STARTED_UNTIL = 1 / 3
 _STUCK_AT = _STARTED_UNTIL + (1 - _STARTED_UNTIL) / 2
 _LIST_CAP = 100
-# `fields` the docs show when the request names none [000:7-24; 003:7686-7690,7776-7779].
+# `fields` the docs show when the request names none (Close API: Exports).
 # They are informational: the file holds every field unless the request restricts it.
 DEFAULT_FIELDS = {
     "leads": [

@@ -1,7 +1,7 @@
 """The file behind a finished export: gzip-compressed JSON, one document per lead.
 
 Close documents neither the layout of a JSON export nor its custom-value style
-(`close-api-sync-reference.md` §4.4-4.5, `peers.md`), so both are choices (`FileShape`):
+(Close API: Exports; other Close connectors met both), so both are choices (`FileShape`):
 
 - `layout="array"`: one top-level JSON array, compact, on a single line (a client needs a
   streaming parser such as ijson; there is no line per lead to split on);

@@ -3,14 +3,14 @@
 Deterministic for a seed: one `random.Random(seed)`, never the global generator, never the
 wall clock. History is spread over a fixed range (2019-01-01 .. the org's `now`,
 2026-10-01 by default). Object shapes follow the samples in Close's API reference
-(`/work/shared/close-api-docs/003_*.txt`, newest lead sample in `001_*.txt`).
+(the lead: the newest sample, in Close API: Leads, List Leads).
 
 Built-in traps a connector must survive:
 - exact `date_created` ties: leads imported in batches share one timestamp (and so do
   their Created activities); every 10th contact/opportunity/task/activity of a kind
   copies the previous one's `date_created`;
-- meetings whose `date_created` (= start time, [003:1775]) lies after `now`, with a
-  `date_updated` (sync time) *before* `date_created`;
+- meetings whose `date_created` (= start time: Close API: Activities, Meetings) lies after `now`,
+  with a `date_updated` (sync time) *before* `date_created`;
 - custom values of every type (text, multi-line textarea, int and float numbers, date,
   datetime with non-UTC offsets, single and multi choices, single and multi users, contact
   ids on opportunities, hidden), omitted when empty;

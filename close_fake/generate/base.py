@@ -232,7 +232,7 @@ class GenBase:
         *,
         contacts: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Add `custom.<id>` keys; empty values are omitted, as documented [003:204].
+        """Add `custom.<id>` keys; empty values are omitted, as documented (Close API: Leads).
         `contacts`: the candidates for `contact` fields (the lead's contacts)."""
         for field in fields:
             if self.rng.random() < omit:

@@ -47,7 +47,7 @@ class ConfigMixin(GenBase):
                 "organizations": [] if inactive else [self.org_id],
                 "date_created": iso(created),
                 "date_updated": iso(self.updated(created)),
-                # Only `/me/` shows this one (views strip it elsewhere) [003:3725].
+                # Only `/me/` shows this one (views strip it elsewhere; Close API: Users).
                 "last_used_timezone": rng.choice(
                     ("America/Denver", "Europe/Berlin", "Asia/Tokyo", "America/New_York")),
             })  # fmt: skip

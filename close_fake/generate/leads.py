@@ -202,8 +202,8 @@ class LeadMixin(GenBase):
                     "user_id": owner["id"],
                     "user_name": self.name(owner),
                     "contact_id": contact["id"] if contact else None,
-                    # As the webhook sample's opportunity [003:84]; `events.configure(org,
-                    # opportunity_contact_name=False)` strips it.
+                    # As the webhook sample's opportunity (Close API: Webhooks);
+                    # `events.configure(org, opportunity_contact_name=False)` strips it.
                     "contact_name": contact["name"] if contact else None,
                 }
                 opp.update(self.audit(created, updated))

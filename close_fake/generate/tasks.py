@@ -44,7 +44,7 @@ class TaskMixin(GenBase):
         self.org.put_many(o.ACTIVITY, completed_acts)
 
     def make_orphan_tasks(self, per_lead: int, n_leads: int) -> None:
-        """Tasks not attached to any lead (calls from unknown numbers) [003:3371,3447]:
+        """Tasks not attached to any lead (calls from unknown numbers; Close API: Tasks):
         one per 20 leads, at least 2 (none without tasks)."""
         if per_lead > 0:
             tasks = []
@@ -61,7 +61,7 @@ class TaskMixin(GenBase):
         contact = self.maybe(contacts, 0.5) if type_ != "lead" or rng.random() < 0.3 else None
         is_complete = rng.random() < 0.4
         when = self.moment(created, self.now + timedelta(days=60))
-        # Task dates are date-only ("2013-02-06") or datetimes [003:3225-3227].
+        # Task dates are date-only ("2013-02-06") or datetimes (Close API: Tasks).
         date_value = when.date().isoformat() if rng.random() < 0.4 else iso(when)
         view = "archive" if is_complete else ("inbox" if when <= self.now else "future")
         task: dict[str, Any] = {

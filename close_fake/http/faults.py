@@ -5,10 +5,10 @@ for a given request sequence: one draw per eligible request from `random.Random(
 or from an explicit schedule (`fail_next("/lead/", ["429", "500", "drop"])`). Every
 injected fault is counted in `injected`, so tests can prove a fault really happened.
 
-`RateLimit` enforces a real fixed-window limit per endpoint group (method + path
-template), as Close does [003:151] (a group may have a higher limit than the others: "a higher
-limit on lightweight requests"), and feeds the `x-rate-limit-*` headers that every
-response carries [003:153-157].
+`RateLimit` enforces a real fixed-window limit per endpoint group (method + path template), as
+Close does (Close API: Rate Limits; a group may have a higher limit than the others: "a higher
+limit on lightweight requests"), and feeds the `x-rate-limit-*` headers that every response
+carries.
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ class RateLimit:
 
     @staticmethod
     def group_id(group: str) -> str:
-        """A stable hash id per endpoint group, like `rate_endpoint_group` [003:172]."""
+        """A stable hash id per endpoint group, like `rate_endpoint_group` (Close API: Rate
+        Limits)."""
         return hashlib.md5(group.encode()).hexdigest()
 
     def hit(self, group: str) -> RateState:

@@ -1,5 +1,5 @@
 """The custom field writes `POST/PUT/DELETE /custom_field/{kind}/...`: admin only
-[003:4292], checked bodies, each one `mutations` call in one Event Log request."""
+(Close API: Custom Fields), checked bodies, each one `mutations` call in one Event Log request."""
 
 from __future__ import annotations
 

@@ -111,17 +111,18 @@ class Listing:
         return handle
 
     def documented_only(self, template: str, req: Request) -> Request:
-        """With `undocumented_filters="ignore"`, the request without the query parameters
-        the docs do not list for this endpoint (`DOCUMENTED_PARAMS`), as a server that does
-        not know them ignores them. Among those the fake otherwise honours: `lead_id` on
-        `/contact/` (none documented [003:663]), `date_created__gte` / `__lte` on the activity
-        endpoints (only `__gt` / `__lt` [003:1003, 1203-1904]), `is_archived` on
-        `/sms_template/` (TOC-only), `pipeline_id` on `/status/opportunity/` (none [003:4808]),
-        `__in` forms the docs do not name (`lead_id__in` on `/activity/`, the per-type activity
-        endpoints, `/opportunity/` and `/task/` [003:2949, 3300]; `user_id__in` on the per-type
-        activity endpoints, `/connected_account/`, `/dialer/`, `/phone_number/`;
-        `opportunity_id__in`, `assigned_to__in`, `view__in`, `saved_search_id__in`,
-        `number__in`, `sequence_id__in`, `contact_id__in` on `/sequence_subscription/`)."""
+        """With `undocumented_filters="ignore"`, the request without the query parameters the docs
+        do not list for this endpoint (`DOCUMENTED_PARAMS`), as a server that does not know them
+        ignores them. Among those the fake otherwise honours: `lead_id` on `/contact/` (none
+        documented: Close API: Contacts), `date_created__gte` / `__lte` on the activity endpoints
+        (only `__gt` / `__lt`: Close API: Activities), `is_archived` on `/sms_template/`
+        (TOC-only), `pipeline_id` on `/status/opportunity/` (none: Close API: Opportunity
+        Statuses), `__in` forms the docs do not name (`lead_id__in` on `/activity/`, the per-type
+        activity endpoints, `/opportunity/` and `/task/`, see Close API: Opportunities and Tasks;
+        `user_id__in` on the per-type activity endpoints, `/connected_account/`, `/dialer/`,
+        `/phone_number/`; `opportunity_id__in`, `assigned_to__in`, `view__in`,
+        `saved_search_id__in`, `number__in`, `sequence_id__in`, `contact_id__in` on
+        `/sequence_subscription/`)."""
         if self.undocumented_filters == "honor":
             return req
         allowed = ALWAYS_PARAMS | DOCUMENTED_PARAMS.get(template, frozenset())
@@ -143,10 +144,10 @@ class Listing:
         return max(0, skip - min(k, limit - 1) * pages_before)
 
     def by_ids(self, template: str, req: Request, items: list[dict]) -> list[dict]:
-        """`id` / `id__in` on every list endpoint with `id_filters="all"` (the docs' general
-        note on "filtering by a long list of IDs" [003:12]); otherwise only `/task/`, the one
-        list that documents them [003:3300], takes them, and other lists ignore them as any
-        unknown parameter."""
+        """`id` / `id__in` on every list endpoint with `id_filters="all"` (the docs' general note
+        on "filtering by a long list of IDs": Close API: Filter Parameters); otherwise only
+        `/task/`, the one list that documents them (Close API: Tasks), takes them, and other lists
+        ignore them as any unknown parameter."""
         if self.id_filters != "all" or template == "/task/":
             return items
         wanted = req.params.values("id")

@@ -1,8 +1,9 @@
 """What happens to one API request, in order: faults, auth, forbidden prefixes, routing
 (404/405), the rate limiter (429), the handler; its reply, headers and the request log.
 
-Every API reply carries the `x-rate-limit-*` and `ratelimit` headers [003:153-157];
-authentication is HTTP Basic with the API key as username and a blank password [003:2-6].
+Every API reply carries the `x-rate-limit-*` and `ratelimit` headers (Close API: Rate
+Limits); authentication is HTTP Basic with the API key as username and a blank password (Close
+API: Authentication).
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ class RequestPipeline:
                 body = _INVALID
         override = headers.get("x-http-method-override")
         if method == "POST" and override:
-            # Documented way to send long filters: POST + override + `_params` [003:11-22].
+            # Documented way to send long filters: POST + override + `_params` (Close API:
+            # Filter Parameters).
             method = override.upper()
             if isinstance(body, dict) and isinstance(body.get("_params"), dict):
                 for k, val in body["_params"].items():

@@ -42,8 +42,8 @@ class Reads(Listing):
         return self.newest(o.LEAD)
 
     def contact_items(self, req: Request) -> list[dict]:
-        # No filters are documented [003:663]; `lead_id` is accepted as the live docs add it
-        # (unless `undocumented_filters="ignore"` dropped it).
+        # No filters are documented (Close API: Contacts); `lead_id` is accepted as the live docs
+        # add it (unless `undocumented_filters="ignore"` dropped it).
         return self.filtered(self.newest(o.CONTACT), equals_filter(req.params, "lead_id"))
 
     def opportunity_items(self, req: Request) -> list[dict]:
@@ -88,7 +88,7 @@ class Reads(Listing):
     def task_items(self, req: Request) -> list[dict]:
         p = req.params
         # Without `_type`, only tasks of type `lead` are listed; `_type=all` lists all
-        # [003:3236-3238].
+        # (Close API: Tasks).
         type_ = p.get("_type")
         types_in = p.get("_type__in")
         if types_in:
@@ -127,8 +127,8 @@ class Reads(Listing):
         return items
 
     def activity_date_filters(self, p: Params) -> list[Predicate]:
-        # Documented: date_created__gt / __lt [003:1003]; __gte / __lte also accepted (unless
-        # `undocumented_filters="ignore"` dropped them).
+        # Documented: date_created__gt / __lt (Close API: Activities); __gte / __lte also accepted
+        # (unless `undocumented_filters="ignore"` dropped them).
         return range_filters(p, "date_created")
 
     def activity_items(self, type_: str) -> Callable[[Request], list[dict]]:
@@ -149,7 +149,7 @@ class Reads(Listing):
 
     def generic_activity_items(self, req: Request) -> list[dict]:
         """`GET /activity/`: `user_id`, `contact_id`, `_type` filters only work together with
-        `lead_id` [003:982-989]; `thread_emails` picks Email vs EmailThread [003:990-1002]."""
+        `lead_id`; `thread_emails` picks Email vs EmailThread (Close API: Activities)."""
         p = req.params
         lead_only = ("user_id", "user_id__in", "contact_id", "contact_id__in", "_type", "_type__in")
         if not p.has("lead_id"):
@@ -188,9 +188,9 @@ class Reads(Listing):
         return lambda req: self.org.all(collection)
 
     def archivable(self, collection: str, template: str) -> Callable[[Request], list[dict]]:
-        """Templates: `is_archived` filter. The default is not documented; when absent we
-        return only non-archived templates (the stricter reading) [003:6170]. A server that
-        ignores the (for SMS templates undocumented) parameter lists every template."""
+        """Templates: `is_archived` filter. The default is not documented; when absent we return
+        only non-archived templates (the stricter reading; Close API: Email Templates). A server
+        that ignores the (for SMS templates undocumented) parameter lists every template."""
         ignored = self.undocumented_filters == "ignore" and (
             "is_archived" not in DOCUMENTED_PARAMS.get(template, frozenset())
         )
@@ -217,7 +217,7 @@ class Reads(Listing):
 
     def send_as_items(self, req: Request) -> list[dict]:
         """Only associations involving the key's user are visible; the filter must equal
-        that user's id; `allowing_user_id` is assumed by default [003:6402-6405]."""
+        that user's id; `allowing_user_id` is assumed by default (Close API: Send As)."""
         p = req.params
         allowed = p.get("allowed_user_id")
         allowing = p.get("allowing_user_id")
@@ -241,7 +241,7 @@ class Reads(Listing):
 
 
 def opportunity_aggregates(items: list[dict]) -> dict[str, Any]:
-    """The aggregate keys of the opportunity list, over all matches [003:2910-3013]."""
+    """The aggregate keys of the opportunity list, over all matches (Close API: Opportunities)."""
     counts = {"one_time": 0, "monthly": 0, "annual": 0}
     totals = dict.fromkeys(counts, 0)
     expected = dict.fromkeys(counts, 0)

@@ -4,7 +4,7 @@ of statuses and pipelines `PUT /status/{kind}/{id}/`, `PUT /pipeline/{id}/`).
 
 Each route is a method + path template (`/lead/{id}/`); the template doubles as the
 endpoint group for rate limiting. List endpoints share one paging routine: `_skip` /
-`_limit` with a per-resource maximum `_limit` (400 above it, [003:59]), a `_skip` cap
+`_limit` with a per-resource maximum `_limit` (400 above it: Close API: Pagination), a `_skip` cap
 (400 mentioning `max_skip = N`), a stable newest-first order, and `_fields` projection.
 
 Parts: `catalog.py` (what the docs say per endpoint), `listing.py` (paging and generic

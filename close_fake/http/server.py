@@ -1,13 +1,12 @@
 """`FakeClose`: the fake Close API as a real HTTP/1.1 server on loopback.
 
-One `ThreadingHTTPServer` in a daemon thread; keep-alive works because every response
-carries a Content-Length and is written in one piece (with TCP_NODELAY, so small responses
-do not wait on delayed ACKs). Per request, in order: fault injection, authentication
-(HTTP Basic, API key as username, blank password [003:2-6]), forbidden prefixes, routing
-(404/405), the rate limiter (429), the handler. Every API response carries the
-`x-rate-limit-*` and `ratelimit` headers [003:153-157]; every response a `Date` from the
-fake's clock (`clock`, by default the organisation's clock `org.clock()`, ticking; tests
-move it with `org.advance(...)`).
+One `ThreadingHTTPServer` in a daemon thread; keep-alive works because every response carries a
+Content-Length and is written in one piece (with TCP_NODELAY, so small responses do not wait on
+delayed ACKs). Per request, in order: fault injection, authentication (HTTP Basic, API key as
+username, blank password: Close API: Authentication), forbidden prefixes, routing (404/405), the
+rate limiter (429), the handler. Every API response carries the `x-rate-limit-*` and `ratelimit`
+headers (Close API: Rate Limits); every response a `Date` from the fake's clock (`clock`, by
+default the organisation's clock `org.clock()`, ticking; tests move it with `org.advance(...)`).
 
 Export files are served by the same server under another host name (`exports`):
 `/export-files/...` is outside `/api/v1`, needs no auth, gets no faults and no rate-limit
@@ -59,22 +58,22 @@ class FakeClose(RequestPipeline):
     `date_skew` moves the `Date` headers away from every other time the fake shows (events,
     objects, exports), as when Close's web front ends and its database disagree on the time.
 
-    `undocumented_filters`: "honor" (default) or "ignore": every paged list endpoint drops
-    the query parameters the docs do not list for it (`catalog.DOCUMENTED_PARAMS`), as a real
-    server ignores unknown parameters. The ones the fake otherwise honours: `lead_id` on
-    `/contact/` (no filter documented [003:663], only the live docs add it);
-    `date_created__gte` / `__lte` on `/activity/` and the per-type activity endpoints (only
-    `__gt` / `__lt` [003:1003, 1203-1904]); `is_archived` on `/sms_template/` (TOC-only: then
-    every template is listed, archived or not, with or without the parameter);
-    `pipeline_id` on `/status/opportunity/` (none documented [003:4808]); the `__in` forms
-    the docs do not name, e.g. `lead_id__in` on `/activity/`, `/opportunity/` and `/task/`
-    (only `user_id`, `status_*`, `value_period` take `__in` there [003:2949]; `/task/` lists
-    `id__in` and `_type__in` [003:3239, 3300]), `user_id__in` on the per-type activity
-    endpoints, `/connected_account/`, `/dialer/` and `/phone_number/`, `assigned_to__in` /
-    `view__in` on `/task/`, `sequence_id__in` / `contact_id__in` on
-    `/sequence_subscription/`. `id` / `id__in` follow `id_filters`; `_limit`, `_skip`,
-    `_fields` always work; documented parameters the fake refuses (`query`, `_group_by`)
-    still answer 400. The Event Log (`events`) and `/data/search/` are not affected.
+    `undocumented_filters`: "honor" (default) or "ignore": every paged list endpoint drops the
+    query parameters the docs do not list for it (`catalog.DOCUMENTED_PARAMS`), as a real server
+    ignores unknown parameters. The ones the fake otherwise honours: `lead_id` on `/contact/` (no
+    filter documented in Close API: Contacts, only newer docs add it); `date_created__gte` /
+    `__lte` on `/activity/` and the per-type activity endpoints (only `__gt` / `__lt`: Close API:
+    Activities); `is_archived` on `/sms_template/` (TOC-only: then every template is listed,
+    archived or not, with or without the parameter); `pipeline_id` on `/status/opportunity/` (none
+    documented: Close API: Opportunity Statuses); the `__in` forms the docs do not name, e.g.
+    `lead_id__in` on `/activity/`, `/opportunity/` and `/task/` (only `user_id`, `status_*`,
+    `value_period` take `__in` there: Close API: Opportunities; `/task/` lists `id__in` and
+    `_type__in`: Close API: Tasks), `user_id__in` on the per-type activity endpoints,
+    `/connected_account/`, `/dialer/` and `/phone_number/`, `assigned_to__in` / `view__in` on
+    `/task/`, `sequence_id__in` / `contact_id__in` on `/sequence_subscription/`. `id` / `id__in`
+    follow `id_filters`; `_limit`, `_skip`, `_fields` always work; documented parameters the fake
+    refuses (`query`, `_group_by`) still answer 400. The Event Log (`events`) and `/data/search/`
+    are not affected.
 
     `page_overlap`: k > 0 makes offset paging shift like a list that gains k objects at its
     head between two pages: the n-th page (`_skip` = n * `_limit`) starts n * k objects

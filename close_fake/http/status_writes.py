@@ -1,7 +1,7 @@
-"""The renames of statuses and pipelines: `PUT /status/lead/{id}/`, `PUT
-/status/opportunity/{id}/` (a new `label`) and `PUT /pipeline/{id}/` (a new `name`, its
-statuses reordered or moved in from another pipeline) [003:4779-4797, 4871-4891, 4952-5004],
-each one `changes` call in one Event Log request."""
+"""The renames of statuses and pipelines: `PUT /status/lead/{id}/`, `PUT /status/opportunity/{id}/`
+(a new `label`) and `PUT /pipeline/{id}/` (a new `name`, its statuses reordered or moved in from
+another pipeline; Close API: Lead Statuses; Opportunity Statuses; Pipelines), each one `changes`
+call in one Event Log request."""
 
 from __future__ import annotations
 

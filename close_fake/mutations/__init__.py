@@ -9,17 +9,17 @@ Rules, all from the `FakeOrg` contract:
   `org.put(...)` / `org.put_many(...)`. Export snapshots share the old objects, so an
   export created before a mutation does not see it.
 - `org.lock` is held across every multi-object change, so a request never sees half of one.
-- Changed definitions get a new `date_updated` (and `updated_by`). Values changed *because
-  a definition changed* (delete, retype, choice rename) do not touch the objects'
-  `date_updated`: the docs say definition changes "do not modify existing activities ... or
-  trigger updated events" [003:8426], our reading for leads, contacts and opportunities too.
+- Changed definitions get a new `date_updated` (and `updated_by`). Values changed *because a
+  definition changed* (delete, retype, choice rename) do not touch the objects' `date_updated`: the
+  docs say definition changes "do not modify existing activities ... or trigger updated events"
+  (Close API: Event Log, List of events), our reading for leads, contacts and opportunities too.
   `set_custom`, an edit of one object, does bump it.
 
-Events (`close_fake.events`): each function runs as one request and logs what Close lists
-[003:8380-8421]: `custom_fields.<kind>` created / updated / deleted (opportunity and shared
-fields too, served only with `EventSettings(undocumented=True)`), `custom_activity_type`
-updated when an activity field is added or deleted, and `set_custom` the object's
-`updated` event. Values changed by a definition change emit nothing.
+Events (`close_fake.events`): each function runs as one request and logs what Close lists (Close
+API: Event Log, List of events): `custom_fields.<kind>` created / updated / deleted (opportunity
+and shared fields too, served only with `EventSettings(undocumented=True)`), `custom_activity_type`
+updated when an activity field is added or deleted, and `set_custom` the object's `updated` event.
+Values changed by a definition change emit nothing.
 
 Invalid input raises `ValueError` (HTTP 400), unknown ids `KeyError` (HTTP 404).
 

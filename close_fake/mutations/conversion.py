@@ -134,7 +134,7 @@ def _as_moment(value: Any) -> datetime | None:
 
 def _as_user(org: FakeOrg, value: Any) -> Any:
     """A user field "accepts IDs ... and names (exact match only) of users who are active or
-    former members ... and always returns IDs" [003:4283-4285]; anything else goes."""
+    former members ... and always returns IDs" (Close API: Custom Fields); anything else goes."""
     if not isinstance(value, str):
         return _DROP
     if org.get(o.USER, value) is not None:

@@ -123,8 +123,8 @@ def rename_field(
 
 
 def delete_field(org: FakeOrg, field_id: str, *, at: datetime | None = None) -> dict[str, Any]:
-    """Delete a definition; its values "immediately disappear" from every object [003:4455].
-    The objects' `date_updated` is not touched (see the package docstring). Returns the
+    """Delete a definition; its values "immediately disappear" from every object (Close API: Custom
+    Fields). The objects' `date_updated` is not touched (see the package docstring). Returns the
     removed definition."""
     with org.lock:
         collection, field = _definition(org, field_id)
@@ -172,11 +172,11 @@ def update_field(
     at: datetime | None = None,
 ) -> dict[str, Any]:
     """Retype a field, switch `accepts_multiple_values`, replace `choices` (and/or rename,
-    describe, flag `required` on activity fields). "Only valid values for the updated type
-    will be returned" [003:4426]: existing values are converted (`convert_value`) at once,
-    or, with `converting=True`, left as they are while the definition shows
-    `converting_to_type` [003:4428-4430] until `finish_conversion`. Retyping to a type that
-    takes one value turns `accepts_multiple_values` off unless `multi` says otherwise."""
+    describe, flag `required` on activity fields). "Only valid values for the updated type will be
+    returned" (Close API: Custom Fields): existing values are converted (`convert_value`) at once,
+    or, with `converting=True`, left as they are while the definition shows `converting_to_type`
+    until `finish_conversion`. Retyping to a type that takes one value turns
+    `accepts_multiple_values` off unless `multi` says otherwise."""
     with org.lock:
         collection, old = _definition(org, field_id)
         with _request(org, "PUT", collection, field_id, user_id or ev.ADMIN, at):

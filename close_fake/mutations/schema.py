@@ -30,15 +30,15 @@ SHARED_OBJECT_TYPES: dict[str, str] = {
     "contact": o.CONTACT,
     "opportunity": o.OPPORTUNITY,
 }
-# The documented types [003:4270-4286] plus `textarea` and `contact`, which live Close has
-# and the connector must handle.
+# The documented types (Close API: Custom Fields) plus `textarea` and `contact`, which live Close
+# has and the connector must handle.
 FIELD_TYPES: tuple[str, ...] = (
     "text", "textarea", "number", "date", "datetime", "choices", "user", "contact", "hidden",
 )  # fmt: skip
 # "Multiple values are currently only supported for the user and choices type"
-# [003:4290]; live Close allows them for contact fields too.
+# (Close API: Custom Fields); live Close allows them for contact fields too.
 MULTI_TYPES = frozenset({"choices", "user", "contact"})
-DESCRIPTION_MAX = 280  # [003:4269]
+DESCRIPTION_MAX = 280  # Close API: Custom Fields
 
 
 def field_collection(org: FakeOrg, field_id: str) -> str:

@@ -2,7 +2,7 @@
 
 Each mutation runs as one Event Log request on its `/custom_field/{kind}/...` path; changed
 objects get a new `date_updated` (and `updated_by`); adding or deleting an activity field
-also updates its custom activity type [003:8408-8418].
+also updates its custom activity type (Close API: Event Log, List of events).
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def _activity_type_data(org: FakeOrg, type_id: str | None) -> dict[str, Any] | N
 def _touch_activity_type(
     org: FakeOrg, type_id: str, at: datetime | None, before: dict[str, Any] | None
 ) -> None:
-    """Adding or deleting an activity field updates its custom activity type [003:8408-8418]
-    (`before`: the type's data before the field changed)."""
+    """Adding or deleting an activity field updates its custom activity type (Close API: Event Log,
+    List of events; `before`: the type's data before the field changed)."""
     type_ = org.get(o.CUSTOM_ACTIVITY_TYPE, type_id)
     if type_ is not None:
         new = _touched(org, type_, at, None)

@@ -28,7 +28,7 @@ def set_custom(
 ) -> dict[str, Any]:
     """Set one custom value on one object, as an edit through the API would: the object's
     `date_updated` moves (and `updated_by` with `user_id`). `None`, `""` and `[]` clear the
-    value: the key is removed, since Close omits empty fields [003:204]. Values are stored
+    value: the key is removed, since Close omits empty fields (Close API: Leads). Values are stored
     as given (no type check), so tests can plant odd ones. Returns the new object."""
     with org.lock:
         field_coll, field = _definition(org, field_id)

@@ -1,7 +1,8 @@
 """`POST /data/search/` (Advanced Filtering) for the fake Close API.
 
-Not in the scraped docs; shaped after the export's `s_query`/`sort` structures [000:120-157]
-and what is known about the endpoint (see `peers.md`):
+Shaped after the `s_query`/`sort` structures of Close API: Exports (the endpoint's own section,
+Close API: Advanced Filtering, was not at hand when this was written) and what other Close
+connectors found:
 
 - body `{"query": {...}, "sort": [...], "_limit": N, "cursor": str|null,
   "_fields": {"lead": [...]}, "results_limit": N|null}`;

@@ -1,12 +1,13 @@
 """The HTTP client for Close: auth, retries, rate limits, error mapping.
 
-Retries follow Close's documented rules [003:147-189]: on 429 wait `error.rate_reset` (else the
-`retry-after` / `x-rate-limit-reset` / `ratelimit: ... reset=` headers) before retrying that
-endpoint group; when a response says `remaining` is 0, hold the group until its reset instead of
-running into a 429 (and, with `rate_limit_share` below 1, once that share of the limit is used:
-`api/rate_limits.py`). 5xx, timeouts and dropped connections are retried with exponential
-backoff and jitter (tenacity), a bounded number of times. Rate limits are per endpoint group, so
-one `RateGate` per (method, path template) lets independent endpoints proceed concurrently.
+Retries follow Close's documented rules (Close API: Rate Limits; HTTP Response Codes): on 429 wait
+`error.rate_reset` (else the `retry-after` / `x-rate-limit-reset` / `ratelimit: ... reset=` headers)
+before retrying that endpoint group; when a response says `remaining` is 0, hold the group until its
+reset instead of running into a 429 (and, with `rate_limit_share` below 1, once that share of the
+limit is used: `api/rate_limits.py`). 5xx, timeouts and dropped connections are retried with
+exponential backoff and jitter (tenacity), a bounded number of times. Rate limits are per endpoint
+group, so one `RateGate` per (method, path template) lets independent endpoints proceed
+concurrently.
 
 No connection before Close has answered once (the `GET /me/` preflight) is a wrong `base_url` or
 an outage: it ends the run within seconds, saying why (`api/connection.py`). Once Close has
@@ -148,8 +149,9 @@ class CloseClient:
         return self.request("POST", path, json=json)
 
     def get_in_body(self, path: str, params: Mapping[str, Any]) -> Any:
-        """A GET whose filters travel in the body (POST, `x-http-method-override: GET`,
-        `_params`), Close's way for filters too long for a URL, like id lists [003:11-22]."""
+        """A GET whose filters travel in the body (POST, `x-http-method-override: GET`, `_params`),
+        Close's way for filters too long for a URL, like id lists (Close API: Filter
+        Parameters)."""
         return self.request("POST", path, json={"_params": dict(params)},
                             headers={"x-http-method-override": "GET"})
 
@@ -182,8 +184,9 @@ class CloseClient:
     # ---- internals ------------------------------------------------------------------------
 
     def _gate(self, method: str, path: str) -> RateGate:
-        """A GET sent as a POST with `x-http-method-override` [003:11-22] is limited as the
-        GET it is (the fake Close counts it so; one gate for both is the cautious reading)."""
+        """A GET sent as a POST with `x-http-method-override` (Close API: Filter Parameters) is
+        limited as the GET it is (the fake Close counts it so; one gate for both is the cautious
+        reading)."""
         key = _endpoint_group(method, path)
         with self._gates_lock:
             if key not in self._gates:

@@ -1,9 +1,9 @@
 """Close's rate limits: what its headers say, and the gate that keeps one endpoint group in them.
 
-Limits are per endpoint group [003:151]. Most responses say, of the limit they are closest to
-hitting, `x-rate-limit-limit`, `x-rate-limit-remaining` and `x-rate-limit-reset` (seconds, a
-decimal) [003:153-157]; some clients see the same as one `ratelimit: limit=…, remaining=…,
-reset=…` header (shared/peers.md). Both are read, the documented ones first.
+Limits are per endpoint group (Close API: Rate Limits). Most responses say, of the limit they
+are closest to hitting, `x-rate-limit-limit`, `x-rate-limit-remaining` and `x-rate-limit-reset`
+(seconds, a decimal); some clients see the same as one `ratelimit: limit=…, remaining=…,
+reset=…` header (other Close connectors read it too). Both are read, the documented ones first.
 
 A gate holds its group's requests back: until a 429's reset, until the reset of a window whose
 `remaining` is 0, and, with a `share` below 1, once the window's use reaches `share` of its
@@ -62,8 +62,8 @@ class RateHeaders:
 
 
 def rate_limit_wait(response: httpx.Response) -> float:
-    """Seconds to wait after a 429: the body's `rate_reset` first, as the docs prefer
-    [003:177-179], then `retry-after`, then the headers' reset; 1 s when nothing says."""
+    """Seconds to wait after a 429: the body's `rate_reset` first, as the docs prefer (Close
+    API: Rate Limits), then `retry-after`, then the headers' reset; 1 s when nothing says."""
     try:
         error = orjson.loads(response.content).get("error")
         if isinstance(error, dict) and _float(str(error.get("rate_reset"))) is not None:

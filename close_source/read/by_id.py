@@ -32,11 +32,11 @@ def fetch_by_ids(ctx: ReadContext, entry: Entry, object_ids: Iterable[str],
                  id_filter: bool = True) -> ById:
     """Objects as Close shows them now, by id; None for those that are gone (404).
 
-    Batches of `id__in` on the list endpoint, sent in the body [003:11-22]. Only `/task/`
-    documents `id__in` [003:3300]; an endpoint that ignores it (an id we did not ask for comes
-    back) or refuses it (400) is read one object at a time (and `id_filter` False says so for
-    the next call). An id a batch does not return is asked for alone, so only a 404 counts as
-    deleted.
+    Batches of `id__in` on the list endpoint, sent in the body (Close API: Filter Parameters). Only
+    `/task/` documents `id__in` (Close API: Tasks, List or filter tasks); an endpoint that ignores
+    it (an id we did not ask for comes back) or refuses it (400) is read one object at a time (and
+    `id_filter` False says so for the next call). An id a batch does not return is asked for alone,
+    so only a 404 counts as deleted.
     """
     wanted = list(dict.fromkeys(object_ids))
     found: dict[str, dict[str, Any] | None] = {}

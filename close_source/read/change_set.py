@@ -4,11 +4,11 @@ Each table applies only the events at or after its own window start (`windows`):
 different table subsets interleave, and an event is applied to each table once it is new to
 that table. Per object the window's last event decides: a delete removes the row (a dlt hard
 delete, its child rows too) or, with soft deletes, keeps it with `_deleted_at`; any other
-action upserts the event's `data`, or the object read by id when `data` is missing (non-admin
-keys and events older than an hour [003:8139-8140]) or stale, a 404 meaning deleted.
+action upserts the event's `data`, or the object read by id when `data` is missing (non-admin keys
+and events older than an hour: Close API: Event Log, Event format) or stale, a 404 meaning deleted.
 Objects the run is asked to read again (`reread`: `close-sync verify --heal` found their rows
-differing from Close) are read by id the same way, after the events, unless an event's read
-already did: a missing row comes back, a stale one is updated, a gone one is deleted.
+differing from Close) are read by id the same way, after the events, unless an event's read already
+did: a missing row comes back, a stale one is updated, a gone one is deleted.
 
 An event's `data` is a snapshot from when it happened. It is not used (the object is read as
 Close shows it now) when something it depends on changed later: a custom field definition of
@@ -20,8 +20,9 @@ Then what Close changes without events:
 - rows of a deleted or merged-away lead that no event covered (Created activities have no
   events; merges move children) are read by id: moved ones are updated, gone ones removed,
   whichever tables this run reads from the Event Log and whatever else it reads in full;
-- a lead's `date_updated` moves when its contacts, opportunities, tasks or activities change,
-  with no `lead.updated` [003:8174-8175]: leads updated since the window began are read again;
+- a lead's `date_updated` moves when its contacts, opportunities, tasks or activities change, with
+  no `lead.updated` (Close API: Event Log, List of events): leads updated since the window began
+  are read again;
 - names copied into other rows follow a rename without events on those rows: the rows naming
   a renamed lead or contact (from the window's events) or user, status, pipeline, sequence or
   template (`read/references.py`) are read again;

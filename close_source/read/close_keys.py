@@ -20,7 +20,8 @@ from close_source.read.lists import read_entry
 from close_source.timestamps import to_utc
 
 KEY_FIELDS = ("id", "date_created", "date_updated", "lead_id")
-# where the list answers `total_results` [001:238; 003:235, 003:2911]
+# where the list answers `total_results` (Close API: Leads, List Leads; Opportunities, List or
+# filter opportunities)
 TOTALS = ("leads", "opportunities")
 
 

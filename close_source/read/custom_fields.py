@@ -1,10 +1,11 @@
 """Custom field definitions: what fields exist, their types, and which tables carry them.
 
-Sources [003:4263-4729; reference §5]: `/custom_field/{lead,contact,opportunity,activity}/`,
+Sources (Close API: Custom Fields): `/custom_field/{lead,contact,opportunity,activity}/`,
 `/custom_field/shared/` (fields that apply to several object types, through `associations`)
 and `/custom_field_schema/{lead,contact,opportunity}/` (every field that applies to one object
-type, shared ones included). The last two are TOC-only in our docs, so both are optional and
-read in every plausible shape; a shared field applies to the union of what they say.
+type, shared ones included). The docs at hand when this was written only named the last two, so
+both are optional and read in every plausible shape; a shared field applies to the union of what
+they say.
 """
 
 from __future__ import annotations

@@ -1,19 +1,20 @@
 """Reading the Event Log: one window of events, complete, deduplicated, oldest first.
 
-The rules are the docs' and the reference's §3.7:
+The rules follow from Close's docs (Close API: Event Log):
 
 - a window is every event whose `date_updated` is at or after the watermark minus five minutes
-  (consolidation moves `date_updated` forward and events can become visible late [003:8608]);
-- it is read newest first with `_cursor` (re-sending every filter but `date_updated`
-  [003:8602-8606]) until a page reaches below the window start or `cursor_next` is null;
+  (consolidation moves `date_updated` forward and events can become visible late: Close API:
+  Event Log, Event consolidation and Retrieve a list of events);
+- it is read newest first with `_cursor` (re-sending every filter but `date_updated`) until a
+  page reaches below the window start or `cursor_next` is null;
 - events are deduplicated by id, keeping the copy with the greatest `date_updated`, and
   reversed into oldest-first order, which keeps the documented per-object order on ties;
 - event timestamps are naive and taken as UTC.
 
 Filters: the docs list supported filter combinations and "`date_updated` alone" is not among
-them [003:8535-8587]. The window is first asked for with `date_updated` alone; if Close refuses
-(400), it is read per `(object_type, action)` pair (combination 2), for the object types the
-catalog syncs.
+them (Close API: Event Log, Retrieve a list of events). The window is first asked for with
+`date_updated` alone; if Close refuses (400), it is read per `(object_type, action)` pair
+(combination 2), for the object types the catalog syncs.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ from close_source.timestamps import to_utc
 log = logging.getLogger(__name__)
 
 EVENT_PATH = "event/"
-PAGE_SIZE = 50  # the documented cap [003:8607]
+PAGE_SIZE = 50  # the documented cap (Close API: Event Log, Retrieve a list of events)
 PAIR_WORKERS = 4  # concurrent (object_type, action) queries when a date-only window is refused
 RESCAN = timedelta(minutes=5)
-# Actions the docs list per object type family [003:8157-8492]; used only when Close refuses
-# an unfiltered window and the log must be read one (object_type, action) pair at a time.
+# Actions the docs list per object type family (Close API: Event Log, List of events); used
+# only when Close refuses an unfiltered window and the log must be read one (object_type,
+# action) pair at a time.
 ACTIONS: dict[str, tuple[str, ...]] = {
     "lead": ("created", "updated", "deleted", "merged"),
     "task": ("created", "updated", "deleted", "completed"),
@@ -46,7 +48,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "activity.call": ("created", "updated", "deleted", "completed"),
     "activity.meeting": ("created", "updated", "deleted", "scheduled", "started", "completed",
                          "canceled"),
-    # the docs list no `updated`, but a merge updates every object it moves [003:8180-8187]
+    # the docs list no `updated`, but a merge updates every object it moves (Close API: Event
+    # Log, List of events)
     "activity.task_completed": ("created", "updated", "deleted"),
     "membership": ("activated", "deactivated"),
 }
@@ -54,9 +57,10 @@ DEFAULT_ACTIONS = ("created", "updated", "deleted")
 TASK_TYPES = ("lead", "incoming_email", "email_followup", "missed_call",
               "answered_detached_call", "voicemail", "opportunity_due", "incoming_sms")
 CUSTOM_FIELD_OBJECT_TYPES = ("lead", "contact", "opportunity", "activity", "shared")
-# The docs spell some object types more than one way [003:8122, 8213, 8329, 8529]: the list of
-# events says `activity.note`, `activity.opportunity_status_change`, `task.lead`; the samples
-# also show `note`, `status_change.opportunity`, `lead.task`. Events are matched in the list's
+# The docs spell some object types more than one way (Close API: Event Log, in Event format,
+# List of events and Retrieve a single event by ID): the list of events says `activity.note`,
+# `activity.opportunity_status_change`, `task.lead`; the samples also show `note`,
+# `status_change.opportunity`, `lead.task`. Events are matched in the list's
 # spelling; these are the others, mapped to it.
 ACTIVITY_TYPES = ("note", "email", "email_thread", "call", "sms", "meeting",
                   "lead_status_change", "opportunity_status_change", "task_completed",

@@ -1,5 +1,5 @@
 """The Export API read path: one job brings every lead with its contacts, opportunities and
-activities [000:113-263; 003:7630-7890], instead of thousands of paged requests.
+activities (Close API: Exports), instead of thousands of paged requests.
 
 Job: `POST /export/lead/` (json, leads, activities, no done email), poll `GET /export/{id}/` with
 backoff until `done`, download `download_url` (raw gzip bytes, resumed when the transfer

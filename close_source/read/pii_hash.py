@@ -18,9 +18,9 @@ import hmac
 import re
 from typing import Any
 
-# Keys whose values are phone numbers in Close's objects [003:1691-1754, 003:3806, 003:4038,
-# 003:6906-6958, 003:7887-8005]: contacts' phones, calls, SMS, tasks, users, memberships, the
-# organisation's numbers, dialers.
+# Keys whose values are phone numbers in Close's objects (Close API: Contacts; Activities; Tasks;
+# Users; Organizations; Phone Numbers; Dialer): contacts' phones, calls, SMS, tasks, users,
+# memberships, the organisation's numbers, dialers.
 PHONE_KEYS = frozenset({
     "phone", "phone_formatted", "local_phone", "local_phone_formatted", "remote_phone",
     "remote_phone_formatted", "user_phone", "number", "number_formatted", "phone_numbers",

@@ -1,5 +1,5 @@
 """Incremental runs: what changed in Close since each table's last sync, applied exactly
-(reference §3.7).
+(Close API: Event Log).
 
 One resource, `read_event_log`, reads the Event Log once per run, from the oldest window a
 selected table needs (`read/event_log.py`), and serves every table kept current from it through a
@@ -222,7 +222,8 @@ def _renamed_at(source_state: st.State, plan: Plan, table: str,
 
 
 def _lead_merges(events: Iterable[Event]) -> Iterator[object]:
-    """`lead_merges`: one row per merge, from the `merged` events' meta [003:8180-8187]."""
+    """`lead_merges`: one row per merge, from the `merged` events' meta (Close API: Event Log,
+    List of events)."""
     rows: dict[str, dict[str, object]] = {}
     for event in events:
         if event.object_type != "lead" or event.action != "merged":

@@ -1,12 +1,12 @@
 """Stage history: `lead_status_history` and `opportunity_status_history`, one row per status
 change of a lead or an opportunity, with the seconds it spent in the status it left.
 
-Derived in SQL, in the destination, from the status-change activity tables
-(`lead_status_changes`, `opportunity_status_changes`), which a first load reads whole: the
-history covers the organisation's whole past, not only the time since the first sync. Close
-folds quick repeated changes into one activity and deletes a change reverted quickly
-[003:8306-8323]: the activity tables follow, and each stage table is rebuilt whole from its
-source. Soft-deleted activities (`_deleted_at` set) are left out.
+Derived in SQL, in the destination, from the status-change activity tables (`lead_status_changes`,
+`opportunity_status_changes`), which a first load reads whole: the history covers the
+organisation's whole past, not only the time since the first sync. Close folds quick repeated
+changes into one activity and deletes a change reverted quickly (Close API: Event Log, List of
+events): the activity tables follow, and each stage table is rebuilt whole from its source.
+Soft-deleted activities (`_deleted_at` set) are left out.
 
 The stage tables are ours, not dlt's: the connector's dlt schema does not know them, so dlt
 never loads, alters or drops them. Tables, not views: on PostgreSQL a view on

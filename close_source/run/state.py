@@ -38,7 +38,7 @@ RUN = "run"  # {"id": the run that wrote the state, "parent": the run it continu
 PRIVACY = "privacy"
 LEGACY_EVENTS = "events"  # version 1: one watermark shared by every table
 RESCAN = timedelta(minutes=5)  # events become visible late and consolidation moves them
-HORIZON = timedelta(days=29)  # the Event Log keeps 30 days [003:8105]
+HORIZON = timedelta(days=29)  # the Event Log keeps 30 days (Close API: Event Log)
 
 State = MutableMapping[str, Any]
 

@@ -2,7 +2,8 @@
 
 from close_source.catalog import BY_TABLE, CATALOG
 
-# DESIGN.md §4, minus events/lead_merges (Event Log issue)
+# The tables promised by name (tests, docs and users' SQL use the names), minus
+# events/lead_merges (Event Log issue)
 CONTRACT_TABLES = {
     "leads", "contacts", "opportunities", "tasks",
     "calls", "emails", "email_threads", "notes", "meetings", "sms", "lead_status_changes",

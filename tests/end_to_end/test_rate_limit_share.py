@@ -16,7 +16,7 @@ from tests.invariant import every_table_mismatches
 
 SHARE = 0.5
 # a lighter group with a lower limit than the others ("a higher limit on lightweight
-# requests" [003:151]); even limits: half of each is a whole number of requests
+# requests", Close API: Rate Limits); even limits: half of each is a whole number of requests
 LIMITS = RateLimit(10, 1.0, enforce=False, groups={"GET /contact/": 6})
 # small pages: several windows' worth of requests in the busiest groups, in a few seconds
 PAGE_CAPS = {"/lead/": 4, "/contact/": 4, "/opportunity/": 4, "/task/": 8}

@@ -767,7 +767,8 @@ def test_rate_limit_429_body_and_headers(org: FakeOrg) -> None:
 
 
 def test_each_endpoint_group_has_its_own_limit_and_window(org: FakeOrg) -> None:
-    """Limits differ per group [003:151]; the request log says which window counted what."""
+    """Limits differ per group (Close API: Rate Limits); the request log says which window
+    counted what."""
     limit = RateLimit(3, window=30, enforce=False, groups={"GET /lead/": 5})
     with FakeClose(org, rate_limit=limit) as fake, _client(fake) as c:
         leads = [c.get("lead/", params={"_limit": 1}).headers for _ in range(6)]

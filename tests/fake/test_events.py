@@ -95,7 +95,7 @@ def test_created_event_has_the_documented_shape(org: FakeOrg) -> None:
         assert event["user_id"] == org.admin_user_id and event["api_key_id"] is None
         assert event["changed_fields"] == [] and event["previous_data"] == {}
         assert event["meta"] == {"request_method": "POST", "request_path": "/api/v1/activity/note/"}
-        # Naive UTC with millisecond precision, as the samples [003:8520-8521].
+        # Naive UTC with millisecond precision, as the samples (Close API: Event Log).
         assert (
             NAIVE.fullmatch(event["date_created"])
             and event["date_updated"] == event["date_created"]
@@ -116,7 +116,7 @@ def test_updated_event_lists_changed_fields_and_previous_values(org: FakeOrg) ->
         (event,) = events
         now = client.get(f"opportunity/{opp['id']}/").json()
     assert event["action"] == "updated" and event["data"] == now
-    # As in the webhook sample [003:63-112]: status, confidence and date_updated changed.
+    # As in the webhook sample (Close API: Webhooks): status, confidence and date_updated changed.
     assert {"status_id", "status_label", "confidence", "date_updated"} <= set(
         event["changed_fields"]
     )
@@ -324,7 +324,8 @@ def test_updates_by_one_user_are_consolidated(org: FakeOrg) -> None:
         (event,) = walk(client, object_type="lead", object_id=lead["id"])
         assert event["id"] == first.id
         assert event["date_created"] < event["date_updated"]
-        # "data": the latest state; "previous_data": the earliest old values [003:8149-8156].
+        # "data": the latest state; "previous_data": the earliest old values (Close API: Event
+        # Log, Event consolidation).
         assert event["data"]["name"] == "C" and event["previous_data"]["name"] == lead["name"]
         assert event["previous_data"]["description"] == lead["description"]
         assert {"name", "description", "display_name"} <= set(event["changed_fields"])
@@ -573,7 +574,7 @@ def test_status_changes_make_consolidated_status_change_activities(org: FakeOrg)
     # The same user again, shortly after: the activity is rewritten (`updated`) ...
     c.update(org, o.LEAD, lead["id"], status_id=statuses[1])
     assert org.get(o.ACTIVITY, act["id"])["new_status_id"] == statuses[1]  # type: ignore[index]
-    # ... and reverting to the old status deletes it [003:8306-8314].
+    # ... and reverting to the old status deletes it (Close API: Event Log, List of events).
     c.update(org, o.LEAD, lead["id"], status_id=lead["status_id"])
     assert org.get(o.ACTIVITY, act["id"]) is None
     # The lead's three updates are one consolidated event, which moved up each time.

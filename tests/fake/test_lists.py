@@ -63,7 +63,7 @@ def test_sms_template_is_archived_is_ignored_as_the_docs_do_not_list_it(org: Fak
         for value in ("true", "false", None):
             params = {} if value is None else {"is_archived": value}
             assert set(ids(client, "sms_template/", **params)) == every, value
-        # Documented for email templates [003:6170]: still honoured.
+        # Documented for email templates (Close API: Email Templates): still honoured.
         listed = ids(client, "email_template/", is_archived="true")
         assert listed and all(org.get(o.EMAIL_TEMPLATE, i)["is_archived"] for i in listed)  # type: ignore[index]
 
@@ -108,14 +108,15 @@ def test_undocumented_in_forms_are_ignored_documented_ones_kept(org: FakeOrg) ->
     with serve(org, undocumented_filters="ignore") as client:
         assert len(ids(client, "opportunity/", lead_id__in=lead_id)) == len(opps)
         assert len(ids(client, "opportunity/", lead_id=lead_id)) < len(opps)
-        won = ids(client, "opportunity/", status_type__in="won")  # documented [003:2949]
+        # `status_type__in` is documented (Close API: Opportunities)
+        won = ids(client, "opportunity/", status_type__in="won")
         assert won and len(won) == sum(x["status_type"] == "won" for x in opps)
         assert len(ids(client, "task/", _type="all", view__in="archive")) == org.count(o.TASK)
         some = ids(client, "task/", _type__in="missed_call,voicemail")
         assert some and all(
             org.get(o.TASK, i)["_type"] in ("missed_call", "voicemail") for i in some  # type: ignore[index]
         )
-        task = org.all(o.TASK)[0]  # `id` is documented on /task/ [003:3300]
+        task = org.all(o.TASK)[0]  # `id` is documented (Close API: Tasks)
         assert ids(client, "task/", _type="all", id=task["id"]) == [task["id"]]
         # Long filters in the body are parameters like any other.
         r = client.post(

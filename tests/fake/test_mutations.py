@@ -144,7 +144,7 @@ def test_adding_and_deleting_activity_fields_shows_on_the_custom_activity_type(
             "editable_with_roles": [], "id": added["id"], "name": "Next Step",
             "required": False, "type": "text",
         }  # fmt: skip
-        # Adding a field updates the type [003:8408-8418]; naive format kept.
+        # Adding a field updates the type (Close API: Event Log); naive format kept.
         assert shown["date_updated"] > type_["date_updated"]
         assert "+" not in shown["date_updated"]
         victim = existing[0]
