@@ -88,6 +88,15 @@ def column_description(table: str, column: str,
     return _fit(found or _by_shape(column))
 
 
+def listed_columns(table: str) -> list[str]:
+    """The columns the file describes for `table` (for a history table: the ones it adds to
+    its table's), in the file's order: the documentation of tables no full load writes."""
+    texts = _texts()
+    if history_base(table) is not None:
+        return list(texts["history_columns"])
+    return list(texts["tables"].get(table, {}).get("columns", {}))
+
+
 def listed_description(table: str, column: str) -> str | None:
     """The column's description in the file (its table's, its kind's or every table's)."""
     texts = _texts()

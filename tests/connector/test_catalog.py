@@ -46,12 +46,3 @@ def test_every_activity_table_routes_from_the_export_by_type():
 
 def test_tasks_ask_for_every_task_type():
     assert BY_TABLE["tasks"].params["_type"] == "all"
-
-
-def test_readme_table_list_is_generated_from_the_catalog():
-    from pathlib import Path
-
-    from close_source.docs import catalog_markdown
-
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    assert catalog_markdown() in readme, "run `python -m close_source.docs` to update README.md"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
@@ -12,11 +13,13 @@ import pytest
 from close_fake import FakeClose, FakeOrg, changes, generate_org
 from close_fake import org as o
 from close_source.catalog import BY_TABLE, CATALOG, owned_tables
+from close_source.docs import PAGE, reference_page
 from close_source.run import comments
 from close_source.shape.descriptions import table_description
 from close_source.timestamps import to_date, to_utc
 from tests.comments import TABLE, comments_of
 from tests.conftest import WAREHOUSES, warehouse
+from tests.docs_pages import ROOT
 from tests.helpers import rows, sync
 from tests.invariant import db_rows
 from tests.oracle import (
@@ -28,13 +31,15 @@ from tests.oracle import (
     plain_column,
     typed,
 )
+from tools.tables_reference import reference_org
 
 
 @pytest.fixture(scope="module", params=WAREHOUSES)
 def loaded(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeOrg, dlt.Pipeline]]:
-    """One organisation loaded into each warehouse: every test below runs on both."""
-    org = generate_org(seed=21, leads=30)
+    """One organisation loaded into each warehouse: every test below runs on both. The docs'
+    tables reference is made from a load of the same organisation."""
+    org = reference_org()
     with FakeClose(org) as fake:
         pipeline = sync(fake, tmp_path_factory.mktemp("full"),
                         warehouse=warehouse(request, request.param))
@@ -178,7 +183,7 @@ def test_an_organisation_without_meetings_loads_an_empty_meetings_table(request,
     assert rows(pipeline, "SELECT count(*) FROM leads") == [(4,)]
 
 
-# ---- descriptions (README "Descriptions") ---------------------------------------------------
+# ---- descriptions (docs/reading-close.md, "Descriptions") -----------------------------------
 
 CATALOG_TABLES = [table for entry in CATALOG for table in owned_tables(entry)]
 MAIN_TABLES = ("leads", "contacts", "opportunities", "tasks", "users", "calls", "emails",
@@ -229,3 +234,23 @@ def test_every_column_of_leads_says_what_it_holds(loaded: tuple[FakeOrg, dlt.Pip
         custom += 1
     assert custom > 10
     assert leads["custom_unmapped"].startswith("Custom values that fit no column")
+
+
+# ---- the docs' tables reference (docs/tables.md) ---------------------------------------------
+
+
+def test_the_tables_reference_is_generated_from_this_load(loaded: tuple[FakeOrg, dlt.Pipeline]):
+    """docs/tables.md is what `close_source.docs` makes of this load, on either warehouse (the
+    schema is dlt's, not the destination's), and names every table the load left."""
+    _, pipeline = loaded
+    page = reference_page(pipeline)
+    committed = (ROOT / PAGE).read_text(encoding="utf-8")
+    assert page == committed, f"{PAGE} differs from this load: run `python3 dev.py docs`"
+    with pipeline.sql_client() as client:
+        tables = {name for (name,) in client.execute_sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            pipeline.dataset_name)}
+    headings = set(re.findall(r"^#{2,3} (\S+)$", page, flags=re.M))
+    assert set(CATALOG_TABLES) | {"field_changes", "custom_field_changes",
+                                  "lead_status_history", "_dlt_loads"} <= tables
+    assert tables - headings == set()

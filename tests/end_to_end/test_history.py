@@ -228,9 +228,9 @@ def test_field_changes_can_be_turned_off(tmp_path, small_fake):
     assert rows(pipeline, f"SELECT name FROM leads WHERE id = '{lead}'") == [("Renamed",)]
 
 
-def test_the_readmes_worked_example_lists_the_leads_status_and_value_changes(story):
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    sql = readme.split("<!-- history-example -->\n```sql\n", 1)[1].split("```", 1)[0]
+def test_the_docs_worked_example_lists_the_leads_status_and_value_changes(story):
+    page = (Path(__file__).parents[2] / "docs" / "history.md").read_text(encoding="utf-8")
+    sql = page.split("<!-- history-example -->\n```sql\n", 1)[1].split("```", 1)[0]
     sql = sql.replace("close.", f"{story.pipeline.dataset_name}.").replace("lead_…", story.lead)
     got = [(to_utc(at), kind, object_id, column, old, new, who)
            for at, kind, object_id, column, old, new, who in rows(story.pipeline, sql)]

@@ -1,5 +1,5 @@
 """The Python API as dlt users write it: tables are resources named after them, so
-`with_resources` selects tables; and every Python snippet in the README and in module
+`with_resources` selects tables; and every Python snippet of the README, the docs and the module
 docstrings runs as written."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 from close_fake import FakeClose, generate_org
 from close_fake.churn import random_changes
 from close_source.source import close_source
+from tests.docs_pages import code_blocks
 from tests.helpers import new_pipeline
 from tests.invariant import mismatches
 
@@ -74,10 +75,9 @@ def test_a_table_name_that_is_no_resource_is_refused_by_dlt(small_fake):
 # ---- snippets -----------------------------------------------------------------------------
 
 
-def readme_snippets() -> list[tuple[str, str]]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    return [(f"README.md #{n}", block) for n, block in enumerate(blocks, 1)]
+def page_snippets() -> list[tuple[str, str]]:
+    """The ```python blocks of README.md and docs/."""
+    return code_blocks("python")
 
 
 def docstring_snippets() -> list[tuple[str, str]]:
@@ -99,12 +99,12 @@ def docstring_snippets() -> list[tuple[str, str]]:
     return found
 
 
-SNIPPETS = readme_snippets() + docstring_snippets()
+SNIPPETS = page_snippets() + docstring_snippets()
 
 
-def test_the_readme_and_the_docstrings_have_python_snippets():
+def test_the_docs_and_the_docstrings_have_python_snippets():
     names = {name for name, _ in SNIPPETS}
-    assert any(name.startswith("README.md") for name in names)
+    assert any(name.startswith("docs/getting-started.md") for name in names)
     assert {"close_source/__init__.py", "pipelines/close_pipeline.py"} <= names
 
 

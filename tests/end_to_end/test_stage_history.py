@@ -1,8 +1,8 @@
 """The stage history tables equal what the fake organisation's status-change activities say,
 computed here in Python: after a full load, after incremental runs that add, fold, revert and
 tie status changes, after a load an earlier run left behind, and with a stage table dropped.
-A run that changed no status change leaves them alone. The README's SQL examples run on each
-destination and give what Python computes."""
+A run that changed no status change leaves them alone. The docs' SQL examples (docs/history.md)
+run on each destination and give what Python computes."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from tests.conftest import warehouse
 from tests.end_to_end.test_destination_truth import leave_a_package
 from tests.helpers import rows, sync
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "history.md"
 LEAD_COLUMNS = ("activity_id", "lead_id", "from_status_id", "from_status_label",
                 "to_status_id", "to_status_label", "changed_at", "changed_by",
                 "changed_by_name", "seconds_in_from_status")
@@ -254,15 +254,15 @@ def test_a_load_an_earlier_run_left_rebuilds_what_it_changed_and_nothing_else(sy
     assert synced.sentinels == {"opportunity_status_history"}
 
 
-# --- the README's examples -------------------------------------------------------------------
+# --- the docs' examples ---------------------------------------------------------------------
 
-def readme_sql(name: str) -> str:
-    found = re.search(rf"<!-- tested: {name} -->\n```sql\n(.*?)```", README.read_text(), re.S)
-    assert found, f"README has no example {name}"
+def docs_sql(name: str) -> str:
+    found = re.search(rf"<!-- tested: {name} -->\n```sql\n(.*?)```", PAGE.read_text(), re.S)
+    assert found, f"docs/history.md has no example {name}"
     return found.group(1)
 
 
-def test_readme_median_time_in_status(synced: Synced):
+def test_docs_median_time_in_status(synced: Synced):
     history = expected_history(synced.org, "lead_status_history").values()
     seconds: dict[str | None, list[float]] = defaultdict(list)
     for row in history:
@@ -270,13 +270,13 @@ def test_readme_median_time_in_status(synced: Synced):
             seconds[row["from_status_label"]].append(row["seconds_in_from_status"])
     expected = {label: (len(values), statistics.median(values) / 86400)
                 for label, values in seconds.items()}
-    result = rows(synced.pipeline, readme_sql("median-time-in-status"))
+    result = rows(synced.pipeline, docs_sql("median-time-in-status"))
     assert {label: (count, pytest.approx(float(days))) for label, count, days in result} \
         == expected
     assert len(expected) > 2
 
 
-def test_readme_conversion_to_won(synced: Synced):
+def test_docs_conversion_to_won(synced: Synced):
     history = list(expected_history(synced.org, "opportunity_status_history").values())
     entered: dict[str | None, dict[str, datetime]] = defaultdict(dict)
     for row in history:  # the first time each opportunity entered each status
@@ -291,7 +291,7 @@ def test_readme_conversion_to_won(synced: Synced):
     for status, opportunities in entered.items():
         later = sum(any(at > since for at in won[opp]) for opp, since in opportunities.items())
         expected[status] = (len(opportunities), later, pytest.approx(later / len(opportunities)))
-    result = rows(synced.pipeline, readme_sql("conversion-to-won"))
+    result = rows(synced.pipeline, docs_sql("conversion-to-won"))
     assert {status: (entered, won, float(share)) for status, entered, won, share in result} \
         == expected
     assert any(later for _, later, _ in expected.values())

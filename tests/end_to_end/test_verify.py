@@ -2,8 +2,9 @@
 it is reported exactly (at `counts` where a count can see it, always at `ids`), `--heal` fixes
 it through a normal sync, and what Close changed since the last run is reported apart.
 
-One organisation per destination, synced once with soft deletes, shared by the tests in order:
-exact -> corrupted, reported, healed -> changed in Close without a sync.
+One organisation per destination, synced once with soft deletes and `history = ["leads"]`,
+shared by the tests in order: exact -> corrupted, reported, healed -> changed in Close without a
+sync. The docs' SQL examples run on it first (it holds every table they name).
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from close_source.source import close_source
 from tests import destinations as dest
 from tests.cli_runs import KEY, assert_one_line_user_error, close_sync, pipeline_of
 from tests.conftest import WAREHOUSES
+from tests.docs_pages import code_blocks, statements
 from tests.helpers import rows, sync
 from tests.invariant import every_table_mismatches
+
+HISTORY = ["leads"]
 
 
 @dataclass
@@ -50,7 +54,7 @@ class Synced:
     def cli(self, *args: str) -> tuple[int, str, str]:
         argv = ["verify", *args] + (["--destination", "postgres"] if self.dsn else [])
         env = {"SOURCES__CLOSE__API_KEY": KEY, "SOURCES__CLOSE__BASE_URL": self.fake.base_url,
-               "SOURCES__CLOSE__DELETES": "soft"}
+               "SOURCES__CLOSE__DELETES": "soft", "SOURCES__CLOSE__HISTORY": json.dumps(HISTORY)}
         if self.dsn:
             env["DESTINATION__POSTGRES__CREDENTIALS"] = self.dsn
         else:  # the file the test's pipeline loaded (by default it is where it was created)
@@ -69,12 +73,12 @@ def synced(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     org = generate_org(seed=26, leads=25)
     with FakeClose(org, api_key=KEY) as fake:
         pipeline = pipeline_of(workdir, dsn)
-        sync(fake, workdir, pipeline=pipeline, deletes="soft")
+        sync(fake, workdir, pipeline=pipeline, deletes="soft", history=HISTORY)
         org.advance(timedelta(minutes=10))
         note = next(a for a in org.all(o.ACTIVITY) if a["_type"] == "Note")
         c.delete(org, o.ACTIVITY, note["id"])
         org.advance(timedelta(minutes=10))
-        sync(fake, workdir, pipeline=pipeline, deletes="soft")
+        sync(fake, workdir, pipeline=pipeline, deletes="soft", history=HISTORY)
         yield Synced(org, fake, pipeline, workdir, dsn, note["id"])
 
 
@@ -99,6 +103,42 @@ def test_a_synced_warehouse_is_exact_at_both_levels(synced: Synced) -> None:
     assert "Every table compared equals Close" in out
     leads = next(line.split() for line in out.splitlines() if line.startswith("leads "))
     assert leads[1:3] == [str(len(synced.org.all(o.LEAD)))] * 2
+
+
+# The docs' SQL examples: ```sql blocks run on DuckDB, ```postgresql blocks on PostgreSQL.
+FENCES = {"duckdb": "sql", "postgres": "postgresql"}
+# statements that may find no rows here (a fragment of each: why)
+MAY_BE_EMPTY = {
+    "'lead_…'": "a placeholder for the reader's lead id",
+    "_deleted_at IS NOT NULL": "no lead of this organisation was deleted",
+    "verdict = 'differs'": "every table equals Close here",
+    "custom_next_demo >= now()": "the fake's demo dates may all lie in the past",
+    "seconds_in_from_status IS NOT NULL": "a lead here changed status once at most (values: "
+                                          "test_stage_history)",
+}
+
+
+def test_every_sql_example_of_the_docs_runs(synced: Synced) -> None:
+    """Each statement of each example runs as written (`close.` is the dataset) and finds rows,
+    unless it is one that may find none here. A verify run first, so `_verify_runs` is there as
+    a user's would be."""
+    code, out, _ = synced.cli("--tables", "users")
+    assert code == 0, out
+    kind = "postgres" if synced.dsn else "duckdb"
+    examples = code_blocks(FENCES[kind])
+    assert len(examples) >= (10 if kind == "duckdb" else 2), examples
+    failed, empty = [], []
+    for name, example in examples:
+        for statement in statements(example):
+            try:
+                found = rows(synced.pipeline, statement)
+            except Exception as error:  # noqa: BLE001 - every failing example is reported
+                failed.append(f"{name}: {statement}\n  {str(error).splitlines()[0]}")
+                continue
+            if not found and not any(fragment in statement for fragment in MAY_BE_EMPTY):
+                empty.append(f"{name}: {statement}")
+    assert failed == [], "\n".join(failed)
+    assert empty == [], "examples that found no rows:\n" + "\n".join(empty)
 
 
 def test_the_report_as_json_in_verify_runs_and_against_max_age(synced: Synced) -> None:
@@ -210,13 +250,13 @@ def test_changes_in_close_without_a_sync_are_no_drift(synced: Synced) -> None:
     # a run that read them and died before loading: verify says why the tables lag
     synced.pipeline.activate()
     synced.pipeline.extract(close_source(api_key=KEY, base_url=synced.fake.base_url,
-                                         deletes="soft"),
+                                         deletes="soft", history=HISTORY),
                             loader_file_format=loader_file_format(synced.pipeline))
     synced.pipeline.normalize()
     code, out, _ = synced.cli("--tables", "users")
     assert code == 0, out
     assert "A run stopped before its data was loaded: the next run loads it first" in out
-    sync(synced.fake, synced.workdir, pipeline=synced.pipeline, deletes="soft")
+    sync(synced.fake, synced.workdir, pipeline=synced.pipeline, deletes="soft", history=HISTORY)
     report = synced.verify("ids")
     assert {result.verdict for result in report.tables} == {EXACT}, by_table(report)
     assert not report.pending

@@ -1,0 +1,1 @@
+"""Developer tools run by `dev.py` (not part of the installed package)."""
