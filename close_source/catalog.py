@@ -63,8 +63,8 @@ class Copy:
     """A column that repeats another object's name (`lead_name` beside `lead_id`).
 
     Close shows the named object's current name, so a rename of it changes these rows without
-    an event of theirs: the rows naming a renamed object are read again (README "Copied
-    names").
+    an event of theirs: the rows naming a renamed object are read again
+    (docs/reading-close.md, "Copied names").
     """
 
     column: str

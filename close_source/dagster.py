@@ -1,5 +1,6 @@
 """Dagster assets for the Close tables: one per table, materialized through `close-sync run`'s
-run path (`close_source.sync`). Needs the `dagster` extra: `pip install 'close-dlt[dagster]'`.
+run path (`close_source.sync`). Needs the `dagster` extra: `pip install -e '.[dagster]'` in
+the clone.
 
     import dagster as dg
     from close_source.dagster import close_assets
@@ -21,7 +22,8 @@ from typing import Any
 try:
     import dagster as dg
 except ImportError as exc:  # pragma: no cover - the message is the point
-    raise ImportError("close_source.dagster needs Dagster: pip install 'close-dlt[dagster]'") \
+    raise ImportError("close_source.dagster needs Dagster: install close-dlt with its "
+                      "dagster extra (pip install -e '.[dagster]' in the clone)") \
         from exc
 
 import dlt

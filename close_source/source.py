@@ -83,7 +83,7 @@ def close_source(
     `schema_contract`: dlt's, for every table ("freeze", or {"columns": "freeze"}, ...).
     `exclude_columns` ({"contacts": ["emails"]}) keeps fields out of everything the run writes;
     `pii="hash"` replaces email addresses and phone numbers with HMAC-SHA256 hashes keyed with
-    `pii_key` (README "Personal data").
+    `pii_key` (docs/configuration.md, "Personal data").
     Resources are parallelized: Close rate-limits per endpoint group, so independent endpoints
     are read at the same time (`[extract] workers`); `rate_limit_share` below 1 leaves the rest
     of each group's limit to the organisation's other integrations.

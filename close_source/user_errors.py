@@ -117,11 +117,11 @@ def _missing_config(cause: ConfigFieldMissingException) -> str:
                        if destination == "postgres" and missing == ["password"] else "")
             return (f"the {destination} credentials have no {', '.join(missing)}: add it to "
                     f"{setting}{example} or set {setting}__{missing[0].upper()} "
-                    "(see README, Destinations)")
+                    "(see docs/destinations.md)")
         return (f"no credentials for the {destination} destination: set {setting} or "
                 f"[destination.{destination}.credentials] in .dlt/secrets.toml "
-                "(see README, Destinations)")
-    return f"missing configuration: {', '.join(cause.fields)} (see README, Configuration)"
+                "(see docs/destinations.md)")
+    return f"missing configuration: {', '.join(cause.fields)} (see docs/configuration.md)"
 
 
 def _contract_refused(cause: DataValidationError) -> str:
@@ -141,7 +141,7 @@ def _uncoercible(cause: ConfigValueCannotBeCoercedException, step: str | None) -
         return refused(field, cause.field_value, ACCEPTS[field][1])
     where = setting_name(field, (step,)) if step in ("extract", "normalize", "load") else \
         f"the setting `{field}`"
-    return f"{where} must be {accepted(cause.hint)} (see README, Configuration)"
+    return f"{where} must be {accepted(cause.hint)} (see docs/configuration.md)"
 
 
 # destinations whose drivers close-dlt's own extras install (pyproject.toml)
@@ -149,17 +149,18 @@ _OUR_EXTRAS = ("postgres", "bigquery")
 
 
 def _missing_driver(cause: MissingDependencyException, causes: list[BaseException]) -> str:
-    """A destination whose driver is not installed (psycopg2 after `pip install close-dlt`):
-    the extra that installs it, ours where we have one, else dlt's."""
+    """A destination whose driver is not installed (psycopg2 after `pip install -e .`): the
+    extra that installs it, ours where we have one (installed from the clone, as close-dlt is
+    not on a package index), else dlt's."""
     module = next((c.name for c in causes if isinstance(c, ModuleNotFoundError) and c.name),
                   None)
     extras = [d.partition("[")[2].rstrip("]") for d in cause.dependencies]
-    commands = [f'pip install "close-dlt[{extra}]"' if extra in _OUR_EXTRAS
+    commands = [f'pip install -e ".[{extra}]" in close-dlt\'s clone' if extra in _OUR_EXTRAS
                 else f'pip install "{dependency}"'
                 for extra, dependency in zip(extras, cause.dependencies, strict=True)]
     needs = f"needs {module}, which is not installed" if module else "needs packages that are " \
         "not installed"
-    return f"the {cause.caller} {needs}: {' and '.join(commands)} (see README, Destinations)"
+    return f"the {cause.caller} {needs}: {' and '.join(commands)} (see docs/destinations.md)"
 
 
 def _destination_section(traces: Any) -> str | None:
@@ -244,12 +245,12 @@ def _where(path: str | None) -> str:
     """What the file is and which setting moves it."""
     if path and Path(path).name.split(".")[-1] in ("duckdb", "wal"):
         return (" (the DuckDB file: run close-sync in a writable directory or choose another "
-                "file, see README, Destinations)")
+                "file, see docs/destinations.md)")
     from dlt.common.runtime.run_context import active
 
     if path and _inside(path, active().data_dir):
         return (" (dlt's pipeline directory: set DLT_DATA_DIR to a writable directory, "
-                "see README, Configuration)")
+                "see docs/configuration.md)")
     return ""
 
 
@@ -314,4 +315,4 @@ def _unreachable_destination(exc: BaseException, pipeline: Any) -> str:
     for pattern, replacement in _SECRETS:
         detail = pattern.sub(replacement, detail)
     return (f"cannot connect to the {name} destination: {detail} (check "
-            f"DESTINATION__{name.upper()}__CREDENTIALS, see README, Destinations)")
+            f"DESTINATION__{name.upper()}__CREDENTIALS, see docs/destinations.md)")

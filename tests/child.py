@@ -14,7 +14,7 @@ close_source, so the code under test runs as it does for a user:
   1) item of table `CLOSE_TEST_TABLE` (the export was downloaded; nothing was loaded).
 - `kill-in-keys`: SIGKILL the process right after the first `CREATE UNIQUE INDEX` ran on
   PostgreSQL (inside the transaction that makes a table's primary key, before it commits).
-- `no-psycopg2`: `import psycopg2` fails as where it is not installed (`pip install close-dlt`
+- `no-psycopg2`: `import psycopg2` fails as where it is not installed (close-dlt installed
   without the `postgres` extra).
 - `import-spy`: record every module first imported outside the main thread, and every module
   imported at all; both are written to `CLOSE_TEST_IMPORTS` when the run ends.

@@ -1,7 +1,7 @@
 """A backup on disk: the format `close-sync backup` writes and `close-sync restore` reads, with
 no network and no key.
 
-A backup directory holds (README "Backups"):
+A backup directory holds (docs/operations.md, "Backups"):
 
 - `<export id>.json.gz`: the export file exactly as Close served it (leads with their
   contacts, opportunities and activities);

@@ -13,7 +13,7 @@ did: a missing row comes back, a stale one is updated, a gone one is deleted.
 An event's `data` is a snapshot from when it happened. It is not used (the object is read as
 Close shows it now) when something it depends on changed later: a custom field definition of
 its object type (a deleted field's values are never written back, a retyped field's are in its
-new column), or a name it copies (README "Copied names").
+new column), or a name it copies (docs/reading-close.md, "Copied names").
 
 Then what Close changes without events:
 

@@ -1,6 +1,6 @@
 """`pii = "hash"`: every email address and phone number of an object replaced by its keyed hash
 (HMAC-SHA256 with `pii_key`, 64 hex digits), the same input always the same hash, so joins and
-counts on them still work (README "Personal data").
+counts on them still work (docs/configuration.md, "Personal data").
 
 - email addresses: wherever they appear in text (a whole value, `Name <a@b.com>`, a body, a
   message id: anything shaped like an address), each one trimmed and lower-cased first;

@@ -1,5 +1,5 @@
 """Fields kept out (`exclude_columns`) and personal data hashed (`pii = "hash"`), applied to each
-object as a read path hands it on (README "Personal data").
+object as a read path hands it on (docs/configuration.md, "Personal data").
 
 Before anything keeps an object: a backup's files, the Event Log window's scratch file, dlt's
 extract files, the state. So every read path applies it where its objects come in: whole

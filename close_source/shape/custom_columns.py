@@ -1,6 +1,6 @@
 """Custom values -> typed, human-named columns whose name and type never change.
 
-Rules (README "Custom fields"):
+Rules (docs/reading-close.md, "Custom fields"):
 
 - A field's column is `custom_<normalized display name>` (`custom_field_columns = "id"`:
   `custom_<normalized field id>`), chosen the first time the field is seen and then frozen in

@@ -1,5 +1,5 @@
 """Changes of custom field definitions: a run's `custom_fields` rows compared with those the
-destination held before it (README "Custom fields").
+destination held before it (docs/reading-close.md, "Custom fields").
 
 One row per field, object type and kind of change, several kinds at once giving one row
 each: `added`, `renamed`, `retyped` (its type or `accepts_multiple_values`), `choices_changed`

@@ -1,6 +1,6 @@
 """Close -> warehouse with Dagster: one asset per Close table, synced every hour.
 
-    pip install 'close-dlt[dagster]' dagster-webserver
+    pip install -e '/path/to/close-dlt[dagster]' dagster-webserver   # close-dlt's clone
     export SOURCES__CLOSE__API_KEY=api_...            # or .dlt/secrets.toml, as for close-sync
     export CLOSE_PIPELINES_DIR=/var/lib/close-dlt     # kept between runs (run lock, resumes)
     dagster dev -f definitions.py

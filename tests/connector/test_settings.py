@@ -99,7 +99,7 @@ def test_a_setting_that_is_not_ours_is_named_without_its_value():
     """It may be a secret (a port in a DSN, a password): the value is not shown."""
     failed = ConfigValueCannotBeCoercedException("port", "s3cr3t-ish", int)
     assert user_error_message(failed) == \
-        "the setting `port` must be a whole number (see README, Configuration)"
+        "the setting `port` must be a whole number (see docs/configuration.md)"
 
 
 @pytest.mark.parametrize("written", [2, 0.5])

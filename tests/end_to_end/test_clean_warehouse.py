@@ -315,12 +315,12 @@ def test_a_run_killed_while_making_a_key_leaves_no_half_of_it(postgres_server, t
 
 
 def test_postgres_without_its_driver_names_the_extra(tmp_path):
-    """`pip install close-dlt` without the `postgres` extra: psycopg2 cannot be imported."""
+    """close-dlt installed without the `postgres` extra: psycopg2 cannot be imported."""
     env = run_env(tmp_path, None, "postgresql://loader:secret@127.0.0.1:9/analytics",
                   SOURCES__CLOSE__API_KEY="api_test")
     result = subprocess.run([sys.executable, "-m", "tests.child", "no-psycopg2", "run",
                              "--destination", "postgres"], cwd=tmp_path, env=env, text=True,
                             capture_output=True, timeout=120)
     line = assert_one_line_user_error(result, "postgres destination", "psycopg2",
-                                      'pip install "close-dlt[postgres]"')
+                                      'pip install -e ".[postgres]" in close-dlt\'s clone')
     assert "secret" not in result.stderr + result.stdout, line
