@@ -35,7 +35,13 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from close_source.catalog import Entry, child_table
 from close_source.records import DELETED_AT, POSITION, TOMBSTONE, Json, Row
 from close_source.shape.custom_columns import CustomColumns
-from close_source.shape.descriptions import column_description, custom_fields_of, table_hints
+from close_source.shape.descriptions import (
+    column_description,
+    custom_fields_of,
+    destination_kind,
+    in_schema,
+    table_hints,
+)
 from close_source.timestamps import to_date, to_utc
 
 log = logging.getLogger(__name__)
@@ -96,11 +102,7 @@ def json_data_type() -> str:
 
 def on_bigquery() -> bool:
     """Whether the running pipeline loads into BigQuery."""
-    try:
-        destination = dlt.current.pipeline().destination
-    except Exception:  # noqa: BLE001 - no active pipeline (unit tests)
-        return False
-    return destination is not None and destination.destination_type.endswith(".bigquery")
+    return destination_kind() == "bigquery"
 
 
 @dataclass
@@ -131,12 +133,13 @@ class TableSpec:
 
     def hints(self, columns: Iterable[str], mode: WriteMode, json_type: str = JSON) -> Any:
         column_hints: TTableSchemaColumns = {}
-        fields = custom_fields_of(self.custom, self.name)
+        fields = custom_fields_of(self.custom, self.name) if (describe := in_schema()) else {}
         for column in columns:
             column_type = self.types[column]
             hint: dict[str, Any] = {"name": column,
-                                    "data_type": json_type if column_type == JSON else column_type,
-                                    "description": column_description(self.name, column, fields)}
+                                    "data_type": json_type if column_type == JSON else column_type}
+            if describe:
+                hint["description"] = column_description(self.name, column, fields)
             if column_type == "timestamp":
                 hint["timezone"] = True
             if column in self.primary_key:
@@ -144,8 +147,9 @@ class TableSpec:
             column_hints[column] = hint  # type: ignore[assignment]
         mode = self.mode or mode
         described = table_hints(self.name, on_bigquery())
-        tombstone: Any = {"name": TOMBSTONE, "data_type": "bool", "hard_delete": True,
-                          "description": column_description(self.name, TOMBSTONE)}
+        tombstone: Any = {"name": TOMBSTONE, "data_type": "bool", "hard_delete": True}
+        if describe:
+            tombstone["description"] = column_description(self.name, TOMBSTONE)
         if mode == "replace":
             return dlt.mark.make_hints(table_name=self.name, columns=column_hints,
                                        write_disposition="replace",

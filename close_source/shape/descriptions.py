@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import dlt
 from dlt.destinations.impl.bigquery.bigquery_adapter import TABLE_DESCRIPTION_HINT
 
 from close_source.catalog import BY_TABLE, CATALOG
@@ -27,6 +28,10 @@ VARIANT_SUFFIX = "__v_text"  # dlt's variant column of values that fit no type
 # BigQuery's limit for a description; the others take more, the same text goes everywhere
 MAX_LENGTH = 1024
 MAX_CHOICES = 30
+# Where `run/comments.py` writes the descriptions (COMMENT ON, after each load), they stay out of
+# dlt's schema: dlt writes no description there, and the hints cost every run's extract, which
+# merges them per item (measured: a sixth more CPU for a small organisation's runs).
+COMMENTED = frozenset({"duckdb", "postgres"})
 ACTIVITY_TABLES = frozenset(entry.table for entry in CATALOG if entry.path.startswith("activity/"))
 # what a value of these Close field types is, one value and several
 _ONE = {"datetime": "in UTC", "user": "a user id, users.id", "contact": "a contact id, contacts.id"}
@@ -124,18 +129,34 @@ def _tables_with_custom_fields() -> frozenset[str]:
     return frozenset(entry.table for entry in CATALOG if entry.custom_field_type)
 
 
+def destination_kind() -> str | None:
+    """The running pipeline's destination (`duckdb`, `bigquery`, ...); None outside one."""
+    try:
+        destination = dlt.current.pipeline().destination
+    except Exception:  # noqa: BLE001 - no active pipeline (unit tests)
+        return None
+    return destination.destination_type.rsplit(".", 1)[-1] if destination is not None else None
+
+
+def in_schema() -> bool:
+    """Whether descriptions go into dlt's schema as hints (see `COMMENTED`)."""
+    return destination_kind() not in COMMENTED
+
+
 def table_hints(table: str, bigquery: bool = False) -> dict[str, str] | None:
     """dlt's table hints carrying the table's description; on BigQuery also the one dlt
     writes there as the table's description (its column descriptions are `description`)."""
     text = table_description(table)
-    if text is None:
+    if text is None or not in_schema():
         return None
     return {"description": text, **({TABLE_DESCRIPTION_HINT: text} if bigquery else {})}
 
 
 def described(table: str, columns: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Column hints with their descriptions (for tables shaped without a `TableSpec`)."""
-    return {name: {"name": name, **hint, "description": column_description(table, name)}
+    describe = in_schema()
+    return {name: {"name": name, **hint,
+                   **({"description": column_description(table, name)} if describe else {})}
             for name, hint in columns.items()}
 
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import dlt
+from dlt.common.configuration.container import Container
+from dlt.common.pipeline import PipelineContext
+
 from close_source.catalog import (
     CATALOG,
     CUSTOM_FIELD_CHANGES_TABLE,
@@ -159,3 +163,17 @@ def test_hints_carry_the_table_description_and_on_bigquery_its_own_hint_too():
         "description": d.table_description("calls"),
         "x-bigquery-table-description": d.table_description("calls")}
     assert d.table_hints("not_ours") is None
+
+
+def test_descriptions_stay_out_of_the_schema_where_comments_carry_them(tmp_path):
+    """DuckDB and PostgreSQL get COMMENT ON after each load, not dlt hints (every run's extract
+    merges hints per item); elsewhere (BigQuery) the hints are how they get there."""
+    assert frozenset(comments.DIALECTS) == d.COMMENTED
+    try:
+        for kind, expected in (("duckdb", False), ("postgres", False), ("bigquery", True)):
+            dlt.pipeline(f"describe_{kind}", destination=kind, pipelines_dir=str(tmp_path))
+            assert d.in_schema() is expected, kind  # the pipeline made last is the active one
+            assert (d.table_hints("calls") is not None) is expected, kind
+            assert ("description" in d.described("calls", {"id": {}})["id"]) is expected, kind
+    finally:  # no active pipeline for the tests after this one
+        Container()[PipelineContext].deactivate()
