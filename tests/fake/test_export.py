@@ -186,7 +186,8 @@ def test_bad_requests_answer_400(org: FakeOrg, body: dict, message: str) -> None
 def test_list_is_newest_first_and_not_a_poll(org: FakeOrg) -> None:
     with serve(org, polls_to_finish=2) as (fake, client):
         first, second = create(client), create(client)
-        wait_built(fake, second["id"])
+        for export in (first, second):  # built on threads of their own: the first may be last
+            wait_built(fake, export["id"])
         listed = client.get("export/").json()
         assert listed["has_more"] is False
         assert [e["id"] for e in listed["data"]] == [second["id"], first["id"]]
