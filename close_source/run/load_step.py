@@ -1,0 +1,68 @@
+"""dlt's load step into DuckDB, on one connection held for its whole length.
+
+dlt 1.31 opens a connection to the DuckDB file for each load job and closes the database when
+no job holds one: the close checkpoints the file, and the next job opens it again (2.5 s of a
+4.8 s load at 20,000 leads, bench/). DuckDB shares one database instance among a process's
+connections to a file, so one connection held for the step keeps the instance open: dlt's
+connections then come and go at no cost, and the file is checkpointed once, when the held one
+closes. It is opened by dlt (`pipeline.sql_client()`), with the configuration dlt's own
+connections have: DuckDB refuses a second connection to a file with a different one.
+
+Held for the load step only, dlt's `pipeline.load` (which `pipeline.run` calls): during the
+extract, which takes minutes, the file stays free (another process may read it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import dlt
+
+log = logging.getLogger("close_source.run.load_step")
+
+SPILL_DIRECTORY = "duckdb-spill"  # in the working directory: where a load's DuckDB may spill
+
+
+@contextmanager
+def each_load(pipeline: dlt.Pipeline,
+              settings: Callable[[], AbstractContextManager[Any]]) -> Iterator[None]:
+    """For the block, every load of `pipeline` (a `pipeline.run`'s, or `pipeline.load` called
+    on its own) runs within `settings()` (what the load is given), as dlt's step, trace and
+    all, on a connection held until the step ends."""
+    original = pipeline.load  # dlt's step, bound to the pipeline
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        with settings(), held_connection(pipeline):
+            return original(*args, **kwargs)
+
+    pipeline.load = load  # type: ignore[method-assign] - the instance's, for the block
+    try:
+        yield
+    finally:
+        del pipeline.load
+
+
+@contextmanager
+def held_connection(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """A connection to a DuckDB destination, for the block; none to any other destination,
+    none before anything was extracted (nothing to load), and none when it cannot be opened:
+    dlt's load then meets the same problem (a file another process has) and reports it."""
+    destination = pipeline.destination
+    if destination is None or not destination.destination_type.endswith(".duckdb") \
+            or pipeline.default_schema_name is None:
+        yield
+        return
+    try:
+        client = pipeline.sql_client()
+        client.open_connection()
+    except Exception as error:  # noqa: BLE001 - said by dlt's load, in its step
+        log.debug("loading without a held connection: %s", error)
+        yield
+        return
+    try:
+        yield
+    finally:
+        client.close_connection()
