@@ -154,7 +154,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
             settling.everything()  # what the earlier run loaded was never settled
             progress_log.warning("an earlier run stopped before its data was loaded; loading "
                                  "it first")
-            with run_environment(first_load=marker.exists()):
+            with run_environment(marker.exists(), load_memory.load_workers(pipeline)):
                 pipeline.normalize()
                 for load_id in pipeline.list_normalized_load_packages():
                     resume.restart(pipeline, load_id, first_load=marker.exists())
@@ -165,7 +165,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
             marker.unlink(missing_ok=True)
             _discard_loaded_export(pipeline)
         first_load = not _dataset_exists(pipeline)
-        with run_environment(first_load=first_load):
+        with run_environment(first_load, load_memory.load_workers(pipeline)):
             if first_load:  # the package is finished as it was begun, should this run die
                 marker.touch()
             else:

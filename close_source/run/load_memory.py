@@ -45,10 +45,19 @@ log = logging.getLogger("close_source.progress")
 T = TypeVar("T")
 
 FLOOR_MB = 64  # what every load gets at least (the loading connection's own needs)
-MB_PER_COLUMN = 0.75  # per column of each file loaded at once (calibrated: bench/)
-ROW_GROUP_SHARE = 1.0  # per MB of the largest row group of each file loaded at once
-LOAD_WORKERS = 2  # jobs dlt loads at once: `run/environment.py`'s [load] workers
-ALLOCATOR_FLUSH = "16MB"  # freed memory DuckDB keeps cached (its default: 128 MB)
+# What DuckDB needs to insert a parquet file, spilling what it can (bench/first_load.py
+# --calibrate: the least memory_limit that inserted each file a first load of 2,000 and 20,000
+# leads wrote, with 400 custom fields on leads or none, and those files repeated up to 300,000
+# rows): per column, 0.2 MB and 0.03 MB per 1,000 rows, up to 0.8 MB (what it keeps of a
+# column grows with the rows of the row group it fills: 97 MB for 428 columns of 2,000 rows,
+# 339 MB for 48,000; 26-33 MB for 49 columns of 20,000 to 300,000 rows); half the file's
+# largest row group (one is read at a time); and a quarter more, for the rest of a load.
+COLUMN_MB, COLUMN_MB_PER_1000_ROWS, COLUMN_MB_MAX = 0.2, 0.03, 0.8
+ROW_GROUP_SHARE = 0.5
+MARGIN = 1.25
+# freed memory DuckDB keeps cached (its default: 128 MB); measured: the load step's peak RSS
+# 5-20 MB lower at 20,000 leads, no slower (bench/first_load.py)
+ALLOCATOR_FLUSH = "16MB"
 STATEMENT_BYTES = 2**20  # dlt's max_query_length: statements of half of it
 OUT_OF_MEMORY = ("Out of Memory Error", "could not allocate block", "failed to pin block")
 
@@ -68,11 +77,13 @@ class LoadFile:
 
     table: str
     columns: int
+    rows: int
     row_group_mb: float  # its largest row group, uncompressed
 
     @property
     def needs_mb(self) -> float:
-        return MB_PER_COLUMN * self.columns + ROW_GROUP_SHARE * self.row_group_mb
+        per_column = min(COLUMN_MB_MAX, COLUMN_MB + COLUMN_MB_PER_1000_ROWS * self.rows / 1000)
+        return MARGIN * (per_column * self.columns + ROW_GROUP_SHARE * self.row_group_mb)
 
 
 def files_to_load(pipeline: dlt.Pipeline) -> list[LoadFile]:
@@ -90,15 +101,24 @@ def files_to_load(pipeline: dlt.Pipeline) -> list[LoadFile]:
             largest = max((metadata.row_group(i).total_byte_size
                            for i in range(metadata.num_row_groups)), default=0)
             found.append(LoadFile(job.job_file_info.table_name, metadata.num_columns,
-                                  largest / 2**20))
+                                  metadata.num_rows, largest / 2**20))
     return sorted(found, key=lambda file: file.needs_mb, reverse=True)
 
 
-def sized_mb(files: list[LoadFile], workers: int = LOAD_WORKERS) -> int:
-    """What loading `files` asks for: the floor, and the needs of the `workers` largest jobs
-    (dlt runs that many at once), up to the ceiling."""
-    needs = sum(file.needs_mb for file in files[:workers])
-    return min(ceiling_mb(), max(FLOOR_MB, math.ceil(FLOOR_MB + needs)))
+def load_workers(pipeline: dlt.Pipeline) -> int:
+    """Load jobs at once: one into DuckDB, whose jobs share one database (`load_step.py`): two
+    were no faster (bench/first_load.py: 2.5-2.6 s either way at 20,000 leads) and need
+    memory for two; two into any other destination (`environment.RunDefaults`)."""
+    destination = pipeline.destination
+    return 1 if destination is not None and \
+        destination.destination_type.endswith(".duckdb") else 2
+
+
+def sized_mb(files: list[LoadFile]) -> int:
+    """What loading `files` one at a time asks for: the largest need, the floor at least, up
+    to the ceiling."""
+    largest = max((file.needs_mb for file in files), default=0.0)
+    return min(ceiling_mb(), max(FLOOR_MB, math.ceil(largest)))
 
 
 def _global_config(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
@@ -126,10 +146,11 @@ def set_mb(pipeline: dlt.Pipeline, megabytes: int) -> None:
 
 
 def spill_settings(pipeline: dlt.Pipeline) -> dict[str, Any]:
-    """DuckDB settings that let a load spill to disk where it would run out of memory
-    (DuckDB's own advice for imports: its insertion order need not be kept), into the
-    pipeline's working directory, up to a quarter of the disk's free space; and that give
-    freed memory back sooner (DuckDB keeps up to 128 MB of it cached by default)."""
+    """DuckDB settings that let a load spill to disk where it would run out of memory, into
+    the pipeline's working directory, up to a quarter of the disk's free space (its default:
+    90% of the disk); that give freed memory back sooner; and DuckDB's own advice for imports
+    that run out of memory, not keeping insertion order (it made no difference to the least
+    memory a file needs at the loading connection's one thread: bench/first_load.py)."""
     spill = Path(pipeline.working_dir) / load_step.SPILL_DIRECTORY
     free = shutil.disk_usage(pipeline.working_dir).free
     return {"preserve_insertion_order": False, "temp_directory": str(spill),
@@ -148,13 +169,12 @@ class Sizing:
 
 
 @contextmanager
-def load_settings(pipeline: dlt.Pipeline, sizing: Sizing) -> Iterator[None]:
-    """For a load: memory sized from what it loads and the spill settings, on every connection
-    the load opens (a user's own setting of one wins); the spill settings are taken back after
-    it, so later queries on the file keep DuckDB's defaults."""
+def load_settings(pipeline: dlt.Pipeline, sizing: Sizing) -> Iterator[dict[str, Any]]:
+    """For a load: memory sized from what it loads, on every connection the load opens; yields
+    the spill settings, for the load's database (`load_step.each_load`)."""
     config = _global_config(pipeline)
     if config is None:
-        yield
+        yield {}
         return
     files = files_to_load(pipeline)
     sizing.widest = max((file.columns for file in files), default=0)
@@ -162,14 +182,7 @@ def load_settings(pipeline: dlt.Pipeline, sizing: Sizing) -> Iterator[None]:
     set_mb(pipeline, sizing.limit_mb)
     log.info("DuckDB loads with %d MB (%d files, the widest of %d columns)", sizing.limit_mb,
              len(files), sizing.widest)
-    added = {name: value for name, value in spill_settings(pipeline).items()
-             if name not in config}
-    config.update(added)
-    try:
-        yield
-    finally:
-        for name in added:
-            config.pop(name, None)
+    yield spill_settings(pipeline)
 
 
 def out_of_memory(exc: BaseException) -> bool:

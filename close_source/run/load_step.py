@@ -28,14 +28,16 @@ SPILL_DIRECTORY = "duckdb-spill"  # in the working directory: where a load's Duc
 
 @contextmanager
 def each_load(pipeline: dlt.Pipeline,
-              settings: Callable[[], AbstractContextManager[Any]]) -> Iterator[None]:
+              settings: Callable[[], AbstractContextManager[dict[str, Any]]]) -> Iterator[None]:
     """For the block, every load of `pipeline` (a `pipeline.run`'s, or `pipeline.load` called
-    on its own) runs within `settings()` (what the load is given), as dlt's step, trace and
-    all, on a connection held until the step ends."""
+    on its own) runs within `settings()`, as dlt's step, trace and all, on a connection held
+    until the step ends. What `settings()` yields is set once on the database for the step
+    (DuckDB settings dlt must not set again on each of its connections: `temp_directory`
+    cannot change once DuckDB spilled)."""
     original = pipeline.load  # dlt's step, bound to the pipeline
 
     def load(*args: Any, **kwargs: Any) -> Any:
-        with settings(), held_connection(pipeline):
+        with settings() as database_settings, held_connection(pipeline, database_settings):
             return original(*args, **kwargs)
 
     pipeline.load = load  # type: ignore[method-assign] - the instance's, for the block
@@ -46,10 +48,12 @@ def each_load(pipeline: dlt.Pipeline,
 
 
 @contextmanager
-def held_connection(pipeline: dlt.Pipeline) -> Iterator[None]:
-    """A connection to a DuckDB destination, for the block; none to any other destination,
-    none before anything was extracted (nothing to load), and none when it cannot be opened:
-    dlt's load then meets the same problem (a file another process has) and reports it."""
+def held_connection(pipeline: dlt.Pipeline,
+                    database_settings: dict[str, Any] | None = None) -> Iterator[None]:
+    """A connection to a DuckDB destination for the block, with `database_settings` set on
+    its database; none to any other destination, none before anything was extracted (nothing
+    to load), and none when it cannot be opened: dlt's load then meets the same problem (a
+    file another process has) and reports it."""
     destination = pipeline.destination
     if destination is None or not destination.destination_type.endswith(".duckdb") \
             or pipeline.default_schema_name is None:
@@ -63,6 +67,8 @@ def held_connection(pipeline: dlt.Pipeline) -> Iterator[None]:
         yield
         return
     try:
+        for name, value in (database_settings or {}).items():
+            client.execute_sql(f"SET GLOBAL {name} = ?", value)
         yield
     finally:
         client.close_connection()

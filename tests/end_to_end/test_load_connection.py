@@ -133,8 +133,7 @@ def test_a_load_that_runs_out_of_memory_loads_again_on_a_held_connection(
     """The safety net under the sizing: sized far too small, DuckDB runs out, and the load is
     finished with twice the memory, as often as it takes, each time on a held connection."""
     monkeypatch.setattr(load_memory, "FLOOR_MB", 2)
-    monkeypatch.setattr(load_memory, "MB_PER_COLUMN", 0)
-    monkeypatch.setattr(load_memory, "ROW_GROUP_SHARE", 0)
+    monkeypatch.setattr(load_memory, "MARGIN", 0)  # every file asks for nothing
     pipeline = new_pipeline(tmp_path)
     probes = Probes(database_of(pipeline))
     probe_load(monkeypatch, probes)
