@@ -3,6 +3,8 @@ extract another process can open the file; during the load it cannot (the file s
 between dlt's load jobs, which would otherwise close and reopen it for each); after the run,
 finished or failed, the file is free again. Another process is the only witness: DuckDB shares
 one database instance among the connections of a process, so this one could always open it.
+That sharing shows the load's spill settings instead: the held database has them, and a
+connection opened after the run does not.
 
 The probes run where dlt's steps run: when dlt's extract writes its first item, and when its
 load step (`Load.run`) begins and ends. Before dlt opens or after it closed its own connections,
@@ -83,6 +85,26 @@ def probe_load(monkeypatch: pytest.MonkeyPatch, probes: Probes, fail: bool = Fal
     monkeypatch.setattr(Load, "run", run)
 
 
+SETTINGS = "SELECT name, value FROM duckdb_settings() WHERE name IN ('temp_directory', " \
+           "'preserve_insertion_order', 'allocator_flush_threshold')"
+
+
+def settings_of(pipeline: dlt.Pipeline) -> dict[str, str]:
+    """The database's settings, as a connection of this process sees them."""
+    return dict(rows(pipeline, SETTINGS))
+
+
+def settings_during_load(monkeypatch: pytest.MonkeyPatch, pipeline: dlt.Pipeline,
+                         seen: list[dict[str, str]]) -> None:
+    original = Load.run
+
+    def run(self: Any, pool: Any) -> Any:
+        seen.append(settings_of(pipeline))  # the held database's, shared with this process
+        return original(self, pool)
+
+    monkeypatch.setattr(Load, "run", run)
+
+
 @pytest.fixture(scope="module")
 def fake() -> Any:
     with FakeClose(generate_org(seed=29, leads=20)) as fake:
@@ -95,7 +117,13 @@ def test_the_file_is_held_during_the_load_only(fake: FakeClose, tmp_path: Path,
     probes = Probes(database_of(pipeline))
     probe_extract(monkeypatch, probes)
     probe_load(monkeypatch, probes)
+    during: list[dict[str, str]] = []
+    settings_during_load(monkeypatch, pipeline, during)
     sync(fake, tmp_path, pipeline=pipeline)
+    spill = str(Path(pipeline.working_dir) / "duckdb-spill")
+    assert during and all(seen["temp_directory"] == spill and
+                          seen["preserve_insertion_order"] == "false" for seen in during), during
+    assert settings_of(pipeline)["temp_directory"] != spill  # for the load only
     assert probes.seen["extract"] == ["free"]
     assert probes.seen["load begins"]
     for moment in ("load begins", "load ends"):
