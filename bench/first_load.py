@@ -9,7 +9,9 @@ fresh `close-sync run -v` in a subprocess, into a new DuckDB file, for this chec
 `--base DIR` (another checkout, e.g. `git archive` of an earlier commit), alternating. Reported
 per run: the memory limit DuckDB loaded with (the last `DuckDB loads with N MB` line; `-` when
 the checkout does not say), whether a load ran out of memory and was loaded again (its
-`ran out of its` lines), the load step's seconds (its stage line), the run's seconds (its
+`ran out of its` lines), the load step's seconds (its stage line), the seconds of the first
+DuckDB connection closed after it (a connection held for the load step checkpoints the file
+then; without one, a query of the settle step closes), the run's seconds (its
 summary line), the peak RSS of the load step (sampled every 50 ms between the normalize and
 load stage lines) and of the whole run (the child's VmHWM). `--env` sets dlt settings for the
 runs (`LOAD__WORKERS=1`).
@@ -64,6 +66,15 @@ class StageMarks(logging.Handler):
             if record.getMessage().startswith(step + ": "):
                 marks[step] = time.monotonic()
 
+from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+closes, close = [], DuckDbSqlClient.close_connection
+
+def timed_close(self):  # a close may checkpoint the file: the load's last one comes after it
+    began = time.monotonic()
+    close(self)
+    closes.append((time.monotonic(), time.monotonic() - began))
+
+DuckDbSqlClient.close_connection = timed_close
 from close_source.cli import main
 logging.getLogger("close_source.stage").addHandler(StageMarks())
 threading.Thread(target=sample, daemon=True).start()
@@ -73,8 +84,10 @@ finally:
     done.set()
     began, ended = marks.get("normalize"), marks.get("load")
     load = [r for at, r in samples if began and ended and began <= at <= ended]
+    after = [seconds for at, seconds in closes if ended and at > ended][:1]
     Path(sys.argv[1]).write_text(json.dumps({"peak_rss_mb": rss("VmHWM"),
-                                             "load_peak_rss_mb": max(load, default=0.0)}))
+                                             "load_peak_rss_mb": max(load, default=0.0),
+                                             "close_after_s": sum(after)}))
 sys.exit(code)
 """
 
@@ -178,9 +191,9 @@ def main() -> None:
     checkouts = {"this": ROOT, **({"base": Path(args.base).resolve()} if args.base else {})}
     print(machine_facts(), flush=True)
     print(f"{args.wide} custom fields added to leads" if args.wide else "", flush=True)
-    print("| leads | checkout | limit MB | ran out (MB) | load s | run s | load peak RSS MB "
-          "| run peak RSS MB |\n| ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |",
-          flush=True)
+    print("| leads | checkout | limit MB | ran out (MB) | load s | first close after s "
+          "| run s | load peak RSS MB | run peak RSS MB |\n"
+          "| ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |", flush=True)
     for leads in [int(n) for n in args.sizes.split(",") if n]:
         limit = RateLimit(args.rate_limit) if args.rate_limit else None
         org = wide_org(generate_org(seed=SEED, leads=leads), args.wide)
@@ -191,7 +204,8 @@ def main() -> None:
                                  calibrate=args.calibrate and rep == 0 and name == "this")
                     print(f"| {leads:,} | {name} | {r['limit_mb'] or '-'} "
                           f"| {', '.join(map(str, r['ran_out'])) or 'no'} | {r['load_s']:.1f} "
-                          f"| {r['run_s']:.1f} | {r['load_peak_rss_mb']:.0f} "
+                          f"| {r['close_after_s']:.1f} | {r['run_s']:.1f} "
+                          f"| {r['load_peak_rss_mb']:.0f} "
                           f"| {r['peak_rss_mb']:.0f} |", flush=True)
     os.environ.pop("DLT_DATA_DIR", None)
 
