@@ -9,12 +9,12 @@ fresh `close-sync run -v` in a subprocess, into a new DuckDB file, for this chec
 `--base DIR` (another checkout, e.g. `git archive` of an earlier commit), alternating. Reported
 per run: the memory limit DuckDB loaded with (the last `DuckDB loads with N MB` line; `-` when
 the checkout does not say), whether a load ran out of memory and was loaded again (its
-`ran out of its` lines), the load step's seconds (its stage line), the seconds of the first
-DuckDB connection closed after it (a connection held for the load step checkpoints the file
-then; without one, a query of the settle step closes), the run's seconds (its
-summary line), the peak RSS of the load step (sampled every 50 ms between the normalize and
-load stage lines) and of the whole run (the child's VmHWM). `--env` sets dlt settings for the
-runs (`LOAD__WORKERS=1`).
+`ran out of its` lines), the load step's seconds (its stage line), the seconds from its end
+until a DuckDB connection closes next (a connection held for the load step checkpoints the
+file and closes then; without one, the first query of the settle step closes), the run's
+seconds (its summary line), the peak RSS of the load step (sampled every 50 ms between the
+normalize and load stage lines) and of the whole run (the child's VmHWM). `--env` sets dlt
+settings for the runs (`LOAD__WORKERS=1`).
 
 `--calibrate`: after this checkout's first run of each size, the least `memory_limit` (MB, by
 bisection) at which DuckDB inserts each parquet file the run loaded, alone in a new database
@@ -69,10 +69,9 @@ class StageMarks(logging.Handler):
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
 closes, close = [], DuckDbSqlClient.close_connection
 
-def timed_close(self):  # a close may checkpoint the file: the load's last one comes after it
-    began = time.monotonic()
+def timed_close(self):  # when connections close: a held one checkpoints the load first
     close(self)
-    closes.append((time.monotonic(), time.monotonic() - began))
+    closes.append(time.monotonic())
 
 DuckDbSqlClient.close_connection = timed_close
 from close_source.cli import main
@@ -84,7 +83,7 @@ finally:
     done.set()
     began, ended = marks.get("normalize"), marks.get("load")
     load = [r for at, r in samples if began and ended and began <= at <= ended]
-    after = [seconds for at, seconds in closes if ended and at > ended][:1]
+    after = [at - ended for at in closes if ended and at > ended][:1]
     Path(sys.argv[1]).write_text(json.dumps({"peak_rss_mb": rss("VmHWM"),
                                              "load_peak_rss_mb": max(load, default=0.0),
                                              "close_after_s": sum(after)}))
@@ -191,7 +190,7 @@ def main() -> None:
     checkouts = {"this": ROOT, **({"base": Path(args.base).resolve()} if args.base else {})}
     print(machine_facts(), flush=True)
     print(f"{args.wide} custom fields added to leads" if args.wide else "", flush=True)
-    print("| leads | checkout | limit MB | ran out (MB) | load s | first close after s "
+    print("| leads | checkout | limit MB | ran out (MB) | load s | then to a close s "
           "| run s | load peak RSS MB | run peak RSS MB |\n"
           "| ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |", flush=True)
     for leads in [int(n) for n in args.sizes.split(",") if n]:
