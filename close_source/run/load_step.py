@@ -5,10 +5,11 @@ no job holds one: the close checkpoints the file, and the next job opens it agai
 shares one database instance among a process's connections to a file, so one connection held
 for the step keeps the instance open: dlt's connections then come and go at no cost, and the
 file is checkpointed once, before the held one closes (explicitly: DuckDB's close swallows a
-failed checkpoint, a full disk among them). That checkpoint is the same work as the many (a
-first load of 20,000 leads: 3.2-3.8 s of load step, then 2.1-2.3 s of checkpoint, against
-5.6-6.1 s for both), but the opening and closing between jobs is saved: a run with nothing to
-apply took 2.0 s instead of 2.6 s (2,000 leads; bench/first_load.py, bench/run_overhead.py).
+failed checkpoint, a full disk among them). That checkpoint is the same work as the many, so
+a full load is no faster (20,000 leads: 2.9-3.8 s of load step, then 2.1-2.4 s of checkpoint,
+against 4.3-6.1 s for both: bench/first_load.py), but the opening and closing between jobs is
+saved: a run with nothing to apply takes ~0.6 s less (2,000 leads: 2.0-2.9 s instead of
+2.6-3.5 s, bench/run_overhead.py).
 It is opened by dlt (`pipeline.sql_client()`), with the configuration dlt's own connections
 have: DuckDB refuses a second connection to a file with a different one.
 
