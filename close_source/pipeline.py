@@ -43,8 +43,8 @@ progress_log = logging.getLogger("close_source.progress")
 # The loading connection only: DuckDB defaults to 80% of RAM, and memory must not grow with the
 # organisation. A load adds about the limit to what the extract left (bench/): 64 MB keeps the
 # whole run under 400 MB at any size for ~10% more load time than 128 MB. Wide tables (many
-# custom fields) need more: `run/load_memory.py` sizes it per run. Queries on the file
-# afterwards are not limited.
+# custom fields) need more: `run/load_memory.py` sizes each load from the files it loads.
+# Queries on the file afterwards are not limited.
 DUCKDB_LOAD_CONFIG = {"memory_limit": "64MB", "threads": 1}
 
 
@@ -154,17 +154,18 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
             settling.everything()  # what the earlier run loaded was never settled
             progress_log.warning("an earlier run stopped before its data was loaded; loading "
                                  "it first")
-            with run_environment(first_load=marker.exists()):
+            with run_environment(marker.exists(), load_memory.load_workers(pipeline)):
                 pipeline.normalize()
                 for load_id in pipeline.list_normalized_load_packages():
                     resume.restart(pipeline, load_id, first_load=marker.exists())
                     if resume.is_refresh(pipeline, load_id):
                         staging.drop(pipeline)
-                load_memory.with_room(pipeline, pipeline.load, first_load=marker.exists())
+                load_memory.with_room(pipeline, lambda: pipeline.load(),
+                                      first_load=marker.exists())
             marker.unlink(missing_ok=True)
             _discard_loaded_export(pipeline)
         first_load = not _dataset_exists(pipeline)
-        with run_environment(first_load=first_load):
+        with run_environment(first_load, load_memory.load_workers(pipeline)):
             if first_load:  # the package is finished as it was begun, should this run die
                 marker.touch()
             else:

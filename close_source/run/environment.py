@@ -30,18 +30,19 @@ class RunDefaults(DictionaryProvider):
     A first load (the dataset does not exist yet) has nothing to keep visible, and the copy
     from staging costs a quarter of its time (bench/): it loads the tables directly.
 
-    Two load workers: parallel load jobs multiply memory, not speed (bench/).
+    Two load workers: parallel load jobs multiply memory, not speed (bench/); `load_workers`
+    for a destination that wants another number (`run/load_memory.py`: DuckDB, one).
     """
 
     NAME = "close-sync defaults"
 
-    def __init__(self, first_load: bool) -> None:
+    def __init__(self, first_load: bool, load_workers: int = 2) -> None:
         super().__init__()
         strategy = "truncate-and-insert" if first_load else "insert-from-staging"
         self._config_doc = {
             "destination": {name: {"replace_strategy": strategy}
                             for name in ("duckdb", "postgres")},
-            "load": {"truncate_staging_dataset": True, "workers": 2},
+            "load": {"truncate_staging_dataset": True, "workers": load_workers},
         }
 
     @property
@@ -70,11 +71,11 @@ class ArrowHintNoise(logging.Filter):
 
 
 @contextmanager
-def run_environment(first_load: bool = False) -> Iterator[None]:
+def run_environment(first_load: bool = False, load_workers: int = 2) -> Iterator[None]:
     """The process as a run needs it, for the run's duration."""
     import_lazy_modules()
     providers = Container()[PluggableRunContext].providers
-    defaults = RunDefaults(first_load)
+    defaults = RunDefaults(first_load, load_workers)
     providers[RunDefaults.NAME] = defaults  # appended: consulted after the user's settings
     noise = ArrowHintNoise()
     logging.getLogger("dlt").addFilter(noise)

@@ -30,6 +30,7 @@ import dlt
 from dlt.common.schema.utils import get_write_disposition
 
 from close_source.read.window_store import SCRATCH_PREFIX as WINDOW_SCRATCH
+from close_source.run.load_step import SPILL_DIRECTORY
 from close_source.shape.key_set import SCRATCH_PREFIX as KEYS_SCRATCH
 
 log = logging.getLogger("close_source.progress")
@@ -44,13 +45,15 @@ def first_load_marker(pipeline: dlt.Pipeline) -> Path:
 def remove_leftovers(pipeline: dlt.Pipeline) -> None:
     """What a run killed part-way left in the working directory: dlt extracts into a folder of
     its own per run (`normalize/<id>/`) and never comes back to one a killed run did not
-    finish (gigabytes at 300,000 leads); the scratch files of an Event Log window and of the
-    key sets of large tables. Under the run lock, no other run is using them."""
+    finish (gigabytes at 300,000 leads); the scratch files of an Event Log window, of the
+    key sets of large tables and of DuckDB's load. Under the run lock, no other run is using
+    them."""
     working_dir = Path(pipeline.working_dir)
     normalize = working_dir / "normalize"
     abandoned = [path for path in normalize.iterdir() if path.is_dir()
                  and path.name != "extracted"] if normalize.is_dir() else []
-    scratch = [*working_dir.glob(f"{WINDOW_SCRATCH}*"), *working_dir.glob(f"{KEYS_SCRATCH}*")]
+    scratch = [*working_dir.glob(f"{WINDOW_SCRATCH}*"), *working_dir.glob(f"{KEYS_SCRATCH}*"),
+               *working_dir.glob(SPILL_DIRECTORY)]
     if not abandoned and not scratch:
         return
     files = [f for path in abandoned + scratch
