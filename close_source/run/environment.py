@@ -31,11 +31,14 @@ class RunDefaults(DictionaryProvider):
     from staging costs a quarter of its time (bench/): it loads the tables directly.
 
     Two load workers: parallel load jobs multiply memory, not speed (bench/).
+
+    `compress=False`: normalize writes its files without gzip (dlt compresses at level 9),
+    for the CSV files PostgreSQL COPYs from the local disk (bench/).
     """
 
     NAME = "close-sync defaults"
 
-    def __init__(self, first_load: bool) -> None:
+    def __init__(self, first_load: bool, compress: bool = True) -> None:
         super().__init__()
         strategy = "truncate-and-insert" if first_load else "insert-from-staging"
         self._config_doc = {
@@ -43,6 +46,8 @@ class RunDefaults(DictionaryProvider):
                             for name in ("duckdb", "postgres")},
             "load": {"truncate_staging_dataset": True, "workers": 2},
         }
+        if not compress:
+            self._config_doc["normalize"] = {"data_writer": {"disable_compression": True}}
 
     @property
     def name(self) -> str:
@@ -56,8 +61,8 @@ class RunDefaults(DictionaryProvider):
 class ArrowHintNoise(logging.Filter):
     """dlt warns whenever declared hints refine an Arrow type (json over string, a not-null
     key): that is exactly what the hints are for. It also warns, per table, that Arrow batches
-    are converted for jsonl and insert_values: BigQuery's and PostgreSQL's loader formats,
-    chosen on purpose (pipeline.py)."""
+    are converted for jsonl and insert_values: BigQuery's loader format, and PostgreSQL's
+    through a destination other than ours, both chosen on purpose (pipeline.py)."""
 
     NOISE = ("when merging arrow schema with dlt schema", "A ArrowToJsonlWriter writer is used",
              "A ArrowToInsertValuesWriter writer is used",
@@ -70,11 +75,11 @@ class ArrowHintNoise(logging.Filter):
 
 
 @contextmanager
-def run_environment(first_load: bool = False) -> Iterator[None]:
+def run_environment(first_load: bool = False, compress: bool = True) -> Iterator[None]:
     """The process as a run needs it, for the run's duration."""
     import_lazy_modules()
     providers = Container()[PluggableRunContext].providers
-    defaults = RunDefaults(first_load)
+    defaults = RunDefaults(first_load, compress)
     providers[RunDefaults.NAME] = defaults  # appended: consulted after the user's settings
     noise = ArrowHintNoise()
     logging.getLogger("dlt").addFilter(noise)
