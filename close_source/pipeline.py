@@ -152,7 +152,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
     (`run/destination.py`); dlt's own restore is skipped: finding the dataset gone, it would
     delete the whole working directory, the run lock and a kept export among it.
     """
-    compress = loader_file_format(pipeline) != "csv"  # COPY reads files from the local disk
+    copy_csv = loader_file_format(pipeline) == "csv"
     with run_lock(pipeline), _without_dlt_restore(pipeline):
         resume.remove_leftovers(pipeline)
         marker = resume.first_load_marker(pipeline)
@@ -161,7 +161,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
             settling.everything()  # what the earlier run loaded was never settled
             progress_log.warning("an earlier run stopped before its data was loaded; loading "
                                  "it first")
-            with run_environment(first_load=marker.exists(), compress=compress):
+            with run_environment(first_load=marker.exists(), copy_csv=copy_csv):
                 pipeline.normalize()
                 for load_id in pipeline.list_normalized_load_packages():
                     resume.restart(pipeline, load_id, first_load=marker.exists())
@@ -171,7 +171,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
             marker.unlink(missing_ok=True)
             _discard_loaded_export(pipeline)
         first_load = not _dataset_exists(pipeline)
-        with run_environment(first_load=first_load, compress=compress):
+        with run_environment(first_load=first_load, copy_csv=copy_csv):
             if first_load:  # the package is finished as it was begun, should this run die
                 marker.touch()
             else:
