@@ -52,7 +52,7 @@ class _TypeChange(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         return not (message.startswith("The destination dlt.destinations.postgres:")
-                    and f" {postgres().destination_type}:" in message)
+                    and f" {__name__}.postgres:" in message)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ drops it. Tables dlt gets as Python rows rather than Arrow keep `insert_values`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,8 @@ from close_fake import changes as c
 from close_fake import org as o
 from close_fake.mutations import add_field
 from close_source.catalog import CATALOG
-from close_source.pipeline import LOADER_FILE_FORMATS
+from close_source.pipeline import LOADER_FILE_FORMATS, loader_file_format, make_pipeline
+from close_source.run.postgres_copy import copies
 from tests.helpers import Warehouse, rows, sync
 
 # a CSV field's worst: its delimiter, quotes, line breaks, COPY's text-format NULL marker and
@@ -229,3 +231,24 @@ def test_numbers_and_moments_keep_their_precision(planted, loaded):
     opportunity = by_id(planted, o.OPPORTUNITY, 0)
     assert rows(by_copy, "SELECT value, note FROM close.opportunities "
                          f"WHERE id = '{opportunity['id']}'") == [(EXACT, "")]
+
+
+def test_a_working_directory_dlts_own_postgres_loaded_continues_without_a_warning(
+        postgres_server, tmp_path):
+    """Its state names dlt's destination type; the pipeline takes ours, and dlt's warning that
+    the state's type "will be ignored" says nothing a user can act on."""
+    dsn = postgres_server.new_database()
+    earlier = dlt.pipeline("upgraded", destination=dlt.destinations.postgres(dsn),
+                           pipelines_dir=str(tmp_path), dataset_name="close")
+    earlier.run([{"a": 1}], table_name="t")
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("dlt").addHandler(handler)
+    try:
+        pipeline = make_pipeline(dlt.destinations.postgres(dsn), pipeline_name="upgraded",
+                                 pipelines_dir=str(tmp_path), progress=False)
+    finally:
+        logging.getLogger("dlt").removeHandler(handler)
+    assert copies(pipeline.destination) and loader_file_format(pipeline) == "csv"
+    assert warnings == []
