@@ -496,7 +496,7 @@ def render(runs: list[SizeRun], facts: dict[str, str], args: argparse.Namespace)
         f"`python bench/export_load.py {' '.join(args.argv)}` on {facts['date']}.",
         "",
         "(a) `connector`: `close_source(export_file=...)` + `run_sync` (parquet into DuckDB; "
-        "insert_values into PostgreSQL), a fresh pipeline and database. (b) `floor`: DuckDB "
+        "CSV by COPY into PostgreSQL), a fresh pipeline and database. (b) `floor`: DuckDB "
         "alone, `read_json` of the same gzip file (explicit `columns`) and unnesting into the "
         "same tables. Each in its own subprocess; wall time excludes interpreter start and "
         "imports (fastest of the runs when repeated); peak RSS is the subprocess's own VmHWM "

@@ -23,6 +23,7 @@ from close_source.run import (
     history_settle,
     kept_export,
     load_memory,
+    postgres_copy,
     postgres_keys,
     resume,
     stage_history,
@@ -80,6 +81,7 @@ def destination_for(name: Any) -> Any:
     if name is None or name in ("", "duckdb"):
         return duckdb_destination()
     destination = Destination.from_reference(name) if isinstance(name, str) else name
+    destination = postgres_copy.with_copy(destination)  # COPY, "" kept apart from NULL
     if isinstance(destination, Destination) and \
             destination.destination_type.rsplit(".", 1)[-1] in TRANSACTIONAL:
         destination.caps_params["supports_transactions"] = True
@@ -100,10 +102,10 @@ def _dataset_exists(pipeline: dlt.Pipeline) -> bool:
 LOADER_FILE_FORMATS = {
     # ~20x faster and far less memory than dlt's default insert_values (bench/)
     "duckdb": "parquet",
-    # Not csv, although COPY is faster: dlt loads csv with FORCE_NULL on every nullable column,
-    # so an empty string Close sent would land as NULL (a test caught it). Postgres has no
-    # parquet loader. Merges key on the primary/merge keys the Arrow hints declare.
-    "postgres": "insert_values",
+    # COPY of the CSV files pyarrow writes, by our job (`run/postgres_copy.py`): dlt's keeps
+    # no "" apart from NULL, and insert_values makes SQL text of every row in Python (bench/).
+    # Not parquet: dlt loads it through ADBC (a driver we do not install), into json columns.
+    "postgres": "csv",
     # BigQuery's batch loads of JSON-typed columns accept CSV, Avro or JSON, not parquet, and
     # our multi-value custom fields and lists are JSON columns.
     "bigquery": "jsonl",
@@ -113,7 +115,10 @@ LOADER_FILE_FORMATS = {
 def loader_file_format(pipeline: dlt.Pipeline) -> str | None:
     if pipeline.destination is None:
         return None
-    return LOADER_FILE_FORMATS.get(pipeline.destination.destination_type.rsplit(".", 1)[-1])
+    kind = pipeline.destination.destination_type.rsplit(".", 1)[-1]
+    if kind == "postgres" and not postgres_copy.copies(pipeline.destination):
+        return "insert_values"  # dlt's own CSV job would load "" as NULL
+    return LOADER_FILE_FORMATS.get(kind)
 
 
 def make_pipeline(
@@ -125,13 +130,14 @@ def make_pipeline(
 ) -> dlt.Pipeline:
     """`progress`: a stage line per step (`collector.py`), dlt's counters on a live display."""
     kwargs: dict[str, Any] = {"progress": RunCollector()} if progress else {}
-    return dlt.pipeline(
-        pipeline_name=pipeline_name,
-        destination=destination_for(destination),
-        dataset_name=dataset_name,
-        pipelines_dir=pipelines_dir,
-        **kwargs,
-    )
+    with postgres_copy.quiet_type_change():
+        return dlt.pipeline(
+            pipeline_name=pipeline_name,
+            destination=destination_for(destination),
+            dataset_name=dataset_name,
+            pipelines_dir=pipelines_dir,
+            **kwargs,
+        )
 
 
 def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = False) -> LoadInfo:
@@ -146,6 +152,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
     (`run/destination.py`); dlt's own restore is skipped: finding the dataset gone, it would
     delete the whole working directory, the run lock and a kept export among it.
     """
+    copy_csv = loader_file_format(pipeline) == "csv"
     with run_lock(pipeline), _without_dlt_restore(pipeline):
         resume.remove_leftovers(pipeline)
         marker = resume.first_load_marker(pipeline)
@@ -154,7 +161,8 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
             settling.everything()  # what the earlier run loaded was never settled
             progress_log.warning("an earlier run stopped before its data was loaded; loading "
                                  "it first")
-            with run_environment(marker.exists(), load_memory.load_workers(pipeline)):
+            with run_environment(marker.exists(), load_memory.load_workers(pipeline),
+                                 copy_csv):
                 pipeline.normalize()
                 for load_id in pipeline.list_normalized_load_packages():
                     resume.restart(pipeline, load_id, first_load=marker.exists())
@@ -165,7 +173,7 @@ def run_sync(pipeline: dlt.Pipeline, source: DltSource, full_refresh: bool = Fal
             marker.unlink(missing_ok=True)
             _discard_loaded_export(pipeline)
         first_load = not _dataset_exists(pipeline)
-        with run_environment(first_load, load_memory.load_workers(pipeline)):
+        with run_environment(first_load, load_memory.load_workers(pipeline), copy_csv):
             if first_load:  # the package is finished as it was begun, should this run die
                 marker.touch()
             else:

@@ -29,6 +29,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from close_source.catalog import CUSTOM_FIELD_CHANGES_TABLE
 from close_source.run import state as st
 from close_source.run.context import RunContext
+from close_source.run.postgres_copy import rows_file_format
 from close_source.shape.arrow_tables import on_bigquery
 from close_source.shape.definition_changes import (
     CHANGES,
@@ -94,6 +95,7 @@ def _hints() -> Any:
         table_name=CUSTOM_FIELD_CHANGES_TABLE, primary_key="change_id",
         columns=described(CUSTOM_FIELD_CHANGES_TABLE, columns),
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        file_format=rows_file_format(),
         additional_table_hints=table_hints(CUSTOM_FIELD_CHANGES_TABLE, on_bigquery()))
 
 

@@ -32,11 +32,16 @@ class RunDefaults(DictionaryProvider):
 
     Two load workers: parallel load jobs multiply memory, not speed (bench/); `load_workers`
     for a destination that wants another number (`run/load_memory.py`: DuckDB, one).
+
+    `copy_csv`: normalize writes CSV files for PostgreSQL's COPY (`run/postgres_copy.py`), read
+    from the local disk: without gzip (dlt's level 9 took 7 of 10 s at 20,000 leads), and a
+    table's Arrow rows are written every 1,000 (dlt holds up to 5,000 of every table's: ~40 MB
+    more at 20,000 leads; bench/).
     """
 
     NAME = "close-sync defaults"
 
-    def __init__(self, first_load: bool, load_workers: int = 2) -> None:
+    def __init__(self, first_load: bool, load_workers: int = 2, copy_csv: bool = False) -> None:
         super().__init__()
         strategy = "truncate-and-insert" if first_load else "insert-from-staging"
         self._config_doc = {
@@ -44,6 +49,9 @@ class RunDefaults(DictionaryProvider):
                             for name in ("duckdb", "postgres")},
             "load": {"truncate_staging_dataset": True, "workers": load_workers},
         }
+        if copy_csv:
+            self._config_doc["normalize"] = {"data_writer": {"disable_compression": True,
+                                                             "buffer_max_items": 1000}}
 
     @property
     def name(self) -> str:
@@ -57,8 +65,8 @@ class RunDefaults(DictionaryProvider):
 class ArrowHintNoise(logging.Filter):
     """dlt warns whenever declared hints refine an Arrow type (json over string, a not-null
     key): that is exactly what the hints are for. It also warns, per table, that Arrow batches
-    are converted for jsonl and insert_values: BigQuery's and PostgreSQL's loader formats,
-    chosen on purpose (pipeline.py)."""
+    are converted for jsonl and insert_values: BigQuery's loader format, and PostgreSQL's
+    through a destination other than ours, both chosen on purpose (pipeline.py)."""
 
     NOISE = ("when merging arrow schema with dlt schema", "A ArrowToJsonlWriter writer is used",
              "A ArrowToInsertValuesWriter writer is used",
@@ -71,11 +79,12 @@ class ArrowHintNoise(logging.Filter):
 
 
 @contextmanager
-def run_environment(first_load: bool = False, load_workers: int = 2) -> Iterator[None]:
+def run_environment(first_load: bool = False, load_workers: int = 2,
+                    copy_csv: bool = False) -> Iterator[None]:
     """The process as a run needs it, for the run's duration."""
     import_lazy_modules()
     providers = Container()[PluggableRunContext].providers
-    defaults = RunDefaults(first_load, load_workers)
+    defaults = RunDefaults(first_load, load_workers, copy_csv)
     providers[RunDefaults.NAME] = defaults  # appended: consulted after the user's settings
     noise = ArrowHintNoise()
     logging.getLogger("dlt").addFilter(noise)

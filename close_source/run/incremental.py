@@ -41,6 +41,7 @@ from close_source.run import state as st
 from close_source.run.context import RunContext, pipeline_directory
 from close_source.run.history import history_rows
 from close_source.run.plan import Plan
+from close_source.run.postgres_copy import rows_file_format
 from close_source.run.resources import (
     check_pipeline,
     save_names,
@@ -239,6 +240,7 @@ def _lead_merges(events: Iterable[Event]) -> Iterator[object]:
         yield dlt.mark.with_hints(list(rows.values()), dlt.mark.make_hints(
             table_name=LEAD_MERGES_TABLE, primary_key="source_lead_id", write_disposition="merge",
             columns=described(LEAD_MERGES_TABLE, dict.fromkeys(next(iter(rows.values())), {})),
+            file_format=rows_file_format(),
             additional_table_hints=table_hints(LEAD_MERGES_TABLE, on_bigquery())),
             create_table_variant=True)
 
@@ -255,6 +257,7 @@ def _events_table(events: Iterable[Event]) -> Iterator[object]:
                                        **{key: {"data_type": "json"} for key in EVENT_JSON_FIELDS}})
     hints = dlt.mark.make_hints(table_name=EVENTS_TABLE, primary_key="id",
                                 write_disposition="merge", columns=columns,
+                                file_format=rows_file_format(),
                                 additional_table_hints=table_hints(EVENTS_TABLE, on_bigquery()))
     rows = []
     for event in events:
