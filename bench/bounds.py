@@ -8,11 +8,12 @@ as the floor (`export_load.py` runs them at its floor sizes, each in a fresh sub
 - `arrow`: pyarrow's own C++ conversion of the routed objects, 1,000 per table at a time
   (`Table.from_pylist`, then `flatten`), unshaped: what turning Python objects into Arrow
   costs before any of the connector's rules (child tables, typed custom columns, JSON text);
-- `dlt`: dlt alone loading the connector's finished tables: they are read back from the
-  connector's DuckDB file into Arrow IPC files first (not timed), then one resource per table
-  yields them to `run_sync` with the connector's DuckDB settings (timed: extract, normalize,
-  load), but a memory limit of 1 GB, so that no load runs out and is repeated: if anything,
-  dlt alone is measured faster than it runs in the connector;
+- `dlt` (and `dlt_pg`): dlt alone loading the connector's finished tables: they are read
+  back from the connector's DuckDB file into Arrow IPC files first (not timed), then one
+  resource per table yields them to `run_sync` with the connector's settings (timed: extract,
+  normalize, load), into a new DuckDB file (or, `dlt_pg`, a new PostgreSQL database, by the
+  connector's COPY): the second half of the floor a connector that loads through dlt can reach
+  (`export_load.py`: floor + dlt);
 - DuckDB's schema detection over every record (the `schema` stage, `sample_size=-1`): what
   DuckDB's `read_json` must pay before reading an export whose fields it is not told (with a
   sample instead, the first field outside the sample stops the read).
@@ -93,11 +94,9 @@ def child_dlt(job: dict[str, Any]) -> dict[str, Any]:
     import pyarrow.ipc as ipc
 
     from close_source.pipeline import duckdb_destination, make_pipeline, run_sync
-    from close_source.run import load_memory
     from close_source.run.environment import keep_pandas_out
 
     keep_pandas_out()
-    load_memory.FLOOR_MB = 1024  # no load repeated with more memory: dlt's cost, nothing else
     work = Path(job["work"])
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -115,7 +114,9 @@ def child_dlt(job: dict[str, Any]) -> dict[str, Any]:
         return [resource(table) for table in counts]
 
     start_rss = rss_mb()
-    pipeline = make_pipeline(destination=duckdb_destination(str(work / "dlt.duckdb")),
+    destination = dlt.destinations.postgres(job["dsn"]) if job.get("dsn") else \
+        duckdb_destination(str(work / "dlt.duckdb"))
+    pipeline = make_pipeline(destination=destination,
                              pipeline_name="bench_dlt", pipelines_dir=str(work / "pipelines"),
                              progress=False)
     started = time.perf_counter()
@@ -129,12 +130,17 @@ def child_dlt(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finished_tables(duckdb: Any, ipc: Any, database: Path, work: Path) -> dict[str, int]:
-    """The connector's data tables, written as Arrow IPC files of 50,000-row batches; their
-    row counts."""
+    """The data tables the connector loaded through dlt, written as Arrow IPC files of
+    50,000-row batches; their row counts. Not the stage history tables: the connector builds
+    them in SQL from tables dlt loaded."""
+    from close_source.run.stage_history import STAGES
+
+    built_in_sql = {stage.table for stage in STAGES}
     con = duckdb.connect(str(database), read_only=True)
     tables = [row[0] for row in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'close' "
-        "AND table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY 1").fetchall()]
+        "AND table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY 1").fetchall()
+        if row[0] not in built_in_sql]
     counts: dict[str, int] = {}
     for table in tables:
         columns = [row[0] for row in con.execute(f'DESCRIBE close."{table}"').fetchall()

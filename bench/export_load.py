@@ -22,8 +22,14 @@ For each org size:
        first, in its own untimed subprocess (`schema`), because auto-detection on this file
        costs more than the read itself; the floor is meant to be the fastest DuckDB can do.
 
-At the floor sizes, `bounds.py` then measures what a throughput of 0.9 of the floor leaves a
-connector that loads through dlt (`--no-bounds`: not).
+   (c) `dlt` (at the floor sizes): dlt alone loading the connector's finished tables from Arrow
+       with the connector's settings (`bounds.child_dlt`); with `--postgres`, `dlt_pg` into
+       PostgreSQL too. **floor + dlt** (b + c) is what a connector that loads through dlt can
+       reach at best: the floor's work, then dlt loading finished tables. The target is the
+       connector at 0.85 of it or better, on each destination, in the same run.
+
+At the floor sizes, `bounds.py` also measures what a throughput of 0.9 of the floor alone
+leaves a connector that loads through dlt (`--no-bounds`: not).
 
 Rows = the sum of rows in every data table after the load (the stages must agree per table;
 the script says which do not). Results: `bench/RESULTS.md` (overwritten) and
@@ -59,7 +65,8 @@ API_KEY_ENV = "BENCH_CLOSE_API_KEY"  # the fake's key reaches the child through 
 
 # Targets: memory bounded by batch size, not by org size, and the throughput issue 14 asked.
 RSS_TARGET_MB = 400.0  # the whole run's peak, at every size
-THROUGHPUT_TARGET = 0.9  # connector rows/s over the floor's (issue 14)
+THROUGHPUT_TARGET = 0.85  # connector rows/s over floor + dlt's (issue 29)
+FLOOR_SHARE = 0.9  # bounds.py: what 0.9 of the floor alone leaves (issue 14's old target)
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -111,9 +118,19 @@ class SizeRun:
             return None
         return a.rows_per_s / b.rows_per_s
 
+    def ratio_with_dlt(self, connector: str = "connector") -> float | None:
+        """The connector's throughput over floor + dlt's: (b + c) / a in wall time, `dlt` for
+        DuckDB, `dlt_pg` for PostgreSQL."""
+        a, b = self.stages.get(connector), self.stages.get("floor")
+        c = self.stages.get(DLT_STAGE[connector])
+        if not a or not b or not c or not a.wall_s:
+            return None
+        return (b.wall_s + c.wall_s) / a.wall_s
+
     def mismatches(self) -> dict[str, tuple[int | None, int | None]]:
         a, b = self.stages["connector"].counts, self.stages["floor"].counts
-        return {t: (a.get(t), b.get(t)) for t in sorted(set(a) | set(b)) if a.get(t) != b.get(t)}
+        return {t: (a.get(t), b.get(t)) for t in sorted(set(a) | set(b))
+                if a.get(t, 0) != b.get(t, 0)}  # an empty table is no table
 
 
 # ---- child processes ------------------------------------------------------------------------
@@ -321,7 +338,8 @@ def _json_format(job: dict[str, Any]) -> str:
 
 CHILDREN = {"connector": child_connector, "postgres": child_connector, "floor": child_floor,
             "schema": child_schema, "decode": child_decode, "arrow": child_arrow,
-            "dlt": child_dlt}
+            "dlt": child_dlt, "dlt_pg": child_dlt}
+DLT_STAGE = {"connector": "dlt", "postgres": "dlt_pg"}  # floor + dlt, per destination
 
 
 def child_main(stage: str, job_path: Path) -> None:
@@ -450,12 +468,14 @@ def measure_size(leads: int, args: argparse.Namespace) -> SizeRun:
             "plan": floor_plan(),
         }, {}, rep))
         report_counts(run)
+        finished = {**base, "connector_db": str(work / "connector_0.duckdb")}
+        run.stages["dlt"] = run_child("dlt", leads, {**finished, "work": str(work / "dlt")}, {})
+        if args.postgres:
+            run.stages["dlt_pg"] = run_child("dlt_pg", leads, {
+                **finished, "work": str(work / "dlt_pg"), "dsn": args.postgres_dsn()}, {})
         if args.bounds:  # bounds.py: what 0.9 of the floor leaves
             run.stages["decode"] = run_child("decode", leads, base, {})
             run.stages["arrow"] = run_child("arrow", leads, base, {})
-            run.stages["dlt"] = run_child("dlt", leads, {
-                **base, "connector_db": str(work / "connector_0.duckdb"),
-                "work": str(work / "dlt")}, {})
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return run
@@ -486,7 +506,8 @@ def report_counts(run: SizeRun) -> None:
 
 
 STAGES = {"connector": "(a) connector, DuckDB", "postgres": "(a) connector, PostgreSQL",
-          "floor": "(b) floor"}
+          "floor": "(b) floor", "dlt": "(c) dlt alone, DuckDB",
+          "dlt_pg": "(c) dlt alone, PostgreSQL"}
 
 
 def render(runs: list[SizeRun], facts: dict[str, str], args: argparse.Namespace) -> str:
@@ -501,10 +522,12 @@ def render(runs: list[SizeRun], facts: dict[str, str], args: argparse.Namespace)
         "same tables. Each in its own subprocess; wall time excludes interpreter start and "
         "imports (fastest of the runs when repeated); peak RSS is the subprocess's own VmHWM "
         "(the whole process: extract, normalize and load). Rows: every data table, child "
-        "tables included. a/b: connector throughput over the floor's, measured in the same run.",
+        "tables included. (c) `dlt`: dlt alone loading (a)'s finished tables from Arrow with "
+        "the connector's settings, into DuckDB (and PostgreSQL). a/b: connector throughput "
+        "over the floor's; a/(b+c): over floor + dlt's (the target); both in the same run.",
         "",
-        "| leads | stage | wall s | rows | rows/s | leads/s | peak RSS MB | a/b |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| leads | stage | wall s | rows | rows/s | leads/s | peak RSS MB | a/b | a/(b+c) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for run in runs:
         for name, label in STAGES.items():
@@ -512,10 +535,12 @@ def render(runs: list[SizeRun], facts: dict[str, str], args: argparse.Namespace)
             if stage is None:
                 continue
             ratio = run.ratio() if name == "connector" else None
+            with_dlt = run.ratio_with_dlt(name) if name in DLT_STAGE else None
             lines.append(
                 f"| {run.leads:,} | {label} | {stage.wall_s:.2f} | {stage.rows:,} "
                 f"| {stage.rows_per_s:,.0f} | {stage.leads_per_s:,.0f} "
-                f"| {stage.peak_rss_mb:,.0f} | {f'{ratio:.2f}' if ratio is not None else ''} |")
+                f"| {stage.peak_rss_mb:,.0f} | {f'{ratio:.2f}' if ratio is not None else ''} "
+                f"| {f'{with_dlt:.2f}' if with_dlt is not None else ''} |")
     lines += ["", "Steps (seconds, with the peak RSS sampled in each) and the rest:", "",
               "| leads | stage | steps | RSS after imports MB |", "| ---: | --- | --- | ---: |"]
     for run in runs:
@@ -584,7 +609,7 @@ def bounds_section(runs: list[SizeRun]) -> list[str]:
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for run in measured:
         floor, dlt_alone = run.stages["floor"], run.stages["dlt"]
-        budget = floor.wall_s / THROUGHPUT_TARGET
+        budget = floor.wall_s / FLOOR_SHARE
         left = budget - dlt_alone.wall_s - run.stages["decode"].wall_s
         duckdb = run.stages["schema"].wall_s + floor.steps.get("read", 0.0)
         steps = ", ".join(f"{k} {v:.1f}" for k, v in dlt_alone.steps.items())
@@ -607,11 +632,13 @@ def verdicts(runs: list[SizeRun]) -> list[str]:
                        f"MB at every size: {'met' if worst <= RSS_TARGET_MB else 'MISSED'} ("
                        + ", ".join(f"{leads:,}: {peak:,.0f} MB" for leads, peak in peaks) + ")")
     for run in runs:
+        for name in DLT_STAGE:
+            ratio = run.ratio_with_dlt(name)
+            if ratio is not None:
+                out.append(f"throughput of {STAGES[name]} at least {THROUGHPUT_TARGET:.0%} of "
+                           f"floor + dlt at {run.leads:,} leads: "
+                           f"{'met' if ratio >= THROUGHPUT_TARGET else 'MISSED'} ({ratio:.0%})")
         if "floor" in run.stages:
-            ratio = run.ratio() or 0.0
-            out.append(f"throughput of (a) at least {THROUGHPUT_TARGET:.0%} of the floor at "
-                       f"{run.leads:,} leads: "
-                       f"{'met' if ratio >= THROUGHPUT_TARGET else 'MISSED'} ({ratio:.0%})")
             mismatches = run.mismatches()
             out.append(f"row counts (a) = (b) per table at {run.leads:,} leads: "
                        + ("yes" if not mismatches else "NO: " + ", ".join(
@@ -687,13 +714,15 @@ def main(argv: list[str] | None = None) -> None:
         "machine": facts,
         "runs": [{**{k: v for k, v in asdict(run).items() if k != "stages"},
                   "ratio_a_over_b": run.ratio(),
+                  "ratio_a_over_floor_plus_dlt": {name: run.ratio_with_dlt(name)
+                                                  for name in DLT_STAGE},
                   "stages": {name: {**asdict(stage), "rows_per_s": stage.rows_per_s,
                                     "leads_per_s": stage.leads_per_s}
                              for name, stage in run.stages.items()}}
                  for run in runs],
     }, indent=2, default=str) + "\n", encoding="utf-8")
     print("\n" + report)
-    print(f"written: {report_md.relative_to(ROOT)}, {RESULTS_JSON.relative_to(ROOT)}")
+    print(f"written: {repo_relative(str(report_md))}, {repo_relative(str(RESULTS_JSON))}")
 
 
 if __name__ == "__main__":
