@@ -12,7 +12,8 @@ as the floor (`export_load.py` runs them at its floor sizes, each in a fresh sub
   back from the connector's DuckDB file into Arrow IPC files first (not timed), then one
   resource per table yields them to `run_sync` with the connector's settings (timed: extract,
   normalize, load), into a new DuckDB file (or, `dlt_pg`, a new PostgreSQL database, by the
-  connector's COPY): the second half of the floor a connector that loads through dlt can reach
+  connector's COPY), but DuckDB's memory limit at 1 GB, so that no load runs out and is
+  repeated: the second half of the floor a connector that loads through dlt can reach
   (`export_load.py`: floor + dlt);
 - DuckDB's schema detection over every record (the `schema` stage, `sample_size=-1`): what
   DuckDB's `read_json` must pay before reading an export whose fields it is not told (with a
@@ -94,9 +95,14 @@ def child_dlt(job: dict[str, Any]) -> dict[str, Any]:
     import pyarrow.ipc as ipc
 
     from close_source.pipeline import duckdb_destination, make_pipeline, run_sync
+    from close_source.run import load_memory
     from close_source.run.environment import keep_pandas_out
 
     keep_pandas_out()
+    # its 50,000-row batches make row groups larger than the connector's, which DuckDB's sized
+    # limit did not hold (2026-12-07: out of memory, the load repeated): 1 GB, so that nothing
+    # is repeated and dlt alone is, if anything, measured faster than it runs in the connector
+    load_memory.FLOOR_MB = 1024
     work = Path(job["work"])
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
