@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import dlt
-
 from close_source.api.client import CloseClient
 from close_source.catalog import Entry
 from close_source.read.context import ReadContext
@@ -16,6 +14,7 @@ from close_source.read.references import References
 from close_source.read.warehouse import Warehouse
 from close_source.records import Page
 from close_source.run.backup import BackupRecorder
+from close_source.running import running_pipeline
 from close_source.settings import Settings
 from close_source.shape.custom_columns import CustomColumns
 
@@ -70,7 +69,5 @@ class RunContext:
 def pipeline_directory() -> Path | None:
     """The running pipeline's working directory (where dlt keeps its load packages, so not a
     tmpfs): scratch and kept files go there; None outside a pipeline."""
-    try:
-        return Path(dlt.current.pipeline().working_dir)
-    except Exception:  # noqa: BLE001 - not in a pipeline (unit tests)
-        return None
+    pipeline = running_pipeline()
+    return Path(pipeline.working_dir) if pipeline is not None else None

@@ -46,6 +46,7 @@ from close_source.catalog import (
 from close_source.read.warehouse import Stored, Warehouse, read_stored
 from close_source.run import resume
 from close_source.run import state as st
+from close_source.running import running_pipeline
 from close_source.stages import note
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,8 @@ def check_destination(selected: Iterable[str], history: Iterable[str] = (),
     """Make the active pipeline's source state the one its destination holds; nothing to do
     outside a pipeline (unit tests) or without a destination. `dropped`: child tables no run
     writes (their lists are excluded)."""
-    try:
-        pipeline = dlt.current.pipeline()
-    except Exception:  # noqa: BLE001 - no active pipeline: nothing was loaded
-        return Checked()
-    if pipeline.destination is None:
+    pipeline = running_pipeline()
+    if pipeline is None or pipeline.destination is None:  # nothing was loaded
         return Checked()
     if not pipeline.config.restore_from_destination:  # dlt's own switch: trust the local state
         log.debug("restore_from_destination is off: the working directory's state is trusted")

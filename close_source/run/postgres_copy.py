@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import dlt
 from dlt.common.destination import Destination
 from dlt.common.schema.typing import TFileFormat
 from dlt.destinations import postgres as dlt_postgres
+
+from close_source.running import running_pipeline
 
 
 class postgres(dlt_postgres):  # noqa: N801 - the class name is the destination's name
@@ -76,8 +77,5 @@ def rows_file_format() -> TFileFormat | None:
     events, custom field changes): `insert_values` into this destination, else the run's
     (None). dlt writes rows to CSV with Python's csv module, which quotes None and "" alike
     (Python 3.11), so only FORCE_NULL, which makes both NULL, could load them."""
-    try:
-        destination = dlt.current.pipeline().destination
-    except Exception:  # noqa: BLE001 - no active pipeline (unit tests)
-        return None
-    return "insert_values" if copies(destination) else None
+    pipeline = running_pipeline()
+    return "insert_values" if pipeline is not None and copies(pipeline.destination) else None

@@ -18,6 +18,7 @@ from close_source.read.change_set import FULL_READ
 from close_source.run import state as st
 from close_source.run.context import RunContext
 from close_source.run.plan import incremental_tables
+from close_source.running import running_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,8 @@ def check_pipeline(ctx: RunContext) -> None:
     watermarks and the dataset of the pipeline active when it is created, and run by another
     it would apply the wrong windows to the wrong tables. Then the run's ids go into the state
     it commits (every resource begins here)."""
-    try:
-        running = dlt.current.pipeline()
-    except Exception:  # noqa: BLE001 - not extracting in a pipeline (unit tests)
+    running = running_pipeline()
+    if running is None:  # not extracting in a pipeline (unit tests)
         return
     if ctx.run_id:
         st.save_run(dlt.current.source_state(), ctx.run_id, ctx.parent_run_id, ctx.started_at,

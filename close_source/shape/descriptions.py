@@ -16,11 +16,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import dlt
 from dlt.destinations.impl.bigquery.bigquery_adapter import TABLE_DESCRIPTION_HINT
 
 from close_source.catalog import BY_TABLE, CATALOG
 from close_source.records import SEPARATOR
+from close_source.running import running_pipeline
 from close_source.shape.custom_columns import PREFIX, UNMAPPED, CustomColumns, FieldColumns
 
 HISTORY_SUFFIX = "_history"
@@ -131,10 +131,8 @@ def _tables_with_custom_fields() -> frozenset[str]:
 
 def destination_kind() -> str | None:
     """The running pipeline's destination (`duckdb`, `bigquery`, ...); None outside one."""
-    try:
-        destination = dlt.current.pipeline().destination
-    except Exception:  # noqa: BLE001 - no active pipeline (unit tests)
-        return None
+    pipeline = running_pipeline()
+    destination = pipeline.destination if pipeline is not None else None
     return destination.destination_type.rsplit(".", 1)[-1] if destination is not None else None
 
 
