@@ -57,7 +57,9 @@ class HeldBudget:
         return self._held > self.limit
 
 
-HELD = HeldBudget(16 << 20)  # Arrow data held back to make larger items, across batchers
+# Arrow data held back to make larger items, across batchers: 8 MB, not 16, took a whole run's
+# peak at 100,000 leads from 406 to 391 MB, the extract no slower (bench/WHOLE_RUN.md)
+HELD = HeldBudget(8 << 20)
 
 
 @dataclass
