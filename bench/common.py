@@ -16,6 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out"
+# As `close-sync` runs (cli.py): where Airflow is installed (the dev environment has it, for
+# examples/airflow), dlt otherwise imports it and asks Airflow for every config value it looks
+# up, ~3-4 s of a bench child's time, much of it inside the timed load (2026-12-08, py-spy).
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 PACKAGES = ("dlt", "duckdb", "pyarrow", "orjson", "httpx")
 
 

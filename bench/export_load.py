@@ -70,6 +70,7 @@ FLOOR_SHARE = 0.9  # bounds.py: what 0.9 of the floor alone leaves (issue 14's o
 # (b'): the floor held to the connector's memory budget. DuckDB's own limit; RSS adds ~90 MB
 # of the interpreter and buffers (2026-12-08: peak 384-391 MB at 20,000 leads)
 FLOOR_MEMORY_LIMIT = "300MB"
+STREAMED_MEMORY_LIMIT = "100MB"  # (d)'s scratch DuckDB, beside dlt's own working set
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -241,42 +242,168 @@ def child_floor(job: dict[str, Any]) -> dict[str, Any]:
     return {"wall_s": wall, "counts": counts, "start_rss_mb": start_rss, "steps": steps}
 
 
+def child_streamed(job: dict[str, Any]) -> dict[str, Any]:
+    """(d): the floor's work streamed through dlt in one process, within the memory budget.
+
+    The export cut at lead boundaries into ~8 MB of JSON lines (no parsing), each piece read
+    by DuckDB with the floor's explicit columns on a scratch connection held to
+    `STREAMED_MEMORY_LIMIT`, every table selected from it as Arrow (`_floor_selects`) and handed
+    to dlt as it comes, loaded with the connector's settings (`run_sync`): the best a
+    connector could do by shaping in DuckDB (lists as JSON text; key checks and typed custom
+    columns left out).
+    """
+    import dlt
+    import duckdb
+    import pyarrow as pa
+
+    from close_source.pipeline import duckdb_destination, make_pipeline, run_sync
+    from close_source.run.environment import keep_pandas_out
+
+    keep_pandas_out()
+    start_rss = rss_mb()
+    work = Path(job["work"])
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    columns = _columns_spec(json.loads(Path(job["columns"]).read_text()))
+    by_type = json.loads(Path(job["fields"]).read_text())
+    steps: dict[str, float] = {}
+    counts: Counter[str] = Counter()
+
+    def concat(arrows: list[Any]) -> Any:
+        return pa.concat_tables(arrows, promote_options="default")
+
+    def tables() -> Any:
+        held: dict[str, list[Any]] = {}
+        con = duckdb.connect()
+        con.execute(f"SET threads = {int(job['threads'])}")
+        con.execute(f"SET memory_limit = '{STREAMED_MEMORY_LIMIT}'")
+        con.execute(f"SET temp_directory = {_sql_str(str(work / 'spill'))}")
+
+        def timed(step: str, sql: str) -> list[Any]:
+            began = time.perf_counter()
+            rows = con.execute(sql).fetchall()
+            steps[step] = steps.get(step, 0.0) + time.perf_counter() - began
+            return rows
+
+        for piece in _json_lines(Path(job["file"]), job["layout"], work / "piece.jsonl"):
+            timed("read", f"CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM read_json("
+                          f"{_sql_str(str(piece))}, format='newline_delimited', "
+                          f"maximum_object_size={16 << 20}, columns={columns})")
+            for table, select in _floor_selects(con, job["plan"], timed, by_type):
+                began = time.perf_counter()
+                relation = con.sql(select)  # lists and structs as JSON text, as the connector
+                arrow = relation.select(", ".join(
+                    f"to_json({_q(name)})::VARCHAR AS {_q(name)}"
+                    if str(kind).endswith("]") or str(kind).startswith(("STRUCT", "MAP"))
+                    else _q(name) for name, kind in zip(relation.columns, relation.types,
+                                                        strict=True))).to_arrow_table()
+                steps["tables"] = steps.get("tables", 0.0) + time.perf_counter() - began
+                if arrow.num_rows:  # items of ~4 MB, as the connector's batcher holds them
+                    counts[table] += arrow.num_rows
+                    held.setdefault(table, []).append(arrow)
+                    if sum(t.nbytes for t in held[table]) >= 4 << 20:
+                        yield dlt.mark.with_table_name(concat(held.pop(table)), table)
+        con.close()
+        for table, arrows in held.items():
+            yield dlt.mark.with_table_name(concat(arrows), table)
+
+    destination = dlt.destinations.postgres(job["dsn"]) if job.get("dsn") else \
+        duckdb_destination(str(work / "streamed.duckdb"))
+    pipeline = make_pipeline(destination=destination, pipeline_name="bench_streamed",
+                             pipelines_dir=str(work / "pipelines"), progress=False)
+    source = dlt.source(name="close")(lambda: dlt.resource(
+        tables, name="export", write_disposition="replace"))()
+    started = time.perf_counter()
+    run_sync(pipeline, source)
+    wall = time.perf_counter() - started
+    steps.update({step.step: (step.finished_at - step.started_at).total_seconds()
+                  for step in pipeline.last_trace.steps
+                  if step.step in ("extract", "normalize", "load") and step.finished_at})
+    shutil.rmtree(work, ignore_errors=True)
+    return {"wall_s": wall, "counts": dict(counts), "steps": steps, "start_rss_mb": start_rss}
+
+
+def _json_lines(path: Path, layout: str, piece: Path, size: int = 8 << 20) -> Any:
+    """The export file as pieces of whole leads, one per line, rewritten into `piece` in turn.
+    Cut where a lead begins (`},{"id":"lead_`), as the connector's decoder cuts (a boundary
+    inside a string would be cut wrongly: the generated files have none)."""
+    boundary = b'},{"id":"lead_' if layout == "array" else b"}\n{"
+    with gzip.open(path, "rb") as stream:
+        pending = stream.read(1 << 20).lstrip()
+        if layout == "array":
+            pending = pending[1:]
+        ended = False
+        while not ended:
+            more = stream.read(size)
+            ended = not more
+            pending += more
+            cut = len(pending) if ended else pending.rfind(boundary)
+            if cut < 0:
+                continue
+            whole, pending = pending[:cut + 1], pending[cut + 2:]
+            if ended and layout == "array":
+                whole = whole.rstrip().removesuffix(b"]")
+            if layout == "array":
+                whole = whole.replace(boundary, b'}\n{"id":"lead_')
+            piece.write_bytes(whole)
+            yield piece
+
+
 def _floor(con: Any, job: dict[str, Any], columns: list[list[str]],
            steps: dict[str, float]) -> None:
-    """The floor's SQL, driven by the same catalog entries the connector loads.
-
-    One read into a temporary table (`raw`, one row per lead); each nested list (contacts,
-    opportunities, activities) unnested once into a temporary stage of (lead_id, obj) rows; each
-    destination table selected from its stage: scalar fields as columns, the `custom` struct
-    flattened, the entry's child lists unnested into `<table>__<list>` with the parent's id and
-    `_pos`. An activity table keeps the fields its `_type` ever fills (as the connector, which
-    creates no column that is null in every row). Lists that stay lists are kept as DuckDB
-    lists (the connector writes JSON text): the floor may be cheaper, never dearer.
+    """The floor's SQL, driven by the same catalog entries the connector loads: one read into a
+    temporary table (`raw`, one row per lead), then every table made from it (`_floor_selects`).
     """
-    def timed(step: str, sql: str) -> None:
+    def timed(step: str, sql: str) -> list[Any]:
         began = time.perf_counter()
-        con.execute(sql)
+        rows = con.execute(sql).fetchall()
         steps[step] = steps.get(step, 0.0) + time.perf_counter() - began
+        return rows
 
-    spec = "{" + ", ".join(f"{_sql_str(name)}: {_sql_str(kind)}" for name, kind in columns) + "}"
     con.execute(f"SET threads = {int(job['read_threads'])}")
     timed("read", f"CREATE TEMP TABLE raw AS SELECT * FROM read_json({_sql_str(job['file'])}, "
-                  f"{_json_format(job)}, columns={spec})")
+                  f"{_json_format(job)}, columns={_columns_spec(columns)})")
     con.execute(f"SET threads = {int(job['threads'])}")
+    for table, select in _floor_selects(con, job["plan"], timed):
+        timed("tables", f"CREATE TABLE {_q(table)} AS {select}")
+    timed("checkpoint", "CHECKPOINT")
+    if job.get("fields_out"):  # for (d), whose pieces each fill fewer fields
+        Path(job["fields_out"]).write_text(json.dumps(_FILLED))
 
-    entries = job["plan"]
+
+_FILLED: dict[str, list[str]] = {}  # the fields each activity type fills (the floor's)
+
+
+def _columns_spec(columns: list[list[str]]) -> str:
+    return "{" + ", ".join(f"{_sql_str(name)}: {_sql_str(kind)}" for name, kind in columns) + "}"
+
+
+def _floor_selects(con: Any, entries: list[dict[str, Any]],
+                   timed: Callable[[str, str], list[Any]],
+                   by_type: dict[str, list[str]] | None = None) -> list[tuple[str, str]]:
+    """Each destination table's SELECT over `raw`.
+
+    Each nested list (contacts, opportunities, activities) is unnested once into a temporary
+    stage of (lead_id, obj) rows; each destination table selected from its stage: scalar fields
+    as columns, the `custom` struct flattened, the entry's child lists unnested into
+    `<table>__<list>` with the parent's id and `_pos`. An activity table keeps the fields its
+    `_type` ever fills (as the connector, which creates no column that is null in every row;
+    `by_type`, when given: the fields each type fills, found by the floor over the whole file).
+    Lists that stay lists are kept as DuckDB lists (the connector writes JSON text): the floor
+    may be cheaper, never dearer.
+    """
     for path in sorted({entry["export_path"] for entry in entries if entry["export_path"]}):
-        timed("unnest", f"CREATE TEMP TABLE s_{path} AS SELECT id AS _lead, unnest({_q(path)}) "
-                        f"AS obj FROM raw")
-    activity_fields = _fields(con, "obj", "s_activities")
-    began = time.perf_counter()
-    filled = con.execute(
-        "SELECT obj._type, " + ", ".join(f"count(obj.{_q(f)})" for f in activity_fields)
-        + " FROM s_activities GROUP BY 1").fetchall()
-    steps["fields"] = time.perf_counter() - began
-    by_type = {row[0]: [f for f, n in zip(activity_fields, row[1:], strict=True) if n]
-               for row in filled}
-
+        timed("unnest", f"CREATE OR REPLACE TEMP TABLE s_{path} AS SELECT id AS _lead, "
+                        f"unnest({_q(path)}) AS obj FROM raw")
+    if by_type is None:
+        activity_fields = _fields(con, "obj", "s_activities")
+        filled = timed("fields", "SELECT obj._type, " + ", ".join(
+            f"count(obj.{_q(f)})" for f in activity_fields) + " FROM s_activities GROUP BY 1")
+        by_type = {row[0]: [f for f, n in zip(activity_fields, row[1:], strict=True) if n]
+                   for row in filled}
+        if con.execute("SELECT count(*) FROM s_activities").fetchone()[0]:  # type: ignore[index]
+            _FILLED.update(by_type)
+    selects: list[tuple[str, str]] = []
     for entry in entries:
         table, path, drop = entry["table"], entry["export_path"], set(entry["drop"])
         if path == "":
@@ -300,16 +427,14 @@ def _floor(con: Any, job: dict[str, Any], columns: list[list[str]],
         if "custom" in fields:  # the export's dict style: one column per custom field
             select += [f"{ref('custom')}.{_q(name)} AS {_q('custom.' + name)}"
                        for name in _fields(con, ref("custom"), relation)]
-        timed("tables", f"CREATE TABLE {_q(table)} AS SELECT {', '.join(select)} "
-                        f"FROM {relation}{where}")
+        selects.append((table, f"SELECT {', '.join(select)} FROM {relation}{where}"))
         for list_name in entry["child_lists"]:
             key = entry["child_key"] or "parent_id"
-            timed("tables", f"""
-                CREATE TABLE {_q(table + '__' + list_name)} AS
+            selects.append((table + "__" + list_name, f"""
                 SELECT {_q(key)}, _pos, v.* FROM (
                     SELECT {ref('id')} AS {_q(key)}, u.i - 1 AS _pos, u.v AS v
-                    FROM {relation}, unnest({ref(list_name)}) WITH ORDINALITY AS u(v, i))""")
-    timed("checkpoint", "CHECKPOINT")
+                    FROM {relation}, unnest({ref(list_name)}) WITH ORDINALITY AS u(v, i))"""))
+    return selects
 
 
 def floor_plan() -> list[dict[str, Any]]:
@@ -346,7 +471,7 @@ def _json_format(job: dict[str, Any]) -> str:
 
 
 CHILDREN = {"connector": child_connector, "postgres": child_connector, "floor": child_floor,
-            "floor_400": child_floor,
+            "floor_400": child_floor, "streamed": child_streamed, "streamed_pg": child_streamed,
             "schema": child_schema, "decode": child_decode, "arrow": child_arrow,
             "dlt": child_dlt, "dlt_pg": child_dlt}
 DLT_STAGE = {"connector": "dlt", "postgres": "dlt_pg"}  # floor + dlt, per destination
@@ -472,8 +597,10 @@ def measure_size(leads: int, args: argparse.Namespace) -> SizeRun:
     if leads in args.floor_sizes:
         columns = str(work / "columns.json")
         run.stages["schema"] = run_child("schema", leads, {**base, "columns": columns}, {})
+        fields = str(work / "fields.json")
         run.stages["floor"] = best_of(args.repeat, lambda rep: run_child("floor", leads, {
             **base, "db": str(work / f"floor_{rep}.duckdb"), "columns": columns,
+            "fields_out": fields,
             "threads": args.floor_threads, "read_threads": args.floor_read_threads,
             "plan": floor_plan(),
         }, {}, rep))
@@ -487,6 +614,13 @@ def measure_size(leads: int, args: argparse.Namespace) -> SizeRun:
         if args.postgres:
             run.stages["dlt_pg"] = run_child("dlt_pg", leads, {
                 **finished, "work": str(work / "dlt_pg"), "dsn": args.postgres_dsn()}, {})
+        streamed = {**base, "columns": columns, "fields": fields, "threads": args.floor_threads,
+                    "plan": floor_plan()}
+        run.stages["streamed"] = run_child("streamed", leads, {
+            **streamed, "work": str(work / "streamed")}, {})
+        if args.postgres:
+            run.stages["streamed_pg"] = run_child("streamed_pg", leads, {
+                **streamed, "work": str(work / "streamed_pg"), "dsn": args.postgres_dsn()}, {})
         if args.bounds:  # bounds.py: what 0.9 of the floor leaves
             run.stages["decode"] = run_child("decode", leads, base, {})
             run.stages["arrow"] = run_child("arrow", leads, base, {})
@@ -522,6 +656,8 @@ def report_counts(run: SizeRun) -> None:
 STAGES = {"connector": "(a) connector, DuckDB", "postgres": "(a) connector, PostgreSQL",
           "floor": "(b) floor", "floor_400": "(b') floor within 400 MB",
           "dlt": "(c) dlt alone, DuckDB",
+          "streamed": "(d) floor streamed through dlt, DuckDB",
+          "streamed_pg": "(d) floor streamed through dlt, PostgreSQL",
           "dlt_pg": "(c) dlt alone, PostgreSQL"}
 
 
@@ -540,7 +676,11 @@ def render(runs: list[SizeRun], facts: dict[str, str], args: argparse.Namespace)
         "tables included. (c) `dlt`: dlt alone loading (a)'s finished tables from Arrow with "
         "the connector's settings, into DuckDB (and PostgreSQL). a/b: connector throughput "
         "over the floor's; a/(b+c): over floor + dlt's (the target); both in the same run. "
-        "(b') the floor again with DuckDB held to the connector's memory budget (it spills).",
+        "(b') the floor again with DuckDB held to the connector's memory budget (it spills). "
+        "(d) the floor's work streamed through dlt in one process within that budget: the "
+        "export cut into pieces of whole leads, each read by DuckDB with explicit columns and "
+        "its tables handed to dlt as Arrow (lists as JSON text; no key checks or typed custom "
+        "columns).",
         "",
         "| leads | stage | wall s | rows | rows/s | leads/s | peak RSS MB | a/b | a/(b+c) |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -662,6 +802,12 @@ def verdicts(runs: list[SizeRun]) -> list[str]:
                        f"{run.leads:,} leads: {held.wall_s:.1f} s, peak {held.peak_rss_mb:,.0f} "
                        f"MB (unheld: {floor.wall_s:.1f} s, {floor.peak_rss_mb:,.0f} MB); "
                        f"over floor within 400 MB + dlt: {ratios}")
+        for name, streamed in (("connector", "streamed"), ("postgres", "streamed_pg")):
+            a, d = run.stages.get(name), run.stages.get(streamed)
+            if a and d:
+                out.append(f"{STAGES[name]} over {STAGES[streamed]} at {run.leads:,} leads: "
+                           f"{d.wall_s / a.wall_s:.0%} ({a.wall_s:.1f} s against {d.wall_s:.1f}"
+                           f" s, peak {d.peak_rss_mb:,.0f} MB)")
         if "floor" in run.stages:
             mismatches = run.mismatches()
             out.append(f"row counts (a) = (b) per table at {run.leads:,} leads: "
