@@ -274,6 +274,7 @@ def child_streamed(job: dict[str, Any]) -> dict[str, Any]:
 
     def tables() -> Any:
         held: dict[str, list[Any]] = {}
+        selects: list[tuple[str, str]] | None = None
         con = duckdb.connect()
         con.execute(f"SET threads = {int(job['threads'])}")
         con.execute(f"SET memory_limit = '{STREAMED_MEMORY_LIMIT}'")
@@ -289,14 +290,14 @@ def child_streamed(job: dict[str, Any]) -> dict[str, Any]:
             timed("read", f"CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM read_json("
                           f"{_sql_str(str(piece))}, format='newline_delimited', "
                           f"maximum_object_size={16 << 20}, columns={columns})")
-            for table, select in _floor_selects(con, job["plan"], timed, by_type):
+            if selects is None:  # the same for every piece: explicit columns, fields known
+                selects = [(table, _as_json_text(con, select)) for table, select
+                           in _floor_selects(con, job["plan"], timed, by_type)]
+            else:
+                _unnest_stages(job["plan"], timed)
+            for table, select in selects:
                 began = time.perf_counter()
-                relation = con.sql(select)  # lists and structs as JSON text, as the connector
-                arrow = relation.select(", ".join(
-                    f"to_json({_q(name)})::VARCHAR AS {_q(name)}"
-                    if str(kind).endswith("]") or str(kind).startswith(("STRUCT", "MAP"))
-                    else _q(name) for name, kind in zip(relation.columns, relation.types,
-                                                        strict=True))).to_arrow_table()
+                arrow = con.sql(select).to_arrow_table()
                 steps["tables"] = steps.get("tables", 0.0) + time.perf_counter() - began
                 if arrow.num_rows:  # items of ~4 MB, as the connector's batcher holds them
                     counts[table] += arrow.num_rows
@@ -321,6 +322,16 @@ def child_streamed(job: dict[str, Any]) -> dict[str, Any]:
                   if step.step in ("extract", "normalize", "load") and step.finished_at})
     shutil.rmtree(work, ignore_errors=True)
     return {"wall_s": wall, "counts": dict(counts), "steps": steps, "start_rss_mb": start_rss}
+
+
+def _as_json_text(con: Any, select: str) -> str:
+    """The select with its lists and structs as JSON text, as the connector writes them."""
+    relation = con.sql(select)
+    return "SELECT " + ", ".join(
+        f"to_json({_q(name)})::VARCHAR AS {_q(name)}"
+        if str(kind).endswith("]") or str(kind).startswith(("STRUCT", "MAP")) else _q(name)
+        for name, kind in zip(relation.columns, relation.types, strict=True)
+    ) + f" FROM ({select})"
 
 
 def _json_lines(path: Path, layout: str, piece: Path, size: int = 8 << 20) -> Any:
@@ -378,6 +389,12 @@ def _columns_spec(columns: list[list[str]]) -> str:
     return "{" + ", ".join(f"{_sql_str(name)}: {_sql_str(kind)}" for name, kind in columns) + "}"
 
 
+def _unnest_stages(entries: list[dict[str, Any]], timed: Callable[[str, str], list[Any]]) -> None:
+    for path in sorted({entry["export_path"] for entry in entries if entry["export_path"]}):
+        timed("unnest", f"CREATE OR REPLACE TEMP TABLE s_{path} AS SELECT id AS _lead, "
+                        f"unnest({_q(path)}) AS obj FROM raw")
+
+
 def _floor_selects(con: Any, entries: list[dict[str, Any]],
                    timed: Callable[[str, str], list[Any]],
                    by_type: dict[str, list[str]] | None = None) -> list[tuple[str, str]]:
@@ -392,9 +409,7 @@ def _floor_selects(con: Any, entries: list[dict[str, Any]],
     Lists that stay lists are kept as DuckDB lists (the connector writes JSON text): the floor
     may be cheaper, never dearer.
     """
-    for path in sorted({entry["export_path"] for entry in entries if entry["export_path"]}):
-        timed("unnest", f"CREATE OR REPLACE TEMP TABLE s_{path} AS SELECT id AS _lead, "
-                        f"unnest({_q(path)}) AS obj FROM raw")
+    _unnest_stages(entries, timed)
     if by_type is None:
         activity_fields = _fields(con, "obj", "s_activities")
         filled = timed("fields", "SELECT obj._type, " + ", ".join(
