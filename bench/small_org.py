@@ -96,6 +96,7 @@ def render(runs: list[SlowRun], facts: dict[str, str], args: argparse.Namespace)
             f"| {over:.1f}{'' if over <= TARGET_S else ' (over)'} | {stages} "
             f"| {r.run.peak_rss_mb:.0f} | {', '.join(map(str, r.run.ran_out)) or 'no'} |")
     head = [
+        "# Benchmark: a small organisation's first run over a slow link", "",
         f"`{command}` on {facts['date']}, commit {commit or '?'}.", "",
         f"Machine: {facts['cpu']}, {facts['nproc']} CPUs, {facts['ram_gb']} GB RAM, Linux "
         f"{facts['kernel']}, Python {facts['python']}, dlt {facts['dlt']}, duckdb "
