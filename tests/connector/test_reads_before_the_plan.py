@@ -1,5 +1,6 @@
-"""What a run reads before it plans, over a slow link: the custom field definitions at once, and
-the references meanwhile (`read_references_soon`), not one round trip after another."""
+"""What a run reads before it plans, over a slow link: Close's newest event from the busy pairs at
+once, the custom field definitions at once, and the references meanwhile
+(`read_references_soon`), not one round trip after another."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from close_source.api.client import CloseClient
 from close_source.errors import AuthError
 from close_source.read.context import ReadContext
 from close_source.read.custom_fields import fetch_definitions
+from close_source.read.event_log import BUSY_PAIRS, newest_event
 from close_source.read.references import read_references, read_references_soon
 
 LATENCY = 0.5
@@ -34,6 +36,19 @@ def _context(fake: FakeClose, key: str | None = None) -> ReadContext:
     me = CloseClient(fake.api_key, fake.base_url).get("me/")  # the run's preflight
     return ReadContext(client=CloseClient(key or fake.api_key, fake.base_url), max_skip=250_000,
                        me=me)
+
+
+def test_the_newest_event_is_asked_of_every_busy_pair_at_once(slow: FakeClose) -> None:
+    """The fake answers a query without filters with 400, as the documented combinations allow
+    (Close API: Event Log): the busy (object_type, action) pairs are asked next, in one round."""
+    slow.reset_log()
+    newest_event(CloseClient(slow.api_key, slow.base_url))  # None: a generated org logged none
+    asked = [r for r in slow.requests if r.endpoint == "/event/"]
+    assert [r.status for r in asked] == [400] + [200] * len(BUSY_PAIRS)
+    arrivals = [r.at for r in asked[1:]]
+    # one round: the pair on the kept connection arrives a handshake before those on new ones;
+    # in two rounds the last would come two round trips after the first
+    assert max(arrivals) - min(arrivals) < 1.5 * LATENCY
 
 
 def test_definitions_are_read_at_once(org: FakeOrg, slow: FakeClose) -> None:
