@@ -91,14 +91,15 @@ class PollPace:
     """How long to wait before the next poll: backoff from `initial` by 1.5 up to `most`, or
     less when Close's progress (Close API: Exports: `n_docs_processed` of `n_docs`), at the rate
     seen between two polls while it is `in_progress`, says the export is done sooner; never less
-    than a quarter of the backoff's delay, so an export that stays just short of its end is not
-    polled ever faster. Backoff alone overshoots the end of a short build by up to half of the
-    time waited so far (a 6 s build seen done after 8 s), the most of a small organisation's
-    first load."""
+    than a quarter of `initial`, and twice that each time the export was found just short of its
+    end again (its file still uploading): not polled ever faster. Backoff alone overshoots the
+    end of a short build by up to half of the time waited so far (a 6 s build seen done after
+    8.5 s), the most of a small organisation's first load."""
 
     initial: float
     most: float
     _delay: float = 0.0
+    _floor: float = 0.0  # the least wait when the progress says the end is near
     _first: tuple[float, float] | None = None  # (time, docs processed) of the first sample
 
     def next(self, export: Mapping[str, Any], now: float) -> float:
@@ -106,7 +107,11 @@ class PollPace:
         left = self._left(export, now)
         if left is None:
             return self._delay
-        return min(self._delay, max(self._delay / 4, left))
+        self._floor = self._floor or self.initial / 4
+        wait = min(self._delay, max(self._floor, left))
+        if left < self._floor:
+            self._floor *= 2
+        return wait
 
     def _left(self, export: Mapping[str, Any], now: float) -> float | None:
         """Seconds until every document is processed at the rate so far; None: not known."""

@@ -29,10 +29,11 @@ def test_progress_rate_shortens_the_wait_to_the_expected_end() -> None:
     assert pace.next(_export("in_progress", 400), 12.0) == 1.5
     # 800 done at 13.5 s: 700 in 3.5 s, 200 a second; 200 left: 1 s, sooner than 2.25 s
     assert pace.next(_export("in_progress", 800), 13.5) == 1.0
-    # 990 done: 0.05 s left at that rate, but never sooner than a quarter of the backoff's delay
-    assert pace.next(_export("in_progress", 990), 14.45) == 3.375 / 4
-    # still 999 of 1000 (a build that stays just short of its end): the floor grows with it
-    assert pace.next(_export("in_progress", 999), 15.3) == 5.0625 / 4
+    # 990 done: 0.05 s left at that rate, but never sooner than a quarter of the initial delay
+    assert pace.next(_export("in_progress", 990), 14.45) == 0.25
+    # still just short of its end (its file still uploading): each such wait twice the last
+    assert [pace.next(_export("in_progress", 999), t) for t in (14.8, 15.4, 16.5)] == [
+        0.5, 1.0, 2.0]
 
 
 def test_progress_that_says_nothing_is_not_a_rate() -> None:
