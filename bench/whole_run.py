@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -62,17 +63,20 @@ class RunResult:
     stage_s: dict[str, float] = field(default_factory=dict)
     limit_mb: int | None = None
     ran_out: list[int] = field(default_factory=list)
+    log: list[tuple[float, str]] = field(default_factory=list)  # (seconds since start, line)
 
 
 class FakeServer:
-    """`python -m close_fake` in its own process, until `stop`."""
+    """`python -m close_fake` in its own process, until `stop`; `options` are more of its
+    command line (`--latency-ms 150`)."""
 
-    def __init__(self, leads: int, activities: int) -> None:
+    def __init__(self, leads: int, activities: int, options: Sequence[str] = (),
+                 seed: int = SEED) -> None:
         started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "close_fake", "--port", "0", "--seed", str(SEED),
+            [sys.executable, "-m", "close_fake", "--port", "0", "--seed", str(seed),
              "--leads", str(leads), "--activities-per-lead", str(activities),
-             "--api-key", API_KEY],
+             "--api-key", API_KEY, *options],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert self.process.stdout is not None
@@ -159,6 +163,7 @@ def run_once(root: Path, fake: Any, leads: int, label: str, env_extra: dict[str,
     limits = LIMIT_LINE.findall(output)
     result.limit_mb = int(limits[-1]) if limits else None
     result.ran_out = [int(mb) for mb in RAN_OUT.findall(output)]
+    result.log = [(at - started, line) for at, line in lines]
     return result
 
 

@@ -18,7 +18,7 @@ from close_source.pipeline import SOURCE_NAME
 from close_source.read.context import ReadContext
 from close_source.read.export import exported_tables
 from close_source.read.privacy import Privacy, pii_hasher
-from close_source.read.references import References, read_references
+from close_source.read.references import References, read_references_soon
 from close_source.read.window_store import MEMORY_ROWS
 from close_source.run import state as st
 from close_source.run.context import RunContext, pipeline_directory
@@ -110,6 +110,7 @@ def close_source(
     read = replace(origin.read, privacy=privacy)
     if origin.backup is not None:
         origin.backup.privacy = privacy
+    references_read = read_references_soon(read, list(settings.tables), also=("roles",))
     # the state continued from is the destination's own
     destination = check_destination(settings.tables, settings.history, privacy.dropped_tables)
     warehouse = destination.warehouse
@@ -128,7 +129,7 @@ def close_source(
                      now=started_at, full_read=settings.full_read,
                      full_load=settings.full_load, exported=exported_tables(),
                      stale=custom.stale_tables, missing=missing, heal=settings.heal)
-    references = read_references(read, list(settings.tables), also=("roles",))
+    references = references_read.result()
     follow_renames(plan, references, warehouse, source_state)
     _say_if_not_admin(read, references)
     planned(plan.tables, describe(plan))

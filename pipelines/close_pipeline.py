@@ -12,9 +12,7 @@ file format and replace strategy per destination):
     sync(pipeline, tables=["leads", "calls"])
 """
 
-import sys
-
-from close_source.cli import main
+from close_source.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

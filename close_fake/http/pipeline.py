@@ -73,6 +73,7 @@ class RequestPipeline:
     user_id: str
     clock: Callable[[], datetime]
     date_skew: timedelta
+    latency: float  # seconds of round trip; the wire (`wire.py`) waits it out
     exports: Exports
     router: Router
     on_request: Callable[[RequestRecord], None] | None

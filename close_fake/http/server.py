@@ -57,6 +57,10 @@ class FakeClose(RequestPipeline):
     arrives, before it is answered (tests use it to act at an exact point of a run).
     `date_skew` moves the `Date` headers away from every other time the fake shows (events,
     objects, exports), as when Close's web front ends and its database disagree on the time.
+    `latency` (seconds) is the round trip of a slow link: every request, the export download
+    too, is answered that much later (half on the way in, before the rate limiter counts it,
+    half on the way out), and a new connection waits one more round trip (its TCP handshake;
+    TLS is not simulated). Each connection has its own thread, so the delays overlap.
 
     `undocumented_filters`: "honor" (default) or "ignore": every paged list endpoint drops the
     query parameters the docs do not list for it (`catalog.DOCUMENTED_PARAMS`), as a real server
@@ -108,6 +112,7 @@ class FakeClose(RequestPipeline):
         page_overlap: int | dict[str, int] = 0,
         on_request: Callable[[RequestRecord], None] | None = None,
         date_skew: timedelta = timedelta(0),
+        latency: float = 0.0,
     ) -> None:
         self.org = org
         self.api_key = api_key
@@ -146,6 +151,9 @@ class FakeClose(RequestPipeline):
         )
         self.on_request = on_request
         self.date_skew = date_skew
+        if latency < 0:
+            raise ValueError("latency must not be negative")
+        self.latency = latency
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self._server: _Server | None = None

@@ -1,6 +1,7 @@
 """Bytes on the socket: a threading HTTP/1.1 server with keep-alive, replies written in one
 piece (with TCP_NODELAY, so small ones do not wait on delayed ACKs), export files streamed
-from disk in chunks, and idle connections closed on `stop()`."""
+from disk in chunks, idle connections closed on `stop()`, and a slow link's round trips
+(`latency`) waited out in each connection's own thread, so they overlap as on a real link."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import http
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -59,6 +61,8 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection, True)
+        if self.server.fake.latency:
+            time.sleep(self.server.fake.latency)  # the TCP handshake's round trip
 
     def finish(self) -> None:
         try:
@@ -86,7 +90,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         body = self._read_body()
         fake = self.server.fake
+        if fake.latency:
+            time.sleep(fake.latency / 2)  # the request on its way in
         reply = fake.process(self.command, self.path, self.headers, body)
+        if fake.latency:
+            time.sleep(fake.latency / 2)  # the reply on its way out
         if reply.fault == "drop":
             self.close_connection = True
             return

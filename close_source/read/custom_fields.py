@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,25 +61,40 @@ class RawDefinitions:
 
 
 def fetch_definitions(client: CloseClient, max_skip: int) -> RawDefinitions:
-    """Every definition this key may read; a forbidden or missing endpoint is skipped."""
-    by_object_type: dict[str, list[Mapping[str, Any]]] = {}
-    for object_type in (*OBJECT_TYPES, "shared"):
-        try:
-            by_object_type[object_type] = [definition
-                             for page in iter_pages(client, f"custom_field/{object_type}/", {}, 100,
-                                                    max_skip)
-                             for definition in page]
-        except AccessDenied as exc:
-            quiet = object_type == "shared" and exc.status == 404
-            log.log(logging.DEBUG if quiet else logging.WARNING,
-                    "custom fields: cannot read /custom_field/%s/ (%s)", object_type, exc.status)
-    schemas: dict[str, list[Mapping[str, Any]]] = {}
-    for object_type in SCHEMA_OBJECT_TYPES:
-        try:
-            schemas[object_type] = _schema_fields(client.get(f"custom_field_schema/{object_type}/"))
-        except (AccessDenied, ApiError) as exc:
-            log.debug("custom fields: no /custom_field_schema/%s/ (%s)", object_type, exc)
-    return RawDefinitions(by_object_type, schemas)
+    """Every definition this key may read; a forbidden or missing endpoint is skipped. The
+    eight reads go at once: one after the other they cost eight round trips before a run can
+    plan (1.2 s over a 150 ms link)."""
+    with ThreadPoolExecutor(max_workers=len(OBJECT_TYPES) + 1 + len(SCHEMA_OBJECT_TYPES)) as pool:
+        fields = {object_type: pool.submit(_fields, client, object_type, max_skip)
+                  for object_type in (*OBJECT_TYPES, "shared")}
+        schemas = {object_type: pool.submit(_schema, client, object_type)
+                   for object_type in SCHEMA_OBJECT_TYPES}
+        by_object_type = {object_type: found for object_type, future in fields.items()
+                          if (found := future.result()) is not None}
+        return RawDefinitions(by_object_type, {object_type: found
+                                               for object_type, future in schemas.items()
+                                               if (found := future.result()) is not None})
+
+
+def _fields(client: CloseClient, object_type: str,
+            max_skip: int) -> list[Mapping[str, Any]] | None:
+    try:
+        return [definition
+                for page in iter_pages(client, f"custom_field/{object_type}/", {}, 100, max_skip)
+                for definition in page]
+    except AccessDenied as exc:
+        quiet = object_type == "shared" and exc.status == 404
+        log.log(logging.DEBUG if quiet else logging.WARNING,
+                "custom fields: cannot read /custom_field/%s/ (%s)", object_type, exc.status)
+        return None
+
+
+def _schema(client: CloseClient, object_type: str) -> list[Mapping[str, Any]] | None:
+    try:
+        return _schema_fields(client.get(f"custom_field_schema/{object_type}/"))
+    except (AccessDenied, ApiError) as exc:
+        log.debug("custom fields: no /custom_field_schema/%s/ (%s)", object_type, exc)
+        return None
 
 
 def _schema_fields(body: Any) -> list[Mapping[str, Any]]:

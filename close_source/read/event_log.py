@@ -186,7 +186,8 @@ def newest_event(client: CloseClient) -> datetime | None:
         if exc.status != 400:
             raise
     pairs = [{"object_type": object_type, "action": action} for object_type, action in BUSY_PAIRS]
-    with ThreadPoolExecutor(max_workers=PAIR_WORKERS) as pool:
+    # one page of one event each: all at once, one round trip before the run can begin
+    with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
         found = [moment for moment in pool.map(lambda pair: _newest(client, pair), pairs)
                  if moment is not None]
     return max(found, default=None)

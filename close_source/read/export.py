@@ -2,7 +2,8 @@
 activities (Close API: Exports), instead of thousands of paged requests.
 
 Job: `POST /export/lead/` (json, leads, activities, no done email), poll `GET /export/{id}/` with
-backoff until `done`, download `download_url` (raw gzip bytes, resumed when the transfer
+backoff until `done` (sooner when Close's own progress, `n_docs_processed` of `n_docs`, says the
+build ends sooner: `PollPace`), download `download_url` (raw gzip bytes, resumed when the transfer
 breaks); `export_file.py` decodes it lead by lead, and the router here sends each object to
 its table.
 """
@@ -85,11 +86,51 @@ def resume_export_job(client: CloseClient, job: ExportJob, *, timeout: float = 6
     return _wait(client, job, timeout, poll_initial, poll_max)
 
 
+@dataclass
+class PollPace:
+    """How long to wait before the next poll: backoff from `initial` by 1.5 up to `most`, or
+    less when Close's progress (Close API: Exports: `n_docs_processed` of `n_docs`), at the rate
+    seen between two polls while it is `in_progress`, says the export is done sooner; never less
+    than a quarter of `initial`, and twice that each time the export was found just short of its
+    end again (its file still uploading): not polled ever faster. Backoff alone overshoots the
+    end of a short build by up to half of the time waited so far (a 6 s build seen done after
+    8.5 s), the most of a small organisation's first load."""
+
+    initial: float
+    most: float
+    _delay: float = 0.0
+    _floor: float = 0.0  # the least wait when the progress says the end is near
+    _first: tuple[float, float] | None = None  # (time, docs processed) of the first sample
+
+    def next(self, export: Mapping[str, Any], now: float) -> float:
+        self._delay = self.initial if not self._delay else min(self.most, self._delay * 1.5)
+        left = self._left(export, now)
+        if left is None:
+            return self._delay
+        self._floor = self._floor or self.initial / 4
+        wait = min(self._delay, max(self._floor, left))
+        if left < self._floor:
+            self._floor *= 2
+        return wait
+
+    def _left(self, export: Mapping[str, Any], now: float) -> float | None:
+        """Seconds until every document is processed at the rate so far; None: not known."""
+        total, done = export.get("n_docs"), export.get("n_docs_processed")
+        if export.get("status") != "in_progress" or not isinstance(total, int | float) \
+                or not isinstance(done, int | float) or not 0 < done < total:
+            return None
+        if self._first is None:
+            self._first = (now, done)
+            return None
+        seconds, docs = now - self._first[0], done - self._first[1]
+        return (total - done) * seconds / docs if seconds > 0 and docs > 0 else None
+
+
 def _wait(client: CloseClient, job: ExportJob, timeout: float, poll_initial: float,
           poll_max: float) -> ExportJob:
     export, export_id = job.export, job.export_id
     deadline = time.monotonic() + timeout
-    delay = poll_initial
+    pace = PollPace(poll_initial, poll_max)
     progress = Progress("export built by Close", unit="leads")
     try:
         _built(progress, export)
@@ -97,8 +138,7 @@ def _wait(client: CloseClient, job: ExportJob, timeout: float, poll_initial: flo
             if time.monotonic() > deadline:
                 raise ExportFailed(f"export {export_id} not done after {timeout:.0f}s "
                                    f"(status {export.get('status')!r})")
-            time.sleep(delay)
-            delay = min(poll_max, delay * 1.5)
+            time.sleep(pace.next(export, time.monotonic()))
             export = client.get(f"export/{export_id}/")
             _built(progress, export)
     finally:

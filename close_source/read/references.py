@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ SMALL_SOURCES = tuple(entry.table for entry in CATALOG
                       if entry.name_fields and entry.incremental == "every_run")
 
 
-READ_WORKERS = 4
+READ_WORKERS = 8  # one request each at once: over a slow link each round costs a round trip
 
 
 @dataclass
@@ -81,6 +82,23 @@ def read_references(ctx: ReadContext, tables: list[str],
     with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
         list(pool.map(read, wanted))
     return refs
+
+
+def read_references_soon(ctx: ReadContext, tables: list[str],
+                         also: tuple[str, ...] = ()) -> Future[References]:
+    """`read_references`, begun now in a thread of its own: a run reads them while it reads
+    the custom field definitions and plans, instead of after (a round trip or two less before
+    the export is asked for, over a slow link). A thread no one waits for ends with its reads."""
+    pending: Future[References] = Future()
+
+    def read() -> None:
+        try:
+            pending.set_result(read_references(ctx, tables, also))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
+            pending.set_exception(exc)
+
+    threading.Thread(target=read, name="close-sync-references", daemon=True).start()
+    return pending
 
 
 def renamed_since(seen: Mapping[str, Mapping[str, str]] | None,
