@@ -17,6 +17,8 @@ from dlt.common.configuration.container import Container
 from dlt.common.configuration.providers import DictionaryProvider
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 
+EXTRACT_FILE_ROWS = 50_000  # rows of a table's parquet file in the extract, at most
+
 
 class RunDefaults(DictionaryProvider):
     """Our defaults for dlt settings, consulted after every other provider (environment,
@@ -38,6 +40,11 @@ class RunDefaults(DictionaryProvider):
     from the local disk: without gzip (dlt's level 9 took 7 of 10 s at 20,000 leads), and a
     table's Arrow rows are written every 1,000 (dlt holds up to 5,000 of every table's: ~40 MB
     more at 20,000 leads; bench/).
+
+    The extract starts a table's next parquet file every `EXTRACT_FILE_ROWS` rows: a parquet
+    writer keeps the metadata of every row group it wrote (~1 KB a column, a group a 5,000
+    rows) until its file is closed, so one file a table held ~30 MB at 300,000 leads and grew
+    with the organisation (bench/WHOLE_RUN.md).
     """
 
     NAME = "close-sync defaults"
@@ -49,6 +56,8 @@ class RunDefaults(DictionaryProvider):
             "destination": {name: {"replace_strategy": strategy}
                             for name in ("duckdb", "postgres")},
             "load": {"truncate_staging_dataset": True, "workers": load_workers},
+            "data_writer": {"file_max_items": EXTRACT_FILE_ROWS},  # not only "extract": the
+            # extract writes inside its source's config section (`sources.close...`)
         }
         if copy_csv:
             self._config_doc["normalize"] = {"data_writer": {"disable_compression": True,
