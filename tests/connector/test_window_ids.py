@@ -29,8 +29,8 @@ def test_new_ids_and_splits_match_a_dict_of_id_to_date():
     ids, reference = WindowIds(), {}
     for _ in range(300):
         page = [f"task_{rng.randrange(5_000)}" for _ in range(rng.randrange(1, 200))]
-        dates = [None if rng.random() < 0.05 else start + timedelta(microseconds=rng.randrange(10**9))
-                 for _ in page]
+        dates = [None if rng.random() < 0.05
+                 else start + timedelta(microseconds=rng.randrange(10**9)) for _ in page]
         expected = []
         for obj_id, when in zip(page, dates, strict=True):
             expected.append(obj_id not in reference)
