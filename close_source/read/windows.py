@@ -4,22 +4,23 @@ and contacts."""
 from __future__ import annotations
 
 import logging
+from array import array
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
+
+import numpy as np
 
 from close_source.api.paging import SkipCapReached, iter_pages, with_fields
 from close_source.api.search import SEARCH_PATH, search_walk
 from close_source.catalog import Entry
 from close_source.errors import CloseSyncError
 from close_source.read.context import ReadContext
+from close_source.read.window_ids import ONE_MICROSECOND, WindowIds, from_micros, to_micros
 from close_source.records import Page
 from close_source.timestamps import to_utc
 
 log = logging.getLogger(__name__)
-
-
-ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def lower_cap(entry: Entry, configured: int, reported: int) -> int:
@@ -34,38 +35,40 @@ def lower_cap(entry: Entry, configured: int, reported: int) -> int:
 
 def read_windows(ctx: ReadContext, entry: Entry) -> Iterator[Page]:
     """Adaptive `date_created` windows: a window that would pass the cap is split in two."""
-    yield from _read_window(ctx, entry, None, None, {}, ctx.max_skip)
+    yield from _read_window(ctx, entry, None, None, WindowIds(), ctx.max_skip)
 
 
 def read_windows_since(ctx: ReadContext, entry: Entry, since: datetime) -> Iterator[Page]:
     """The same, for objects created at or after `since` only."""
-    yield from _read_window(ctx, entry, since, None, {}, ctx.max_skip)
+    yield from _read_window(ctx, entry, since, None, WindowIds(), ctx.max_skip)
 
 
 def _read_window(ctx: ReadContext, entry: Entry, lo: datetime | None, hi: datetime | None,
-                 already: dict[str, datetime | None], max_skip: int) -> Iterator[Page]:
-    """Read [lo, hi), skipping `already` (ids yielded by an enclosing window, with their dates).
+                 ids: WindowIds, max_skip: int) -> Iterator[Page]:
+    """Read [lo, hi), skipping the ids an enclosing window yielded (`ids`, with their dates;
+    those this window yields are added to them).
 
     Order-agnostic: nothing is assumed about how Close sorts the list. Memory stays bounded by
     the cap: a sub-window inherits only the ids whose date falls inside it.
     """
     params = {**entry.params, **_window_params(entry, lo, hi)}
-    yielded: dict[str, datetime | None] = {}
-    dates: list[datetime] = []
+    dates = array("q")  # of every object inside the window, in microseconds
     outside = 0
     try:
         for page in iter_pages(ctx.client, entry.path, params, entry.page_size, max_skip):
-            fresh = []
+            inside, inside_dates = [], []
             for obj in page:
                 created = to_utc(obj.get(entry.date_field))
+                micros = to_micros(created)
                 if created is not None:
                     if (lo is not None and created < lo) or (hi is not None and created >= hi):
                         outside += 1  # the server ignored the bounds: another window's object
                         continue
-                    dates.append(created)
-                if obj["id"] not in already and obj["id"] not in yielded:
-                    yielded[obj["id"]] = created
-                    fresh.append(obj)
+                    dates.append(micros)
+                inside.append(obj)
+                inside_dates.append(micros)
+            new = ids.add_new([obj["id"] for obj in inside], inside_dates)
+            fresh = [obj for obj, is_new in zip(inside, new, strict=True) if is_new]
             if fresh:
                 yield fresh
         if outside:
@@ -83,10 +86,8 @@ def _read_window(ctx: ReadContext, entry: Entry, lo: datetime | None, hi: dateti
             ) from None
         log.info("%s: window [%s, %s) passes the _skip cap; splitting at %s",
                  entry.table, lo or "start", hi or "end", split.isoformat())
-        seen = {**already, **yielded}
-        below = {i: d for i, d in seen.items() if d is None or d < split}
-        above = {i: d for i, d in seen.items() if d is None or d >= split}
-        del seen, yielded, dates
+        below, above = ids.split(to_micros(split))
+        del ids, dates
         yield from _read_window(ctx, entry, lo, split, below, max_skip)
         yield from _read_window(ctx, entry, split, hi, above, max_skip)
 
@@ -104,15 +105,15 @@ def _window_params(entry: Entry, lo: datetime | None, hi: datetime | None) -> di
     return params
 
 
-def _split_point(dates: list[datetime], lo: datetime | None,
+def _split_point(dates: array[int], lo: datetime | None,
                  hi: datetime | None) -> datetime | None:
     """The median date seen, moved off the minimum so both halves shrink."""
     if not dates:
         return None
-    dates.sort()
-    split = dates[len(dates) // 2]
-    if split == dates[0]:
-        split = dates[0] + ONE_MICROSECOND
+    ordered = np.sort(np.frombuffer(dates, dtype=np.int64))
+    split = from_micros(int(ordered[len(ordered) // 2]))
+    if split == from_micros(int(ordered[0])):
+        split += ONE_MICROSECOND
     if (lo is not None and split <= lo) or (hi is not None and split >= hi):
         return None
     return split

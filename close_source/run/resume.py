@@ -29,9 +29,9 @@ from pathlib import Path
 import dlt
 from dlt.common.schema.utils import get_write_disposition
 
+from close_source.key_set import SCRATCH_PREFIX as KEYS_SCRATCH
 from close_source.read.window_store import SCRATCH_PREFIX as WINDOW_SCRATCH
 from close_source.run.load_step import SPILL_DIRECTORY
-from close_source.shape.key_set import SCRATCH_PREFIX as KEYS_SCRATCH
 
 log = logging.getLogger("close_source.progress")
 

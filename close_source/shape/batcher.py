@@ -14,6 +14,7 @@ import dlt
 import pyarrow as pa
 
 from close_source.catalog import Entry, history_table
+from close_source.key_set import KeySet
 from close_source.records import TOMBSTONE, Row
 from close_source.shape.arrow_tables import (
     FROM_DLT,
@@ -26,7 +27,6 @@ from close_source.shape.arrow_tables import (
     to_arrow,
 )
 from close_source.shape.custom_columns import CustomColumns
-from close_source.shape.key_set import KeySet
 from close_source.shape.rows import shape
 from close_source.shape.versions import first_seen, history_spec, version_of
 from close_source.stages import TALLY

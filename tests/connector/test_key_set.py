@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from close_source.shape.key_set import KeySet
+from close_source.key_set import KeySet
 
 
 def test_first_copies_are_new_and_repeats_are_not():

@@ -121,7 +121,10 @@ class KeySet:
 
     def add_new(self, keys: Sequence[Hashable]) -> list[bool]:
         """Adds the keys; True for each key seen for the first time (its first copy here)."""
-        h1, h2 = _hashes(keys)
+        return self.add_new_hashed(*key_hashes(keys)).tolist()
+
+    def add_new_hashed(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        """The same for keys hashed by `key_hashes`, for a caller that keeps the hashes too."""
         known = self._contains(h1, h2)
         fresh: list[bool] = []
         block: set[tuple[int, int]] = set()
@@ -131,13 +134,13 @@ class KeySet:
             if new:
                 block.add(pair)
             fresh.append(new)
+        mask = np.fromiter(fresh, dtype=bool, count=len(fresh))
         if block:
-            mask = np.fromiter(fresh, dtype=bool, count=len(fresh))
             self._add_level(h1[mask], h2[mask])
-        return fresh
+        return mask
 
     def contains(self, keys: Sequence[Hashable]) -> list[bool]:
-        h1, h2 = _hashes(keys)
+        h1, h2 = key_hashes(keys)
         return self._contains(h1, h2).tolist()
 
     def close(self) -> None:
@@ -223,7 +226,7 @@ def _in_level(level: Level, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
     return found
 
 
-def _hashes(keys: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+def key_hashes(keys: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
     texts = [_text(key) for key in keys]
     h1 = np.fromiter((hash(text) for text in texts), dtype=np.int64, count=len(texts))
     h2 = np.fromiter((hash(text[::-1]) for text in texts), dtype=np.int64, count=len(texts))
