@@ -6,6 +6,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from dlt.common.configuration.container import Container
+from dlt.common.pipeline import PipelineContext
 
 from close_fake import FakeClose, generate_org
 from tests.helpers import Warehouse
@@ -50,6 +52,17 @@ def warehouse(request: pytest.FixtureRequest, kind: str) -> Warehouse:
 
 
 END_TO_END = os.path.join("tests", "end_to_end") + os.sep
+
+
+@pytest.fixture(autouse=True)
+def outside_any_pipeline(request: pytest.FixtureRequest) -> None:
+    """A test outside tests/end_to_end runs outside a pipeline, as in a process of its own: dlt
+    keeps the last pipeline run in a process active, and in a pytest worker that may be an
+    end-to-end test's (DuckDB: descriptions go to comments, not hints)."""
+    if END_TO_END not in str(request.path):
+        context = Container()[PipelineContext]
+        if context.is_active():
+            context.deactivate()
 
 
 # Modules holding the suite's longest tests (one to two minutes each, `--durations`), run first:
